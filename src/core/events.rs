@@ -1,0 +1,157 @@
+//! What happened, in the core's terms. Each dialect renders an event for its own clients;
+//! the hub delivers it and pushes to recipients who are offline.
+
+use std::collections::BTreeMap;
+
+use bson::oid::ObjectId;
+use rooms::{Outgoing, PushIntent, Room};
+
+use super::Core;
+use crate::store::{Chat, Message, User};
+
+#[derive(Debug, Clone)]
+pub enum ChatEvent {
+    MessagePosted {
+        chat: Chat,
+        message: Message,
+        author: User,
+        members: Vec<ObjectId>,
+    },
+    MessageDeleted {
+        chat: Chat,
+        message: Message,
+        members: Vec<ObjectId>,
+    },
+    ChatCreated {
+        chat: Chat,
+        creator: User,
+        members: Vec<User>,
+    },
+}
+
+/// A dialect's rendering of one event: rooms to join first, then events to send.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// (every connection in this room, joins this room)
+    pub joins: Vec<(Room, Room)>,
+    pub outgoing: Vec<Outgoing>,
+}
+
+pub trait Dialect: Send + Sync + 'static {
+    fn render(&self, event: &ChatEvent) -> Rendered;
+}
+
+impl ChatEvent {
+    /// Who should hear of this even when offline.
+    fn push_recipients(&self) -> Vec<ObjectId> {
+        match self {
+            Self::MessagePosted {
+                author, members, ..
+            } => members
+                .iter()
+                .filter(|m| **m != author.id)
+                .copied()
+                .collect(),
+            Self::ChatCreated {
+                creator, members, ..
+            } => members
+                .iter()
+                .map(|m| m.id)
+                .filter(|m| *m != creator.id)
+                .collect(),
+            Self::MessageDeleted { .. } => Vec::new(),
+        }
+    }
+
+    fn push_intent(&self, user: &str) -> Option<PushIntent> {
+        let (title, body, data) = match self {
+            Self::MessagePosted {
+                chat,
+                message,
+                author,
+                ..
+            } => (
+                author.username.clone(),
+                preview(&message.content),
+                [
+                    ("chat_id", chat.id.to_hex()),
+                    ("message_id", message.id.to_hex()),
+                ],
+            ),
+            Self::ChatCreated { chat, creator, .. } => (
+                "New chat".to_owned(),
+                format!("{} started a chat with you", creator.username),
+                [
+                    ("chat_id", chat.id.to_hex()),
+                    ("event", "chat_created".to_owned()),
+                ],
+            ),
+            Self::MessageDeleted { .. } => return None,
+        };
+        let data = data
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect::<BTreeMap<_, _>>();
+        Some(PushIntent {
+            user: user.to_owned(),
+            title,
+            body,
+            data,
+        })
+    }
+}
+
+fn preview(content: &str) -> String {
+    const MAX: usize = 100;
+    match content.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &content[..cut]),
+        None => content.to_owned(),
+    }
+}
+
+impl Core {
+    /// Render the event for every dialect, deliver it, and push to offline recipients.
+    pub async fn publish(&self, event: ChatEvent) {
+        let dialects = self.dialects.read().unwrap().clone();
+        let mut outgoing = Vec::new();
+        for dialect in dialects {
+            let rendered = dialect.render(&event);
+            for (members_of, room) in &rendered.joins {
+                self.hub
+                    .join_users(std::slice::from_ref(members_of), room)
+                    .await;
+            }
+            outgoing.extend(rendered.outgoing);
+        }
+        let recipients: Vec<String> = event
+            .push_recipients()
+            .iter()
+            .filter(|id| **id != self.system_user().id)
+            .map(|id| id.to_hex())
+            .collect();
+        let report = self
+            .hub
+            .deliver_or_push(&recipients, &outgoing, |u| event.push_intent(u))
+            .await;
+        if !report.pushed.is_empty() {
+            tracing::debug!(
+                pushed = report.pushed.len(),
+                "offline recipients get a push"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn previews_cut_long_content_on_a_char_boundary() {
+        assert_eq!(preview("hi"), "hi");
+        let long = "é".repeat(150);
+        let cut = preview(&long);
+        assert_eq!(cut.chars().count(), 101);
+        assert!(cut.ends_with('…'));
+    }
+}

@@ -1,0 +1,131 @@
+//! Messages: posting, deleting and reading history.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+use futures::TryStreamExt;
+
+use super::{ChatEvent, Core};
+use crate::error::{Error, Result};
+use crate::store::{Chat, Message, User};
+
+pub const CONTENT_MAX_CHARS: usize = 4000;
+
+/// Which slice of a chat's history to read; results are always oldest first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryPage {
+    /// Only messages older than this numeric id (paging back).
+    pub before: Option<i64>,
+    /// Only messages newer than this numeric id (catching up after a reconnect).
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+pub fn valid_content(raw: &str) -> Result<&str> {
+    if raw.trim().is_empty() {
+        return Err(Error::invalid("content must not be empty"));
+    }
+    if raw.chars().count() > CONTENT_MAX_CHARS {
+        return Err(Error::invalid(format!(
+            "content is longer than {CONTENT_MAX_CHARS} characters"
+        )));
+    }
+    Ok(raw)
+}
+
+impl Core {
+    /// Store a message from a member of the chat and deliver it to everyone who can see it.
+    pub async fn post_message(&self, author: &User, chat: &Chat, content: &str) -> Result<Message> {
+        let message = Message {
+            id: ObjectId::new(),
+            num: self.store.ids.next("messages").await?,
+            chat_id: chat.id,
+            author_id: author.id,
+            content: valid_content(content)?.to_owned(),
+            created_at: DateTime::now(),
+        };
+        self.store.messages.insert_one(&message).await?;
+        let members = self.member_ids(chat).await?;
+        let event = ChatEvent::MessagePosted {
+            chat: chat.clone(),
+            message: message.clone(),
+            author: author.clone(),
+            members,
+        };
+        self.publish(event).await;
+        Ok(message)
+    }
+
+    /// Delete a message; only its author may.
+    pub async fn delete_message(&self, user: &User, chat: &Chat, num: i64) -> Result<Message> {
+        let message = self
+            .store
+            .messages
+            .find_one(doc! { "num": num, "chat_id": chat.id })
+            .await?
+            .ok_or(Error::NotFound("message"))?;
+        if message.author_id != user.id {
+            return Err(Error::Forbidden(
+                "only the author may delete a message".into(),
+            ));
+        }
+        let deleted = self
+            .store
+            .messages
+            .delete_one(doc! { "_id": message.id })
+            .await?;
+        if deleted.deleted_count == 0 {
+            // Someone else deleted it between our read and our write: theirs was announced.
+            return Err(Error::NotFound("message"));
+        }
+        let members = self.member_ids(chat).await?;
+        let event = ChatEvent::MessageDeleted {
+            chat: chat.clone(),
+            message: message.clone(),
+            members,
+        };
+        self.publish(event).await;
+        Ok(message)
+    }
+
+    pub async fn history(&self, chat: &Chat, page: HistoryPage) -> Result<Vec<Message>> {
+        let mut filter = doc! { "chat_id": chat.id };
+        let mut range = doc! {};
+        if let Some(before) = page.before {
+            range.insert("$lt", before);
+        }
+        if let Some(after) = page.after {
+            range.insert("$gt", after);
+        }
+        if !range.is_empty() {
+            filter.insert("num", range);
+        }
+        // Catching up reads forward from `after`; everything else reads back from the newest.
+        let forward = page.after.is_some() && page.before.is_none();
+        let order = if forward { 1 } else { -1 };
+        let cursor = self
+            .store
+            .messages
+            .find(filter)
+            .sort(doc! { "chat_id": 1, "num": order })
+            .limit(page.limit)
+            .await?;
+        let mut messages: Vec<Message> = cursor.try_collect().await?;
+        if !forward {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_must_be_present_and_bounded() {
+        assert!(valid_content("hello").is_ok());
+        assert!(valid_content("  \n").is_err());
+        assert!(valid_content(&"x".repeat(CONTENT_MAX_CHARS)).is_ok());
+        assert!(valid_content(&"x".repeat(CONTENT_MAX_CHARS + 1)).is_err());
+    }
+}

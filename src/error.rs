@@ -1,0 +1,55 @@
+//! The core's one error type. Each dialect maps it to its own wire shape and status codes.
+
+use std::borrow::Cow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller gave no credentials at all.
+    #[error("authentication required")]
+    MissingCredentials,
+    /// The credentials are wrong, expired or revoked.
+    #[error("invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(Cow<'static, str>),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(Cow<'static, str>),
+    /// The request is well-formed but asks for nothing to change.
+    #[error("{0}")]
+    NotModified(Cow<'static, str>),
+    #[error("{0}")]
+    Invalid(Cow<'static, str>),
+    #[error("database error: {0}")]
+    Database(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Invalid(message.into())
+    }
+
+    /// Whether this is a fault of the server rather than of the request.
+    pub fn is_server_fault(&self) -> bool {
+        matches!(self, Self::Database(_) | Self::Internal(_))
+    }
+}
+
+/// True when a MongoDB write failed on a unique index.
+pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}

@@ -1,0 +1,124 @@
+//! Palaver: one realtime chat server speaking the protocols of five chat backends.
+
+pub mod channels;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod push;
+pub mod realtime;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, Method};
+use socketioxide::SocketIo;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::core::{App, Core, Tokens};
+use crate::realtime::SocketIoTransport;
+use crate::store::Store;
+
+/// Largest request body any endpoint accepts.
+const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest Socket.IO packet a client may send; a message is at most 4000 characters.
+const SOCKET_MAX_PAYLOAD: u64 = 64 * 1024;
+/// Packets queued per socket before it counts as too slow and is dropped.
+const SOCKET_BUFFER: usize = 1024;
+
+/// A running server: its address, its state, and the means to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub app: App,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Bind and serve on the configured address with an already connected store.
+    pub async fn start(config: &Config, store: Store) -> anyhow::Result<Self> {
+        let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
+        let hub = rooms::Hub::new(Arc::new(push::LogPushSink));
+        let app: App = Arc::new(Core::new(store, tokens, hub).await?);
+
+        let (io_layer, io) = SocketIo::builder()
+            .max_payload(SOCKET_MAX_PAYLOAD)
+            .max_buffer_size(SOCKET_BUFFER)
+            .ws_max_message_size(SOCKET_MAX_PAYLOAD as usize)
+            .with_state(app.clone())
+            .build_layer();
+        channels::register(&io);
+        app.hub
+            .add_transport(Arc::new(SocketIoTransport(io.clone())));
+        app.add_dialect(Arc::new(channels::Channels));
+
+        let router = routes(app.clone()).layer(io_layer);
+        let listener = TcpListener::bind((config.host, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.await;
+                    io.close().await;
+                })
+                .await
+        });
+        tracing::info!("listening on http://{addr}");
+        Ok(Self {
+            addr,
+            app,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stop accepting, close every socket, and wait for in-flight requests.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        Ok(())
+    }
+
+    /// Wait until the server stops by itself (it only does on an error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await??;
+        Ok(())
+    }
+}
+
+fn routes(app: App) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers([
+            request_id.clone(),
+            HeaderName::from_static(channels::wire::ERROR_HEADER),
+        ])
+        .max_age(Duration::from_secs(3600));
+    Router::new()
+        .merge(channels::router())
+        .with_state(app)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(cors)
+}

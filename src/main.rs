@@ -1,0 +1,43 @@
+use clap::Parser;
+use palaver::Server;
+use palaver::config::Config;
+use palaver::store::Store;
+use palaver::store::local::LocalDatabase;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::parse();
+
+    let local = match &config.mongodb_uri {
+        Some(_) => None,
+        None => Some(LocalDatabase::start(&config.data_dir).await?),
+    };
+    let uri = config
+        .mongodb_uri
+        .as_deref()
+        .or(local.as_ref().map(|l| l.uri.as_str()));
+    let result = run(&config, uri.unwrap_or_default()).await;
+    if let Some(local) = local {
+        local.stop().await;
+    }
+    result
+}
+
+async fn run(config: &Config, uri: &str) -> anyhow::Result<()> {
+    let store = Store::connect(uri, &config.mongodb_database).await?;
+    let mut server = Server::start(config, store).await?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
+        _ = terminate.recv() => tracing::info!("terminated; shutting down"),
+        result = server.wait() => return result,
+    }
+    server.stop().await
+}
