@@ -128,10 +128,11 @@ pub fn token_from_headers(headers: &HeaderMap) -> Option<&str> {
         .get("authorisation")
         .or_else(|| headers.get(header::AUTHORIZATION))?;
     let value = value.to_str().ok()?.trim();
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .unwrap_or(value);
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+        _ if value.eq_ignore_ascii_case("bearer") => "",
+        _ => value,
+    };
     Some(token.trim()).filter(|t| !t.is_empty())
 }
 

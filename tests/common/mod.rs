@@ -1,0 +1,102 @@
+//! Shared helpers: a Palaver server on a fresh database of the test MongoDB server.
+#![allow(dead_code)]
+
+use palaver::Server;
+use palaver::config::Config;
+use palaver::store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub struct TestServer {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub database: String,
+    _data_dir: tempfile::TempDir,
+}
+
+pub fn mongodb_uri() -> String {
+    std::env::var("TEST_MONGODB_URI").expect(
+        "TEST_MONGODB_URI is not set: run the tests with tests/run.sh, which starts a database",
+    )
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let database = format!("test_{}", bson::oid::ObjectId::new().to_hex());
+        Self::start_on(&database).await
+    }
+
+    /// A server on an existing database, e.g. to see what survives a restart.
+    pub async fn start_on(database: &str) -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = Config::for_database(&mongodb_uri(), database, data_dir.path().to_path_buf());
+        let store = Store::connect(&mongodb_uri(), database).await.unwrap();
+        let server = Server::start(&config, store).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            http: reqwest::Client::new(),
+            database: database.to_owned(),
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST a JSON body, optionally with a token; returns the status and the JSON body.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.header("Authorisation", token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.header("Authorisation", token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// Create an account; returns (id, token).
+    pub async fn signup(&self, username: &str) -> (String, String) {
+        let (status, body) = self
+            .post("/new", None, json!({ "username": username }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn create_channel(&self, token: &str, to: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/create-channel",
+                Some(token),
+                json!({ "to": to, "type": 1 }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["channel_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn stop(self) {
+        self.server.stop().await.unwrap();
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+    (status, body)
+}
