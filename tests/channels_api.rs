@@ -587,3 +587,100 @@ async fn history_reads_use_the_index() {
     assert!(!plan.contains("COLLSCAN"), "{plan}");
     s.stop().await;
 }
+
+/// The same fields with the same JSON types, recursively (array elements against the first
+/// element of the example).
+fn assert_same_shape(actual: &Value, example: &Value, path: &str) {
+    match (actual, example) {
+        (Value::Object(a), Value::Object(e)) => {
+            let mut a_keys: Vec<_> = a.keys().collect();
+            let mut e_keys: Vec<_> = e.keys().collect();
+            a_keys.sort();
+            e_keys.sort();
+            assert_eq!(a_keys, e_keys, "fields at {path}");
+            for (key, value) in a {
+                assert_same_shape(value, &e[key], &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(a), Value::Array(e)) => {
+            if let Some(example) = e.first() {
+                for (i, item) in a.iter().enumerate() {
+                    assert_same_shape(item, example, &format!("{path}[{i}]"));
+                }
+            }
+        }
+        (Value::String(_), Value::String(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::Bool(_), Value::Bool(_)) => {}
+        _ => panic!("type at {path}: {actual} vs example {example}"),
+    }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/fixtures/channels/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn every_response_matches_the_spec_examples() {
+    let s = TestServer::start().await;
+    let (ada, ada_token) = s.signup("Starman").await;
+    let (bob, bob_token) = s.signup("bob").await;
+
+    let (_, body) = s
+        .post(
+            "/create-channel",
+            Some(&ada_token),
+            json!({ "to": bob, "type": 1 }),
+        )
+        .await;
+    assert_same_shape(&body, &fixture("create-channel"), "create-channel");
+    let channel = body["channel_id"].as_str().unwrap().to_owned();
+
+    let (_, body) = s
+        .post(
+            "/new",
+            None,
+            json!({ "accountID": ada, "username": "Starman" }),
+        )
+        .await;
+    assert_same_shape(&body, &fixture("new-session"), "new");
+    let (_, body) = s
+        .post(
+            "/update-account",
+            Some(&ada_token),
+            json!({ "avatarURL": "https://example.org/a.png", "username": "Starman" }),
+        )
+        .await;
+    assert_same_shape(&body, &fixture("update-account"), "update-account");
+    let (_, body) = s
+        .get(&format!("/users?users={ada}&users={bob}"), Some(&bob_token))
+        .await;
+    assert_same_shape(&body, &fixture("users"), "users");
+    let (_, body) = s
+        .get(&format!("/dmchannels?channels={channel}"), Some(&bob_token))
+        .await;
+    assert_same_shape(&body, &fixture("dmchannels"), "dmchannels");
+
+    let app = &s.server.app;
+    let user = app
+        .user_by_num(ada.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let chat = app
+        .member_chat(&user, channel.parse().unwrap())
+        .await
+        .unwrap();
+    app.post_message(&user, &chat, "hi").await.unwrap();
+    let (_, body) = s
+        .get(&format!("/messages?channel_id={channel}"), Some(&bob_token))
+        .await;
+    assert_same_shape(&body, &fixture("messages"), "messages");
+    let (_, body) = s.get("/messages?channel_id=null", Some(&bob_token)).await;
+    assert_same_shape(&body, &fixture("messages"), "welcome");
+    s.stop().await;
+}

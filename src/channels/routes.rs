@@ -251,7 +251,7 @@ async fn fetch_messages(
     }
     views.extend(messages.iter().filter_map(|m| {
         let author = authors.get(&m.author_id)?;
-        Some(serde_json::to_value(MessageView::new(m, author, chat.num)).ok()?)
+        Some(MessageView::new(m, author, chat.num))
     }));
     let name = other
         .as_ref()
@@ -265,15 +265,14 @@ async fn fetch_messages(
     Ok((status, Json(body)))
 }
 
-fn welcome_message(user: &User, system: &User, channel_num: i64) -> serde_json::Value {
-    let content = format!(
-        "Hello! Welcome {}!!! It appears that you currently have no friends, though you can add some to hang out with by clicking that plus button at the top and entering their id!",
-        user.username
-    );
-    json!({
-        "content": content,
-        "author": UserView::from(system),
-        "id": "0",
-        "channel_id": channel_num.to_string(),
-    })
+fn welcome_message(user: &User, system: &User, channel_num: i64) -> MessageView {
+    MessageView {
+        author: system.into(),
+        channel_id: channel_num.to_string(),
+        content: format!(
+            "Hello! Welcome {}!!! It appears that you currently have no friends, though you can add some to hang out with by clicking that plus button at the top and entering their id!",
+            user.username
+        ),
+        id: "0".to_owned(),
+    }
 }

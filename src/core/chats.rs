@@ -1,5 +1,7 @@
 //! Chats and who belongs to them.
 
+use std::sync::Arc;
+
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
@@ -85,6 +87,7 @@ impl Core {
                 .upsert(true)
                 .await?;
         }
+        self.members.remove(&chat.id);
         Ok(())
     }
 
@@ -145,10 +148,20 @@ impl Core {
     /// The chat with this numeric id, if the user belongs to it. Chats the user is not in are
     /// reported as not found, so their existence does not leak.
     pub async fn member_chat(&self, user: &User, num: i64) -> Result<Chat> {
-        self.member_chats_by_num(user, &[num])
-            .await?
-            .pop()
-            .ok_or(Error::NotFound("chat"))
+        let chat = match self.chats_by_num.get(&num) {
+            Some(chat) => chat,
+            None => {
+                let chat = self.store.chats.find_one(doc! { "num": num }).await?;
+                let chat = chat.ok_or(Error::NotFound("chat"))?;
+                self.chats_by_num.insert(num, chat.clone());
+                chat
+            }
+        };
+        if self.member_ids(&chat).await?.contains(&user.id) {
+            Ok(chat)
+        } else {
+            Err(Error::NotFound("chat"))
+        }
     }
 
     /// For each one-to-one chat given, the member who is not `user`.
@@ -174,14 +187,19 @@ impl Core {
             .collect())
     }
 
-    pub async fn member_ids(&self, chat: &Chat) -> Result<Vec<ObjectId>> {
+    pub async fn member_ids(&self, chat: &Chat) -> Result<Arc<[ObjectId]>> {
+        if let Some(members) = self.members.get(&chat.id) {
+            return Ok(members);
+        }
         let cursor = self
             .store
             .participants
             .find(doc! { "chat_id": chat.id })
             .await?;
         let participants: Vec<Participant> = cursor.try_collect().await?;
-        Ok(participants.into_iter().map(|p| p.user_id).collect())
+        let members: Arc<[ObjectId]> = participants.into_iter().map(|p| p.user_id).collect();
+        self.members.insert(chat.id, members.clone());
+        Ok(members)
     }
 }
 

@@ -2,6 +2,7 @@
 //! the hub delivers it and pushes to recipients who are offline.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bson::oid::ObjectId;
 use rooms::{Outgoing, PushIntent, Room};
@@ -15,12 +16,12 @@ pub enum ChatEvent {
         chat: Chat,
         message: Message,
         author: User,
-        members: Vec<ObjectId>,
+        members: Arc<[ObjectId]>,
     },
     MessageDeleted {
         chat: Chat,
         message: Message,
-        members: Vec<ObjectId>,
+        members: Arc<[ObjectId]>,
     },
     ChatCreated {
         chat: Chat,

@@ -8,9 +8,11 @@ pub mod users;
 
 use std::sync::{Arc, RwLock};
 
+use bson::oid::ObjectId;
+use quick_cache::sync::Cache;
 use rooms::Hub;
 
-use crate::store::{Store, User};
+use crate::store::{Chat, Store, User};
 pub use events::{ChatEvent, Dialect, Rendered};
 pub use tokens::Tokens;
 
@@ -23,7 +25,14 @@ pub struct Core {
     pub hub: Hub,
     dialects: RwLock<Vec<Arc<dyn Dialect>>>,
     system_user: User,
+    /// Hot-path lookups of every message: which chat a numeric id is, and who is in it.
+    /// Every write to participants goes through the core, which drops the stale entry.
+    chats_by_num: Cache<i64, Chat>,
+    members: Cache<ObjectId, Arc<[ObjectId]>>,
 }
+
+/// Entries per cache; a chat costs well under a kilobyte in each.
+const CACHE_CHATS: usize = 100_000;
 
 impl Core {
     pub async fn new(store: Store, tokens: Tokens, hub: Hub) -> crate::error::Result<Self> {
@@ -34,6 +43,8 @@ impl Core {
             hub,
             dialects: RwLock::default(),
             system_user,
+            chats_by_num: Cache::new(CACHE_CHATS),
+            members: Cache::new(CACHE_CHATS),
         })
     }
 
