@@ -21,6 +21,8 @@ pub enum Error {
     NotModified(Cow<'static, str>),
     #[error("{0}")]
     Invalid(Cow<'static, str>),
+    #[error("too many requests; slow down")]
+    RateLimited,
     #[error("database error: {0}")]
     Database(#[from] mongodb::error::Error),
     #[error(transparent)]

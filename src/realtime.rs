@@ -7,7 +7,10 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::AckSender;
 use socketioxide::handler::{FromMessageParts, Value};
 use socketioxide::socket::Socket;
+use std::num::NonZeroU32;
 use std::sync::Arc;
+
+use governor::{DefaultDirectRateLimiter, Quota};
 
 /// The Socket.IO adapter in use; one place to change when rooms span nodes.
 pub type IoAdapter = LocalAdapter;
@@ -53,5 +56,28 @@ impl<A: Adapter> FromMessageParts<A> for Ack<A> {
             Some(_) => AckSender::from_message_parts(s, v, ack_id).map(|a| Self(Some(a))),
             None => Ok(Self(None)),
         }
+    }
+}
+
+/// Events one socket may send per second, sustained, and in a burst. Sockets have no built-in
+/// rate limit in socketioxide, so every event handler asks this first.
+const EVENTS_PER_SECOND: NonZeroU32 = NonZeroU32::new(30).unwrap();
+const EVENT_BURST: NonZeroU32 = NonZeroU32::new(60).unwrap();
+
+/// A socket's event budget, kept in its extensions.
+#[derive(Clone)]
+pub struct EventBudget(Arc<DefaultDirectRateLimiter>);
+
+impl Default for EventBudget {
+    fn default() -> Self {
+        let quota = Quota::per_second(EVENTS_PER_SECOND).allow_burst(EVENT_BURST);
+        Self(Arc::new(DefaultDirectRateLimiter::direct(quota)))
+    }
+}
+
+impl EventBudget {
+    /// Spend one event, or refuse when the socket is sending too fast.
+    pub fn spend(&self) -> Result<(), crate::error::Error> {
+        self.0.check().map_err(|_| crate::error::Error::RateLimited)
     }
 }

@@ -9,7 +9,7 @@ use super::wire::{DeletedView, MessageView, NumericId, parse_id};
 use super::{DIALECT, chat_room, user_room};
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::{Ack, IoAdapter};
+use crate::realtime::{Ack, EventBudget, IoAdapter};
 use crate::store::User;
 
 type Socket = SocketRef<IoAdapter>;
@@ -32,6 +32,7 @@ async fn on_connect(
     TryData(auth): TryData<Handshake>,
     State(app): State<App>,
 ) -> Result<(), Error> {
+    socket.extensions.insert(EventBudget::default());
     socket.on("message", on_message);
     socket.on("messageDeleted", on_message_deleted);
 
@@ -60,7 +61,7 @@ async fn on_connect(
             tracing::debug!(sid = %socket.id, "connected with an invalid token: no events");
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(hide_fault(e)),
     };
 
     let listed = match auth.channels {
@@ -74,7 +75,10 @@ async fn on_connect(
             .map(|s| channel_list(&serde_json::Value::String(s)))
             .unwrap_or_default(),
     };
-    let chats = app.member_chats_by_num(&user, &listed).await?;
+    let chats = app
+        .member_chats_by_num(&user, &listed)
+        .await
+        .map_err(hide_fault)?;
     socket.join(user_room(&user.id.to_hex()).0);
     for chat in &chats {
         socket.join(chat_room(&chat.id.to_hex()).0);
@@ -90,6 +94,12 @@ async fn on_connect(
     tracing::debug!(sid = %socket.id, user = %user.id, channels = chats.len(), dialect = DIALECT, "socket connected");
     socket.extensions.insert(user);
     Ok(())
+}
+
+/// A failed connection is refused with `connect_error`; its reason goes to the log, not the client.
+fn hide_fault(err: Error) -> Error {
+    tracing::error!("socket connection failed: {err}");
+    Error::Internal(anyhow::anyhow!("internal error"))
 }
 
 /// Channel ids as `"1,2,3"`, a JSON array of ids, or a single id. Unparseable entries are dropped.
@@ -122,8 +132,10 @@ async fn on_message(
     ack: Ack,
     State(app): State<App>,
     MaybeExtension(user): MaybeExtension<User>,
+    MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
+        budget.unwrap_or_default().spend()?;
         let user = user.ok_or(Error::Unauthorized)?;
         let data = data.map_err(|_| Error::invalid("expected {content: string, channel: id}"))?;
         let chat = app.member_chat(&user, data.channel.0).await?;
@@ -146,8 +158,10 @@ async fn on_message_deleted(
     ack: Ack,
     State(app): State<App>,
     MaybeExtension(user): MaybeExtension<User>,
+    MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
+        budget.unwrap_or_default().spend()?;
         let user = user.ok_or(Error::Unauthorized)?;
         let data = data.map_err(|_| Error::invalid("expected {channel: id, id: id}"))?;
         let chat = app.member_chat(&user, data.channel.0).await?;

@@ -194,6 +194,7 @@ pub fn status_of(err: &Error) -> StatusCode {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::NotModified(_) => StatusCode::NOT_ACCEPTABLE,
+        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

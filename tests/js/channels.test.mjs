@@ -175,3 +175,25 @@ test('malformed events get an error and are never broadcast', async () => {
     bobSocket.disconnect();
   }
 });
+
+test('a socket that floods is slowed down with 429 and only what was accepted is delivered', async () => {
+  const ada = await signup('ada');
+  const bob = await signup('bob');
+  const channel = await createChannel(ada, bob);
+  const adaSocket = await connect('v4', 'websocket', { token: ada.token, channels: [channel] });
+  const bobSocket = await connect('v4', 'websocket', { token: bob.token, channels: [channel] });
+  try {
+    const seen = collect(bobSocket, 'message', 1500);
+    const replies = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => emitAck(adaSocket, 'message', { content: `flood ${i}`, channel })),
+    );
+    const accepted = replies.filter((r) => r.content);
+    const limited = replies.filter((r) => r.status === 429);
+    assert.equal(accepted.length + limited.length, 100);
+    assert.ok(limited.length >= 30, `only ${limited.length} limited`);
+    assert.equal((await seen).length, accepted.length);
+  } finally {
+    adaSocket.disconnect();
+    bobSocket.disconnect();
+  }
+});
