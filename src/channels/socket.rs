@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
+use socketioxide::ParserError;
 use socketioxide::extract::{MaybeExtension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 
@@ -120,6 +121,19 @@ fn channel_list(value: &serde_json::Value) -> Vec<i64> {
     items.iter().filter_map(|s| parse_id(s).ok()).collect()
 }
 
+/// The checks every event starts with: within the socket's budget, signed in, well-formed.
+fn admit<T>(
+    budget: Option<EventBudget>,
+    user: Option<User>,
+    data: Result<T, ParserError>,
+    expected: &'static str,
+) -> Result<(User, T), Error> {
+    budget.unwrap_or_default().spend()?;
+    let user = user.ok_or(Error::Unauthorized)?;
+    let data = data.map_err(|_| Error::invalid(expected))?;
+    Ok((user, data))
+}
+
 #[derive(Deserialize)]
 struct SendMessage {
     content: String,
@@ -135,9 +149,12 @@ async fn on_message(
     MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
-        budget.unwrap_or_default().spend()?;
-        let user = user.ok_or(Error::Unauthorized)?;
-        let data = data.map_err(|_| Error::invalid("expected {content: string, channel: id}"))?;
+        let (user, data) = admit(
+            budget,
+            user,
+            data,
+            "expected {content: string, channel: id}",
+        )?;
         let chat = app.member_chat(&user, data.channel.0).await?;
         let message = app.post_message(&user, &chat, &data.content).await?;
         Ok(MessageView::new(&message, &user, chat.num))
@@ -161,9 +178,7 @@ async fn on_message_deleted(
     MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
-        budget.unwrap_or_default().spend()?;
-        let user = user.ok_or(Error::Unauthorized)?;
-        let data = data.map_err(|_| Error::invalid("expected {channel: id, id: id}"))?;
+        let (user, data) = admit(budget, user, data, "expected {channel: id, id: id}")?;
         let chat = app.member_chat(&user, data.channel.0).await?;
         let message = app.delete_message(&user, &chat, data.id.0).await?;
         Ok(DeletedView {

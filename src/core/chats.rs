@@ -100,12 +100,7 @@ impl Core {
 
     /// Ids of every chat the user belongs to.
     pub async fn chat_ids_of(&self, user: &User) -> Result<Vec<ObjectId>> {
-        let cursor = self
-            .store
-            .participants
-            .find(doc! { "user_id": user.id })
-            .await?;
-        let participants: Vec<Participant> = cursor.try_collect().await?;
+        let participants = self.participants_where(doc! { "user_id": user.id }).await?;
         Ok(participants.into_iter().map(|p| p.chat_id).collect())
     }
 
@@ -132,13 +127,7 @@ impl Core {
         let chats: Vec<Chat> = cursor.try_collect().await?;
         let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
         let filter = doc! { "user_id": user.id, "chat_id": { "$in": ids } };
-        let member_of: Vec<Participant> = self
-            .store
-            .participants
-            .find(filter)
-            .await?
-            .try_collect()
-            .await?;
+        let member_of: Vec<Participant> = self.participants_where(filter).await?;
         Ok(chats
             .into_iter()
             .filter(|c| member_of.iter().any(|p| p.chat_id == c.id))
@@ -172,13 +161,7 @@ impl Core {
     ) -> Result<std::collections::HashMap<ObjectId, User>> {
         let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
         let filter = doc! { "chat_id": { "$in": ids }, "user_id": { "$ne": user.id } };
-        let others: Vec<Participant> = self
-            .store
-            .participants
-            .find(filter)
-            .await?
-            .try_collect()
-            .await?;
+        let others: Vec<Participant> = self.participants_where(filter).await?;
         let user_ids: Vec<ObjectId> = others.iter().map(|p| p.user_id).collect();
         let users = self.users_by_id(&user_ids).await?;
         Ok(others
@@ -187,16 +170,16 @@ impl Core {
             .collect())
     }
 
+    async fn participants_where(&self, filter: bson::Document) -> Result<Vec<Participant>> {
+        let cursor = self.store.participants.find(filter).await?;
+        Ok(cursor.try_collect().await?)
+    }
+
     pub async fn member_ids(&self, chat: &Chat) -> Result<Arc<[ObjectId]>> {
         if let Some(members) = self.members.get(&chat.id) {
             return Ok(members);
         }
-        let cursor = self
-            .store
-            .participants
-            .find(doc! { "chat_id": chat.id })
-            .await?;
-        let participants: Vec<Participant> = cursor.try_collect().await?;
+        let participants = self.participants_where(doc! { "chat_id": chat.id }).await?;
         let members: Arc<[ObjectId]> = participants.into_iter().map(|p| p.user_id).collect();
         self.members.insert(chat.id, members.clone());
         Ok(members)
