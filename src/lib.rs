@@ -46,8 +46,17 @@ pub struct Server {
 impl Server {
     /// Bind and serve on the configured address with an already connected store.
     pub async fn start(config: &Config, store: Store) -> anyhow::Result<Self> {
+        Self::start_with_push(config, store, Arc::new(push::LogPushSink)).await
+    }
+
+    /// As `start`, with pushes for offline users going to `push`.
+    pub async fn start_with_push(
+        config: &Config,
+        store: Store,
+        push: Arc<dyn rooms::PushSink>,
+    ) -> anyhow::Result<Self> {
         let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let hub = rooms::Hub::new(Arc::new(push::LogPushSink));
+        let hub = rooms::Hub::new(push);
         let app: App = Arc::new(Core::new(store, tokens, hub).await?);
 
         let (io_layer, io) = SocketIo::builder()

@@ -12,7 +12,7 @@ cargo build --workspace --all-targets --locked
 start_database
 
 say "Rust tests"
-cargo test --workspace --locked
+TEST_SECANTUSD="$TOOLS/venv/bin/secantusd-py" cargo test --workspace --locked
 
 say "starting Palaver for the JavaScript tests"
 start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"

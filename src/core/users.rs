@@ -142,6 +142,19 @@ impl Core {
         })
     }
 
+    /// Revoke every token the user holds, on every device.
+    pub async fn revoke_sessions(&self, user: &User) -> Result<()> {
+        self.store
+            .users
+            .update_one(
+                doc! { "_id": user.id },
+                doc! { "$inc": { "token_version": 1 } },
+            )
+            .await?;
+        tracing::info!(user = %user.id, "every session revoked");
+        Ok(())
+    }
+
     /// The user a token belongs to, if the token is valid and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<User> {
         let claims = self.tokens.decode(token)?;

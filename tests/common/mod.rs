@@ -1,10 +1,14 @@
 //! Shared helpers: a Palaver server on a fresh database of the test MongoDB server.
 #![allow(dead_code)]
 
+use std::sync::{Arc, Mutex};
+
 use palaver::Server;
 use palaver::config::Config;
+use palaver::push::LogPushSink;
 use palaver::store::Store;
 use reqwest::StatusCode;
+use rooms::{PushIntent, PushSink};
 use serde_json::{Value, json};
 
 pub struct TestServer {
@@ -15,6 +19,26 @@ pub struct TestServer {
     _data_dir: tempfile::TempDir,
 }
 
+/// Keeps every push intent, to see who would have been pushed.
+#[derive(Default)]
+pub struct RecordingPush(pub Mutex<Vec<PushIntent>>);
+
+impl PushSink for RecordingPush {
+    fn push(&self, intent: PushIntent) {
+        self.0.lock().unwrap().push(intent);
+    }
+}
+
+impl RecordingPush {
+    pub fn take(&self) -> Vec<PushIntent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+pub fn new_database_name() -> String {
+    format!("test_{}", bson::oid::ObjectId::new().to_hex())
+}
+
 pub fn mongodb_uri() -> String {
     std::env::var("TEST_MONGODB_URI").expect(
         "TEST_MONGODB_URI is not set: run the tests with tests/run.sh, which starts a database",
@@ -23,16 +47,20 @@ pub fn mongodb_uri() -> String {
 
 impl TestServer {
     pub async fn start() -> Self {
-        let database = format!("test_{}", bson::oid::ObjectId::new().to_hex());
-        Self::start_on(&database).await
+        Self::start_on(&new_database_name()).await
     }
 
     /// A server on an existing database, e.g. to see what survives a restart.
     pub async fn start_on(database: &str) -> Self {
+        Self::start_with(&mongodb_uri(), database, Arc::new(LogPushSink)).await
+    }
+
+    /// A server on any MongoDB, with pushes going to `push`.
+    pub async fn start_with(uri: &str, database: &str, push: Arc<dyn PushSink>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let config = Config::for_database(&mongodb_uri(), database, data_dir.path().to_path_buf());
-        let store = Store::connect(&mongodb_uri(), database).await.unwrap();
-        let server = Server::start(&config, store).await.unwrap();
+        let config = Config::for_database(uri, database, data_dir.path().to_path_buf());
+        let store = Store::connect(uri, database).await.unwrap();
+        let server = Server::start_with_push(&config, store, push).await.unwrap();
         let base = format!("http://{}", server.addr);
         Self {
             server,
