@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::push::fcm::FcmConfig;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "palaver",
@@ -35,9 +37,29 @@ pub struct Config {
     /// Secret used to sign tokens. When unset, one is generated once and kept in DATA_DIR.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// Service-account JSON key for FCM pushes. When unset, pushes are only logged.
+    #[arg(long, env = "FCM_CREDENTIALS")]
+    pub fcm_credentials: Option<PathBuf>,
+
+    /// FCM API base URL.
+    #[arg(
+        long,
+        env = "FCM_BASE_URL",
+        default_value = "https://fcm.googleapis.com"
+    )]
+    pub fcm_base_url: String,
 }
 
 impl Config {
+    pub fn fcm(&self) -> Option<FcmConfig> {
+        let credentials = self.fcm_credentials.clone()?;
+        Some(FcmConfig {
+            credentials,
+            base_url: self.fcm_base_url.clone(),
+        })
+    }
+
     /// A configuration for tests and embedding: defaults everywhere except what is given.
     pub fn for_database(mongodb_uri: &str, database: &str, data_dir: PathBuf) -> Self {
         Self {
@@ -47,6 +69,8 @@ impl Config {
             mongodb_database: database.to_owned(),
             data_dir,
             jwt_secret: Some("test-secret-not-for-production".to_owned()),
+            fcm_credentials: None,
+            fcm_base_url: "https://fcm.googleapis.com".to_owned(),
         }
     }
 }

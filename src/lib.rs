@@ -46,7 +46,11 @@ pub struct Server {
 impl Server {
     /// Bind and serve on the configured address with an already connected store.
     pub async fn start(config: &Config, store: Store) -> anyhow::Result<Self> {
-        Self::start_with_push(config, store, Arc::new(push::LogPushSink)).await
+        let push: Arc<dyn rooms::PushSink> = match config.fcm() {
+            Some(fcm) => Arc::new(push::fcm::FcmPush::start(&fcm, store.devices.clone())?),
+            None => Arc::new(push::LogPushSink),
+        };
+        Self::start_with_push(config, store, push).await
     }
 
     /// As `start`, with pushes for offline users going to `push`.

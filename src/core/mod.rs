@@ -1,6 +1,7 @@
 //! The core: every business rule, once, for every dialect.
 
 pub mod chats;
+pub mod devices;
 pub mod events;
 pub mod messages;
 pub mod tokens;

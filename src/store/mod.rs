@@ -21,6 +21,7 @@ pub struct Store {
     pub chats: Collection<Chat>,
     pub participants: Collection<Participant>,
     pub messages: Collection<Message>,
+    pub devices: Collection<Device>,
     pub ids: IdAllocator,
 }
 
@@ -36,6 +37,7 @@ impl Store {
             chats: db.collection("chats"),
             participants: db.collection("participants"),
             messages: db.collection("messages"),
+            devices: db.collection("devices"),
             ids: IdAllocator::new(db.collection("counters")),
             db,
         };
@@ -67,6 +69,13 @@ impl Store {
             .await?;
         self.messages
             .create_index(unique(doc! { "num": 1 }))
+            .await?;
+        // A registration token belongs to one device; pushes look devices up by user.
+        self.devices
+            .create_index(unique(doc! { "token": 1 }))
+            .await?;
+        self.devices
+            .create_index(plain(doc! { "user_id": 1 }))
             .await?;
         // History reads walk one chat's messages newest first.
         self.messages

@@ -59,3 +59,22 @@ pub struct Message {
     pub content: String,
     pub created_at: DateTime,
 }
+
+/// A device that can receive pushes: one FCM registration token, owned by one user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    pub token: String,
+    pub platform: Platform,
+    pub updated_at: DateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Android,
+    Ios,
+    Web,
+}

@@ -55,6 +55,25 @@ impl TestServer {
         Self::start_with(&mongodb_uri(), database, Arc::new(LogPushSink)).await
     }
 
+    /// A server on a fresh database with a configuration adjusted by `adjust`.
+    pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        let database = new_database_name();
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config =
+            Config::for_database(&mongodb_uri(), &database, data_dir.path().to_path_buf());
+        adjust(&mut config);
+        let store = Store::connect(&mongodb_uri(), &database).await.unwrap();
+        let server = Server::start(&config, store).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Self {
+            server,
+            base,
+            http: reqwest::Client::new(),
+            database,
+            _data_dir: data_dir,
+        }
+    }
+
     /// A server on any MongoDB, with pushes going to `push`.
     pub async fn start_with(uri: &str, database: &str, push: Arc<dyn PushSink>) -> Self {
         let data_dir = tempfile::tempdir().unwrap();

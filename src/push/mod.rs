@@ -1,4 +1,7 @@
-//! Push delivery. Until FCM is configured, push intents are logged so they can be traced.
+//! Push delivery to users with no live connection: FCM HTTP v1 when configured, otherwise the
+//! intents are only logged.
+
+pub mod fcm;
 
 use rooms::{PushIntent, PushSink};
 

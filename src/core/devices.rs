@@ -1,0 +1,59 @@
+//! Devices that receive pushes when their user has no live connection.
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+
+use super::Core;
+use crate::error::{Error, Result};
+use crate::store::{Device, Platform, User};
+
+/// FCM registration tokens are opaque; this bounds what we store.
+pub const TOKEN_MAX_LEN: usize = 4096;
+
+impl Core {
+    /// Register (or move to this user) a device's push token.
+    pub async fn register_device(
+        &self,
+        user: &User,
+        token: &str,
+        platform: Platform,
+    ) -> Result<Device> {
+        let token = token.trim();
+        if token.is_empty() || token.len() > TOKEN_MAX_LEN || token.chars().any(char::is_whitespace)
+        {
+            return Err(Error::invalid(
+                "token must be a non-empty FCM registration token",
+            ));
+        }
+        let now = DateTime::now();
+        self.store
+            .devices
+            .update_one(
+                doc! { "token": token },
+                doc! {
+                    "$set": { "user_id": user.id, "platform": bson::serialize_to_bson(&platform).map_err(|e| Error::Internal(e.into()))?, "updated_at": now },
+                    "$setOnInsert": { "_id": ObjectId::new() },
+                },
+            )
+            .upsert(true)
+            .await?;
+        self.store
+            .devices
+            .find_one(doc! { "token": token })
+            .await?
+            .ok_or(Error::NotFound("device"))
+    }
+
+    /// Stop pushing to one of the user's devices.
+    pub async fn remove_device(&self, user: &User, token: &str) -> Result<()> {
+        let deleted = self
+            .store
+            .devices
+            .delete_one(doc! { "token": token, "user_id": user.id })
+            .await?;
+        if deleted.deleted_count == 0 {
+            return Err(Error::NotFound("device"));
+        }
+        Ok(())
+    }
+}
