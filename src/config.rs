@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::media::S3Config;
 use crate::push::fcm::FcmConfig;
 
 #[derive(Debug, Clone, Parser)]
@@ -49,6 +50,27 @@ pub struct Config {
         default_value = "https://fcm.googleapis.com"
     )]
     pub fcm_base_url: String,
+
+    /// S3 bucket for uploaded photos. When unset, uploads are refused.
+    #[arg(long, env = "S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3-compatible endpoint (MinIO, moto, ...); unset for AWS.
+    #[arg(long, env = "S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+
+    /// Public base URL of the bucket's objects (e.g. a CDN). Default: the bucket's own URL.
+    #[arg(long, env = "S3_PUBLIC_URL")]
+    pub s3_public_url: Option<String>,
 }
 
 impl Config {
@@ -58,6 +80,33 @@ impl Config {
             credentials,
             base_url: self.fcm_base_url.clone(),
         })
+    }
+
+    pub fn s3(&self) -> anyhow::Result<Option<S3Config>> {
+        let Some(bucket) = self.s3_bucket.clone() else {
+            return Ok(None);
+        };
+        let (Some(access_key_id), Some(secret_access_key)) = (
+            self.s3_access_key_id.clone(),
+            self.s3_secret_access_key.clone(),
+        ) else {
+            anyhow::bail!("S3_BUCKET is set but AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not");
+        };
+        let public_url = self
+            .s3_public_url
+            .clone()
+            .unwrap_or_else(|| match &self.s3_endpoint {
+                Some(endpoint) => format!("{}/{bucket}", endpoint.trim_end_matches('/')),
+                None => format!("https://{bucket}.s3.{}.amazonaws.com", self.s3_region),
+            });
+        Ok(Some(S3Config {
+            bucket,
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id,
+            secret_access_key,
+            public_url,
+        }))
     }
 
     /// A configuration for tests and embedding: defaults everywhere except what is given.
@@ -71,6 +120,12 @@ impl Config {
             jwt_secret: Some("test-secret-not-for-production".to_owned()),
             fcm_credentials: None,
             fcm_base_url: "https://fcm.googleapis.com".to_owned(),
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_public_url: None,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod channels;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod media;
 pub mod push;
 pub mod realtime;
 pub mod store;
@@ -61,7 +62,11 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
         let hub = rooms::Hub::new(push);
-        let app: App = Arc::new(Core::new(store, tokens, hub).await?);
+        let media = config.s3()?.map(|s3| media::Media::new(&s3));
+        if let Some(media) = &media {
+            media.ensure_bucket().await?;
+        }
+        let app: App = Arc::new(Core::new(store, tokens, hub, media).await?);
 
         let (io_layer, io) = SocketIo::builder()
             .max_payload(SOCKET_MAX_PAYLOAD)

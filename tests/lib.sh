@@ -32,6 +32,11 @@ install_tools() {
     python3 -m venv "$TOOLS/venv"
     "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check SecantusDB==0.7.0b3
   fi
+  say "installing the S3 stand-in (moto)"
+  if [ ! -x "$TOOLS/moto/bin/moto_server" ]; then
+    python3 -m venv "$TOOLS/moto"
+    "$TOOLS/moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+  fi
   say "installing the JavaScript packages (socket.io-client 2 and 4, and the bench baseline)"
   (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
 }
@@ -46,6 +51,17 @@ start_database() {
   PIDS+=($!)
   wait_for_port "$port" database "$!"
   export TEST_MONGODB_URI="mongodb://127.0.0.1:$port/?directConnection=true"
+}
+
+# Starts moto's S3 server and exports TEST_S3_ENDPOINT.
+start_s3() {
+  say "starting the S3 stand-in"
+  local port
+  port=$(free_port)
+  "$TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOGS/s3.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "$port" s3 "$!"
+  export TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 }
 
 # start_palaver BINARY DATABASE_NAME: starts a server on the test database, sets APP_PORT.

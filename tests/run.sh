@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh machine with Rust, Python 3 and Node it installs what the tests
-# need (SecantusDB from PyPI, socket.io-client from npm), starts it on 127.0.0.1 only, runs the
-# Rust tests and the JavaScript client tests, and stops everything it started.
+# need (SecantusDB and moto from PyPI, socket.io-client from npm), starts them on 127.0.0.1
+# only, runs the Rust tests and the JavaScript client tests, and stops everything it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -10,6 +10,7 @@ install_tools
 say "building"
 cargo build --workspace --all-targets --locked
 start_database
+start_s3
 
 say "Rust tests"
 TEST_SECANTUSD="$TOOLS/venv/bin/secantusd-py" cargo test --workspace --locked

@@ -13,6 +13,7 @@ use bson::oid::ObjectId;
 use quick_cache::sync::Cache;
 use rooms::Hub;
 
+use crate::media::Media;
 use crate::store::{Chat, Store, User};
 pub use events::{ChatEvent, Dialect, Rendered};
 pub use tokens::Tokens;
@@ -24,6 +25,8 @@ pub struct Core {
     pub store: Store,
     pub tokens: Tokens,
     pub hub: Hub,
+    /// Photo storage, when configured.
+    pub media: Option<Media>,
     dialects: RwLock<Vec<Arc<dyn Dialect>>>,
     system_user: User,
     /// Hot-path lookups of every message: which chat a numeric id is, and who is in it.
@@ -36,12 +39,18 @@ pub struct Core {
 const CACHE_CHATS: usize = 100_000;
 
 impl Core {
-    pub async fn new(store: Store, tokens: Tokens, hub: Hub) -> crate::error::Result<Self> {
+    pub async fn new(
+        store: Store,
+        tokens: Tokens,
+        hub: Hub,
+        media: Option<Media>,
+    ) -> crate::error::Result<Self> {
         let system_user = users::ensure_system_user(&store).await?;
         Ok(Self {
             store,
             tokens,
             hub,
+            media,
             dialects: RwLock::default(),
             system_user,
             chats_by_num: Cache::new(CACHE_CHATS),
