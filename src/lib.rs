@@ -1,6 +1,7 @@
 //! Palaver: one realtime chat server speaking the protocols of five chat backends.
 
 pub mod channels;
+pub mod chats;
 pub mod config;
 pub mod core;
 pub mod error;
@@ -133,6 +134,7 @@ fn routes(app: App) -> Router {
         .max_age(Duration::from_secs(3600));
     Router::new()
         .merge(channels::router())
+        .merge(chats::router())
         .with_state(app)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
