@@ -360,16 +360,8 @@ async fn messages_returns_the_last_fifty_oldest_first_with_authors() {
     let channel = s.create_channel(&ada_token, &bob).await;
 
     let app = &s.server.app;
-    let ada_user = app
-        .user_by_num(ada.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let bob_user = app
-        .user_by_num(bob.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let ada_user = s.user(&ada).await;
+    let bob_user = s.user(&bob).await;
     let chat = app
         .member_chat(&ada_user, channel.parse().unwrap())
         .await
@@ -528,11 +520,7 @@ async fn tokens_are_accepted_in_every_header_form_and_revocable() {
     }
     // Revoking the user's sessions makes every token issued before fail at once.
     let app = &s.server.app;
-    let user = app
-        .user_by_num(ada.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let user = s.user(&ada).await;
     app.revoke_sessions(&user).await.unwrap();
     let (status, _) = s.get(&format!("/users?users={ada}"), Some(&token)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -671,11 +659,7 @@ async fn every_response_matches_the_spec_examples() {
     assert_same_shape(&body, &fixture("dmchannels"), "dmchannels");
 
     let app = &s.server.app;
-    let user = app
-        .user_by_num(ada.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let user = s.user(&ada).await;
     let chat = app
         .member_chat(&user, channel.parse().unwrap())
         .await

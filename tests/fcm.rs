@@ -151,16 +151,8 @@ async fn offline_devices_get_one_fcm_message_per_event() {
     let (ada_num, ada_token) = s.signup("ada").await;
     let (bob_num, _) = s.signup("bob").await;
     let app = &s.server.app;
-    let ada = app
-        .user_by_num(ada_num.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let bob = app
-        .user_by_num(bob_num.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let ada = s.user(&ada_num).await;
+    let bob = s.user(&bob_num).await;
     for (token, platform) in [
         ("bob-phone", Platform::Android),
         ("gone-tablet", Platform::Ios),

@@ -14,16 +14,8 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     let (ada_num, ada_token) = s.signup("ada").await;
     let (bob_num, _) = s.signup("bob").await;
     let app = &s.server.app;
-    let ada = app
-        .user_by_num(ada_num.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let bob = app
-        .user_by_num(bob_num.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let ada = s.user(&ada_num).await;
+    let bob = s.user(&bob_num).await;
 
     // A new channel with offline bob: bob is told, ada is not.
     let channel = s.create_channel(&ada_token, &bob_num).await;

@@ -123,6 +123,17 @@ impl TestServer {
         )
     }
 
+    /// The core's user behind a channels numeric id.
+    pub async fn user(&self, num: &str) -> palaver::store::User {
+        let num = num.parse().expect("a numeric id");
+        self.server
+            .app
+            .user_by_num(num)
+            .await
+            .unwrap()
+            .expect("the user exists")
+    }
+
     pub async fn create_channel(&self, token: &str, to: &str) -> String {
         let (status, body) = self
             .post(
