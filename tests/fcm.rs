@@ -37,7 +37,8 @@ async fn token() -> Json<Value> {
     Json(json!({ "access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer" }))
 }
 
-/// `gone-*` tokens are unregistered; `busy-*` tokens are rate limited on their first attempt.
+/// `gone-*` tokens are unregistered; `busy-*` tokens are rate limited on their first attempt;
+/// `bad-*` tokens are refused for good.
 async fn send(
     State(fake): State<Arc<FakeFcm>>,
     uri: Uri,
@@ -68,6 +69,10 @@ async fn send(
         let error = json!({ "error": { "code": 404, "status": "NOT_FOUND", "message": "Requested entity was not found.",
             "details": [{ "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED" }] } });
         return (StatusCode::NOT_FOUND, [("retry-after", "0")], Json(error));
+    }
+    if device.starts_with("bad-") {
+        let error = json!({ "error": { "code": 400, "status": "INVALID_ARGUMENT", "message": "invalid message" } });
+        return (StatusCode::BAD_REQUEST, [("retry-after", "0")], Json(error));
     }
     if device.starts_with("busy-") && attempt == 1 {
         let error =
@@ -138,8 +143,8 @@ async fn wait_for(fake: &FakeFcm, count: usize) -> Vec<Sent> {
     std::mem::take(&mut *fake.sent.lock().unwrap())
 }
 
-#[tokio::test]
-async fn offline_devices_get_one_fcm_message_per_event() {
+/// A server whose pushes go to a fresh fake FCM; keep the returned directory alive.
+async fn server_with_fake_fcm() -> (TestServer, Arc<FakeFcm>, tempfile::TempDir) {
     let (fake_url, fake) = start_fake().await;
     let keys = tempfile::tempdir().unwrap();
     let credentials = service_account(keys.path(), &format!("{fake_url}/token"));
@@ -148,6 +153,12 @@ async fn offline_devices_get_one_fcm_message_per_event() {
         config.fcm_base_url = fake_url.clone();
     })
     .await;
+    (s, fake, keys)
+}
+
+#[tokio::test]
+async fn offline_devices_get_one_fcm_message_per_event() {
+    let (s, fake, _keys) = server_with_fake_fcm().await;
     let (ada_num, ada_token) = s.signup("ada").await;
     let (bob_num, _) = s.signup("bob").await;
     let app = &s.server.app;
@@ -235,5 +246,43 @@ async fn offline_devices_get_one_fcm_message_per_event() {
         sent[0].body["message"]["notification"],
         json!({ "title": "ada", "body": "call me" })
     );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_fcm_refuses_does_not_keep_the_others_from_their_push() {
+    let (s, fake, _keys) = server_with_fake_fcm().await;
+    let (_, ada_token) = s.signup("ada").await;
+    let (bob_num, _) = s.signup("bob").await;
+    let bob = s.user(&bob_num).await;
+    // Registered first, so it is tried first.
+    for token in ["bad-watch", "bob-phone"] {
+        s.server
+            .app
+            .register_device(&bob, token, Platform::Android)
+            .await
+            .unwrap();
+    }
+    s.create_channel(&ada_token, &bob_num).await;
+    let sent = wait_for(&fake, 2).await;
+    let tokens: Vec<&str> = sent
+        .iter()
+        .map(|r| r.body["message"]["token"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tokens,
+        ["bad-watch", "bob-phone"],
+        "refused once, not retried, and the next device still served"
+    );
+    // A refusal is not an unregistration: the device is kept.
+    let kept = s
+        .server
+        .app
+        .store
+        .devices
+        .count_documents(bson::doc! { "user_id": bob.id })
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
     s.stop().await;
 }

@@ -121,8 +121,11 @@ impl Sender {
             .await?
             .try_collect()
             .await?;
+        // One device's failure must not keep the message from the user's other devices.
         for device in devices {
-            self.send_with_retries(&device, intent).await?;
+            if let Err(e) = self.send_with_retries(&device, intent).await {
+                tracing::warn!(user = %intent.user, device = %device.id, "push failed: {e:#}");
+            }
         }
         Ok(())
     }
