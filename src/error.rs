@@ -2,6 +2,8 @@
 
 use std::borrow::Cow;
 
+use axum::http::StatusCode;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The caller gave no credentials at all.
@@ -34,6 +36,29 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn invalid(message: impl Into<Cow<'static, str>>) -> Self {
         Self::Invalid(message.into())
+    }
+
+    /// The HTTP status of this error, for dialects whose spec does not say otherwise.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) | Self::NotModified(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the client may be told. A server fault is logged here and its details withheld.
+    pub fn public_message(&self) -> String {
+        if self.is_server_fault() {
+            tracing::error!(error = %self, "request failed");
+            "internal error".to_owned()
+        } else {
+            self.to_string()
+        }
     }
 
     /// Whether this is a fault of the server rather than of the request.

@@ -202,17 +202,9 @@ fn reply<T: serde::Serialize>(
         (Ok(view), Some(ack)) => ack.send(&view).map_err(|e| e.to_string()),
         (Ok(_), None) => Ok(()),
         (Err(err), ack) => {
-            if err.is_server_fault() {
-                tracing::error!(sid = %socket.id, event, "event failed: {err}");
-            } else {
-                tracing::debug!(sid = %socket.id, event, "event refused: {err}");
-            }
+            tracing::debug!(sid = %socket.id, event, "event refused: {err}");
             let status = super::wire::status_of(&err).as_u16();
-            let message = if err.is_server_fault() {
-                "internal error".to_owned()
-            } else {
-                err.to_string()
-            };
+            let message = err.public_message();
             let body = json!({ "event": event, "status": status, "error": message });
             match ack {
                 Some(ack) => ack.send(&body).map_err(|e| e.to_string()),

@@ -186,28 +186,19 @@ impl<E: Into<Error>> From<E> for ChannelsError {
     }
 }
 
+/// The channels spec answers a missing token with 400 and unchanged details with 406.
 pub fn status_of(err: &Error) -> StatusCode {
     match err {
-        Error::MissingCredentials | Error::Invalid(_) => StatusCode::BAD_REQUEST,
-        Error::Unauthorized => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::MissingCredentials => StatusCode::BAD_REQUEST,
         Error::NotModified(_) => StatusCode::NOT_ACCEPTABLE,
-        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        other => other.status(),
     }
 }
 
 impl IntoResponse for ChannelsError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        let reason = if self.0.is_server_fault() {
-            tracing::error!(error = %self.0, "request failed");
-            "internal error".to_owned()
-        } else {
-            self.0.to_string()
-        };
+        let reason = self.0.public_message();
         let mut response = (status, axum::Json(serde_json::Value::Null)).into_response();
         if let Ok(value) = HeaderValue::from_str(&reason) {
             response.headers_mut().insert(ERROR_HEADER, value);

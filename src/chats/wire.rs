@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -57,21 +57,7 @@ impl<E: Into<Error>> From<E> for ChatsError {
 
 impl IntoResponse for ChatsError {
     fn into_response(self) -> Response {
-        let status = match &self.0 {
-            Error::MissingCredentials | Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Invalid(_) | Error::NotModified(_) => StatusCode::BAD_REQUEST,
-            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let message = if self.0.is_server_fault() {
-            tracing::error!(error = %self.0, "request failed");
-            "internal error".to_owned()
-        } else {
-            self.0.to_string()
-        };
-        (status, Json(json!({ "message": message }))).into_response()
+        let message = self.0.public_message();
+        (self.0.status(), Json(json!({ "message": message }))).into_response()
     }
 }
