@@ -2,6 +2,7 @@
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
+use mongodb::options::ReturnDocument;
 
 use super::Core;
 use crate::error::{Error, Result};
@@ -25,23 +26,18 @@ impl Core {
                 "token must be a non-empty FCM registration token",
             ));
         }
-        let now = DateTime::now();
+        let platform = bson::serialize_to_bson(&platform).map_err(|e| Error::Internal(e.into()))?;
+        let set = doc! { "user_id": user.id, "platform": platform, "updated_at": DateTime::now() };
         self.store
             .devices
-            .update_one(
+            .find_one_and_update(
                 doc! { "token": token },
-                doc! {
-                    "$set": { "user_id": user.id, "platform": bson::serialize_to_bson(&platform).map_err(|e| Error::Internal(e.into()))?, "updated_at": now },
-                    "$setOnInsert": { "_id": ObjectId::new() },
-                },
+                doc! { "$set": set, "$setOnInsert": { "_id": ObjectId::new() } },
             )
             .upsert(true)
-            .await?;
-        self.store
-            .devices
-            .find_one(doc! { "token": token })
+            .return_document(ReturnDocument::After)
             .await?
-            .ok_or(Error::NotFound("device"))
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("device missing after upsert")))
     }
 
     /// Stop pushing to one of the user's devices.
