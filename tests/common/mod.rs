@@ -111,6 +111,21 @@ impl TestServer {
         read(request.send().await.unwrap()).await
     }
 
+    /// The channels spec's refusals: no token is 400 and `bad_token` is 401, for `GET path`, or
+    /// for `POST path` when a body is given.
+    pub async fn assert_token_required(&self, path: &str, body: Option<Value>, bad_token: &str) {
+        for (token, expected) in [
+            (None, StatusCode::BAD_REQUEST),
+            (Some(bad_token), StatusCode::UNAUTHORIZED),
+        ] {
+            let (status, _) = match &body {
+                Some(body) => self.post(path, token, body.clone()).await,
+                None => self.get(path, token).await,
+            };
+            assert_eq!(status, expected, "{path} with token {token:?}");
+        }
+    }
+
     /// Create an account; returns (id, token).
     pub async fn signup(&self, username: &str) -> (String, String) {
         let (status, body) = self
