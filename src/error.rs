@@ -25,6 +25,9 @@ pub enum Error {
     Invalid(Cow<'static, str>),
     #[error("too many requests; slow down")]
     RateLimited,
+    /// A part this request needs is not configured on this server.
+    #[error("{0}")]
+    Unavailable(Cow<'static, str>),
     #[error("database error: {0}")]
     Database(#[from] mongodb::error::Error),
     #[error(transparent)]
@@ -47,6 +50,7 @@ impl Error {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid(_) | Self::NotModified(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

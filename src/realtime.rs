@@ -20,9 +20,13 @@ pub struct SocketIoTransport(pub SocketIo<IoAdapter>);
 impl Transport for SocketIoTransport {
     fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let to = self.0.to(outgoing.room.as_str().to_owned());
+            let rooms: Vec<String> = outgoing.rooms.iter().map(|r| r.0.clone()).collect();
+            let mut to = self.0.to(rooms);
+            if let Some(except) = &outgoing.except {
+                to = to.except(except.0.clone());
+            }
             if let Err(e) = to.emit(outgoing.event.as_ref(), &outgoing.payload).await {
-                tracing::warn!(room = %outgoing.room, event = %outgoing.event, "broadcast failed: {e}");
+                tracing::warn!(rooms = ?outgoing.rooms, event = %outgoing.event, "broadcast failed: {e}");
             }
         })
     }

@@ -197,7 +197,7 @@ async fn offline_devices_get_one_fcm_message_per_event() {
         json!({ "message": {
             "token": "bob-phone",
             "notification": { "title": "New chat", "body": "ada started a chat with you" },
-            "data": { "chat_id": chat.id.to_hex(), "event": "chat_created" },
+            "data": { "chat_id": chat.id.to_hex(), "event": "chat-created" },
             "android": { "priority": "high" },
             "apns": { "headers": { "apns-priority": "10" } },
         } })

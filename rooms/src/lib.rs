@@ -28,6 +28,11 @@ impl Room {
         Self(format!("{dialect}/chat:{chat}"))
     }
 
+    /// One connection on its own, so an event can leave it out.
+    pub fn connection(id: &str) -> Self {
+        Self(format!("connection:{id}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -39,12 +44,43 @@ impl fmt::Display for Room {
     }
 }
 
-/// One event for one room, already rendered in its dialect's shape.
+/// One event for the connections in some rooms, already rendered in its dialect's shape.
+/// A connection in several of the rooms gets it once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
-    pub room: Room,
+    pub rooms: Vec<Room>,
+    /// Connections in this room are left out (e.g. the device that made the change).
+    pub except: Option<Room>,
     pub event: Cow<'static, str>,
     pub payload: serde_json::Value,
+}
+
+impl Outgoing {
+    pub fn new(
+        room: Room,
+        event: impl Into<Cow<'static, str>>,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self::to_all(vec![room], event, payload)
+    }
+
+    pub fn to_all(
+        rooms: Vec<Room>,
+        event: impl Into<Cow<'static, str>>,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            rooms,
+            except: None,
+            event: event.into(),
+            payload,
+        }
+    }
+
+    pub fn except(mut self, room: Option<Room>) -> Self {
+        self.except = room;
+        self
+    }
 }
 
 /// Something that can send to rooms: a Socket.IO server, a set of WebSocket sessions.
@@ -226,11 +262,7 @@ mod tests {
     }
 
     fn hello(room: Room) -> Outgoing {
-        Outgoing {
-            room,
-            event: "message".into(),
-            payload: serde_json::json!({"content": "hi"}),
-        }
+        Outgoing::new(room, "message", serde_json::json!({"content": "hi"}))
     }
 
     #[test]

@@ -34,28 +34,30 @@ impl Dialect for Channels {
                 ..
             } => Rendered {
                 joins: Vec::new(),
-                outgoing: vec![Outgoing {
-                    room: chat_room(&chat.id.to_hex()),
-                    event: "message".into(),
-                    payload: json(MessageView::new(message, author, chat.num)),
-                }],
+                outgoing: vec![Outgoing::new(
+                    chat_room(&chat.id.to_hex()),
+                    "message",
+                    json(MessageView::new(message, author, chat.num)),
+                )],
             },
             ChatEvent::MessageDeleted { chat, message, .. } => Rendered {
                 joins: Vec::new(),
-                outgoing: vec![Outgoing {
-                    room: chat_room(&chat.id.to_hex()),
-                    event: "messageDeleted".into(),
-                    payload: json(DeletedView {
+                outgoing: vec![Outgoing::new(
+                    chat_room(&chat.id.to_hex()),
+                    "messageDeleted",
+                    json(DeletedView {
                         channel: chat.num.to_string(),
                         id: message.num.to_string(),
                     }),
-                }],
+                )],
             },
+            // Channels are one-to-one; groups are for other dialects.
             ChatEvent::ChatCreated {
                 chat,
                 creator,
                 members,
-            } => {
+                ..
+            } if !chat.is_group() => {
                 let room = chat_room(&chat.id.to_hex());
                 Rendered {
                     // Live sockets of both members start hearing the new channel at once.
@@ -66,14 +68,17 @@ impl Dialect for Channels {
                     outgoing: members
                         .iter()
                         .filter(|m| m.id != creator.id)
-                        .map(|m| Outgoing {
-                            room: user_room(&m.id.to_hex()),
-                            event: "channelCreate".into(),
-                            payload: serde_json::json!({ "channel_id": chat.num.to_string() }),
+                        .map(|m| {
+                            Outgoing::new(
+                                user_room(&m.id.to_hex()),
+                                "channelCreate",
+                                serde_json::json!({ "channel_id": chat.num.to_string() }),
+                            )
                         })
                         .collect(),
                 }
             }
+            _ => Rendered::default(),
         }
     }
 }

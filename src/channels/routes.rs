@@ -134,7 +134,7 @@ async fn create_channel(
         return Err(Error::invalid("only DM channels (type 1) are supported").into());
     }
     let other = app.user_by_num(to).await?.ok_or(Error::NotFound("user"))?;
-    match app.open_direct(&user, &other).await? {
+    match app.open_direct(&user, &other, None, None).await? {
         Opened::Created(chat) => Ok((
             StatusCode::CREATED,
             Json(json!({ "channel_id": chat.num.to_string() })),

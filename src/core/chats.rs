@@ -6,9 +6,10 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
+use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, is_duplicate_key};
-use crate::store::{Chat, ChatKind, Participant, User};
+use crate::store::{Chat, ChatKind, Participant, Tag, User};
 
 /// The outcome of opening a one-to-one chat.
 #[derive(Debug)]
@@ -27,20 +28,61 @@ fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
     format!("{}:{}", a.to_hex(), b.to_hex())
 }
 
+/// Tags every new chat starts with, for sorting its files.
+pub fn default_tags() -> Vec<Tag> {
+    [("exams", "Exams"), ("lectures", "Lectures & Summaries")]
+        .into_iter()
+        .map(|(tag, label)| Tag {
+            tag: tag.into(),
+            label: label.into(),
+        })
+        .collect()
+}
+
+impl Opened {
+    pub fn chat(&self) -> &Chat {
+        match self {
+            Self::Created(chat) | Self::Existing(chat) => chat,
+        }
+    }
+}
+
 impl Core {
     /// The one-to-one chat between `creator` and `other`: created, or the one that exists.
-    pub async fn open_direct(&self, creator: &User, other: &User) -> Result<Opened> {
+    /// `meet_me`, when given, must be an accepted connection between the two.
+    pub async fn open_direct(
+        &self,
+        creator: &User,
+        other: &User,
+        meet_me: Option<ObjectId>,
+        origin: Origin,
+    ) -> Result<Opened> {
         if creator.id == other.id {
             return Err(Error::invalid("you cannot open a chat with yourself"));
         }
+        if self.blocked_between(&creator.id, &other.id).await? {
+            return Err(Error::Forbidden(
+                "you cannot open a chat with this user".into(),
+            ));
+        }
+        if let Some(connection) = meet_me {
+            self.accepted_connection(connection, &creator.id, &other.id)
+                .await?;
+        }
         let key = pair_key(&creator.id, &other.id);
+        let now = DateTime::now();
         let chat = Chat {
             id: ObjectId::new(),
             num: self.store.ids.next("chats").await?,
             kind: ChatKind::Direct,
             pair_key: Some(key.clone()),
             created_by: Some(creator.id),
-            created_at: DateTime::now(),
+            addressee: Some(other.id),
+            meet_me,
+            group: None,
+            tags: default_tags(),
+            created_at: now,
+            updated_at: Some(now),
         };
         let opened = match self.store.chats.insert_one(&chat).await {
             Ok(_) => Opened::Created(chat),
@@ -51,51 +93,69 @@ impl Core {
             Err(e) => return Err(e.into()),
         };
         // Idempotent, so a creation cut short by a crash is completed by the next attempt.
-        let chat = match &opened {
-            Opened::Created(chat) | Opened::Existing(chat) => chat,
-        };
-        self.add_participants(chat, &[creator.id, other.id]).await?;
+        let chat = opened.chat();
+        let participants = vec![
+            Participant::new(chat.id, creator.id, true),
+            Participant::new(chat.id, other.id, false),
+        ];
+        self.add_participants(chat, &participants).await?;
         if let Opened::Created(chat) = &opened {
             let event = ChatEvent::ChatCreated {
                 chat: chat.clone(),
                 creator: creator.clone(),
                 members: vec![creator.clone(), other.clone()],
+                participants: self.participants_of(chat).await?,
+                origin,
             };
             self.publish(event).await;
         }
         Ok(opened)
     }
 
-    async fn add_participants(&self, chat: &Chat, users: &[ObjectId]) -> Result<()> {
-        for user in users {
-            let participant = Participant {
-                id: ObjectId::new(),
-                chat_id: chat.id,
-                user_id: *user,
-                joined_at: DateTime::now(),
-            };
+    /// Add participants who are not in the chat yet; returns those who were added.
+    pub(super) async fn add_participants(
+        &self,
+        chat: &Chat,
+        participants: &[Participant],
+    ) -> Result<Vec<Participant>> {
+        let mut added = Vec::new();
+        for participant in participants {
             let mut fields =
-                bson::serialize_to_document(&participant).map_err(|e| Error::Internal(e.into()))?;
+                bson::serialize_to_document(participant).map_err(|e| Error::Internal(e.into()))?;
             fields.remove("chat_id");
             fields.remove("user_id");
-            self.store
+            let result = self
+                .store
                 .participants
                 .update_one(
-                    doc! { "chat_id": chat.id, "user_id": user },
+                    doc! { "chat_id": chat.id, "user_id": participant.user_id },
                     doc! { "$setOnInsert": fields },
                 )
                 .upsert(true)
                 .await?;
+            if result.upserted_id.is_some() {
+                added.push(participant.clone());
+            }
         }
         self.members.remove(&chat.id);
-        Ok(())
+        Ok(added)
+    }
+
+    /// Every participant of the chat, earliest first.
+    pub async fn participants_of(&self, chat: &Chat) -> Result<Vec<Participant>> {
+        let cursor = self
+            .store
+            .participants
+            .find(doc! { "chat_id": chat.id })
+            .sort(doc! { "joined_at": 1, "_id": 1 })
+            .await?;
+        Ok(cursor.try_collect().await?)
     }
 
     /// The user's welcome chat with the system user, opened on first ask.
     pub async fn welcome_chat(&self, user: &User) -> Result<Chat> {
-        match self.open_direct(user, self.system_user()).await? {
-            Opened::Created(chat) | Opened::Existing(chat) => Ok(chat),
-        }
+        let opened = self.open_direct(user, self.system_user(), None, None).await?;
+        Ok(opened.chat().clone())
     }
 
     /// Ids of every chat the user belongs to.
@@ -170,7 +230,7 @@ impl Core {
             .collect())
     }
 
-    async fn participants_where(&self, filter: bson::Document) -> Result<Vec<Participant>> {
+    pub(super) async fn participants_where(&self, filter: bson::Document) -> Result<Vec<Participant>> {
         let cursor = self.store.participants.find(filter).await?;
         Ok(cursor.try_collect().await?)
     }

@@ -8,7 +8,10 @@ use bson::oid::ObjectId;
 use rooms::{Outgoing, PushIntent, Room};
 
 use super::Core;
-use crate::store::{Chat, Message, User};
+use crate::store::{Chat, Message, Participant, Score, User};
+
+/// The connection (a Socket.IO socket id) a change came from; that device already knows.
+pub type Origin = Option<String>;
 
 #[derive(Debug, Clone)]
 pub enum ChatEvent {
@@ -27,6 +30,51 @@ pub enum ChatEvent {
         chat: Chat,
         creator: User,
         members: Vec<User>,
+        participants: Vec<Participant>,
+        origin: Origin,
+    },
+    ChatUpdated {
+        chat: Chat,
+        participants: Vec<Participant>,
+        origin: Origin,
+    },
+    ChatDeleted {
+        chat: Chat,
+        members: Vec<ObjectId>,
+        origin: Origin,
+    },
+    /// Users joined a group: by themselves (`by` is the one who joined) or added by an admin.
+    ParticipantsJoined {
+        chat: Chat,
+        participants: Vec<Participant>,
+        joined: Vec<Participant>,
+        by: User,
+        origin: Origin,
+    },
+    ParticipantRemoved {
+        chat: Chat,
+        removed: Participant,
+        by: User,
+        /// Everyone who was in the chat, the removed participant included.
+        members: Vec<ObjectId>,
+        origin: Origin,
+    },
+    AdminAccessChanged {
+        chat: Chat,
+        participant: Participant,
+        by: User,
+    },
+    /// An admin let a participant into the chat's event, or did not.
+    ParticipantAnswered {
+        chat: Chat,
+        participant: Participant,
+        by: User,
+    },
+    ScoreUpdated {
+        user: ObjectId,
+        score: Score,
+        action: &'static str,
+        points: i64,
     },
 }
 
@@ -60,7 +108,21 @@ impl ChatEvent {
                 .map(|m| m.id)
                 .filter(|m| *m != creator.id)
                 .collect(),
-            Self::MessageDeleted { .. } => Vec::new(),
+            Self::ParticipantsJoined { joined, by, .. } => joined
+                .iter()
+                .map(|p| p.user_id)
+                .filter(|u| *u != by.id)
+                .collect(),
+            Self::ParticipantRemoved { removed, by, .. } if removed.user_id != by.id => {
+                vec![removed.user_id]
+            }
+            Self::AdminAccessChanged {
+                participant, by, ..
+            }
+            | Self::ParticipantAnswered {
+                participant, by, ..
+            } if participant.user_id != by.id => vec![participant.user_id],
+            _ => Vec::new(),
         }
     }
 
@@ -79,15 +141,56 @@ impl ChatEvent {
                     ("message_id", message.id.to_hex()),
                 ],
             ),
-            Self::ChatCreated { chat, creator, .. } => (
-                "New chat".to_owned(),
-                format!("{} started a chat with you", creator.username),
-                [
-                    ("chat_id", chat.id.to_hex()),
-                    ("event", "chat_created".to_owned()),
-                ],
+            Self::ChatCreated { chat, creator, .. } => match &chat.group {
+                Some(group) => (
+                    group.name.clone(),
+                    format!("{} added you to {}", creator.username, group.name),
+                    about(chat, "chat-created"),
+                ),
+                None => (
+                    "New chat".to_owned(),
+                    format!("{} started a chat with you", creator.username),
+                    about(chat, "chat-created"),
+                ),
+            },
+            Self::ParticipantsJoined { chat, by, .. } => (
+                chat_name(chat),
+                format!("{} added you to {}", by.username, chat_name(chat)),
+                about(chat, "chat-joined"),
             ),
-            Self::MessageDeleted { .. } => return None,
+            Self::ParticipantRemoved { chat, by, .. } => (
+                chat_name(chat),
+                format!("{} removed you from {}", by.username, chat_name(chat)),
+                about(chat, "chat-access-removed"),
+            ),
+            Self::AdminAccessChanged {
+                chat, participant, ..
+            } => {
+                let (event, body) = if participant.is_admin {
+                    ("chat-admin-access-granted", "You are now an admin of")
+                } else {
+                    ("chat-admin-access-removed", "You are no longer an admin of")
+                };
+                (
+                    chat_name(chat),
+                    format!("{body} {}", chat_name(chat)),
+                    about(chat, event),
+                )
+            }
+            Self::ParticipantAnswered {
+                chat, participant, ..
+            } => {
+                let verdict = match participant.status {
+                    Some(crate::store::Answer::Accepted) => "accepted",
+                    _ => "declined",
+                };
+                (
+                    chat_name(chat),
+                    format!("Your place at {} was {verdict}", chat_name(chat)),
+                    about(chat, "chat-participant-status-updated"),
+                )
+            }
+            _ => return None,
         };
         let data = data
             .into_iter()
@@ -100,6 +203,16 @@ impl ChatEvent {
             data,
         })
     }
+}
+
+fn about(chat: &Chat, event: &str) -> [(&'static str, String); 2] {
+    [("chat_id", chat.id.to_hex()), ("event", event.to_owned())]
+}
+
+fn chat_name(chat: &Chat) -> String {
+    chat.group
+        .as_ref()
+        .map_or_else(|| "A chat".to_owned(), |g| g.name.clone())
 }
 
 fn preview(content: &str) -> String {

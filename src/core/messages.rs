@@ -41,9 +41,16 @@ impl Core {
             chat_id: chat.id,
             author_id: author.id,
             content: valid_content(content)?.to_owned(),
+            files: Vec::new(),
             created_at: DateTime::now(),
         };
-        self.store.messages.insert_one(&message).await?;
+        // The chat's last activity moves with its newest message, for chat lists; both writes
+        // go out together so the message costs no extra round trip.
+        let touch = self.store.chats.update_one(
+            doc! { "_id": chat.id },
+            doc! { "$max": { "updated_at": message.created_at } },
+        );
+        tokio::try_join!(self.store.messages.insert_one(&message), touch)?;
         let members = self.member_ids(chat).await?;
         let event = ChatEvent::MessagePosted {
             chat: chat.clone(),

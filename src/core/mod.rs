@@ -3,7 +3,11 @@
 pub mod chats;
 pub mod devices;
 pub mod events;
+pub mod groups;
+pub mod listing;
 pub mod messages;
+pub mod scores;
+pub mod social;
 pub mod tokens;
 pub mod users;
 
@@ -15,7 +19,7 @@ use rooms::Hub;
 
 use crate::media::Media;
 use crate::store::{Chat, Store, User};
-pub use events::{ChatEvent, Dialect, Rendered};
+pub use events::{ChatEvent, Dialect, Origin, Rendered};
 pub use tokens::Tokens;
 
 /// Shared state behind every handler of every dialect.

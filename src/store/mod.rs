@@ -22,6 +22,14 @@ pub struct Store {
     pub participants: Collection<Participant>,
     pub messages: Collection<Message>,
     pub devices: Collection<Device>,
+    pub files: Collection<ChatFile>,
+    pub follows: Collection<Follow>,
+    pub connections: Collection<Connection>,
+    pub blocks: Collection<Block>,
+    pub events: Collection<Event>,
+    pub reels: Collection<Reel>,
+    pub join_requests: Collection<JoinRequest>,
+    pub scores: Collection<Score>,
     pub ids: IdAllocator,
 }
 
@@ -38,6 +46,14 @@ impl Store {
             participants: db.collection("participants"),
             messages: db.collection("messages"),
             devices: db.collection("devices"),
+            files: db.collection("files"),
+            follows: db.collection("follows"),
+            connections: db.collection("connections"),
+            blocks: db.collection("blocks"),
+            events: db.collection("events"),
+            reels: db.collection("reels"),
+            join_requests: db.collection("join_requests"),
+            scores: db.collection("scores"),
             ids: IdAllocator::new(db.collection("counters")),
             db,
         };
@@ -80,6 +96,41 @@ impl Store {
         // History reads walk one chat's messages newest first.
         self.messages
             .create_index(plain(doc! { "chat_id": 1, "num": -1 }))
+            .await?;
+        // Chat lists: a user's chats by last activity; explore: groups by name.
+        self.chats
+            .create_index(plain(doc! { "updated_at": -1 }))
+            .await?;
+        self.chats
+            .create_index(plain(doc! { "kind": 1, "group.category": 1 }))
+            .await?;
+        self.files
+            .create_index(plain(doc! { "chat_id": 1, "kind": 1, "tag": 1, "at": -1 }))
+            .await?;
+        // One follow, one block, one pending join request per pair.
+        self.follows
+            .create_index(unique(doc! { "follower": 1, "followee": 1 }))
+            .await?;
+        self.follows
+            .create_index(plain(doc! { "followee": 1 }))
+            .await?;
+        self.blocks
+            .create_index(unique(doc! { "blocker": 1, "blocked": 1 }))
+            .await?;
+        self.connections
+            .create_index(plain(doc! { "from": 1, "to": 1 }))
+            .await?;
+        self.connections
+            .create_index(plain(doc! { "to": 1, "status": 1 }))
+            .await?;
+        self.events
+            .create_index(unique(doc! { "chat_id": 1 }))
+            .await?;
+        self.reels
+            .create_index(plain(doc! { "chat_id": 1, "created_at": -1 }))
+            .await?;
+        self.join_requests
+            .create_index(plain(doc! { "chat_id": 1, "user_id": 1, "status": 1 }))
             .await?;
         Ok(())
     }

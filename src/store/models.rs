@@ -24,6 +24,27 @@ pub struct User {
 pub enum ChatKind {
     /// A conversation between exactly two users.
     Direct,
+    /// A named chat of any number of participants, some of them admins.
+    Group,
+}
+
+/// A label files of a chat are sorted under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    pub tag: String,
+    pub label: String,
+}
+
+/// What only group chats have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupDetails {
+    pub name: String,
+    pub category: String,
+    /// Nobody joins a restricted group by themselves; they ask, or an admin adds them.
+    pub restricted: bool,
+    pub allow_public_post: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,7 +58,30 @@ pub struct Chat {
     pub pair_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<ObjectId>,
+    /// For direct chats, the user the creator opened it with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addressee: Option<ObjectId>,
+    /// For direct chats opened from an accepted connection, that connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meet_me: Option<ObjectId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupDetails>,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
     pub created_at: DateTime,
+    /// Last change to the chat or its newest message; absent until the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime>,
+}
+
+impl Chat {
+    pub fn is_group(&self) -> bool {
+        self.kind == ChatKind::Group
+    }
+
+    pub fn updated_at(&self) -> DateTime {
+        self.updated_at.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +91,42 @@ pub struct Participant {
     pub chat_id: ObjectId,
     pub user_id: ObjectId,
     pub joined_at: DateTime,
+    #[serde(default)]
+    pub is_admin: bool,
+    /// Messages after this are unread; absent means since joining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read_at: Option<DateTime>,
+    /// In chats with an event, whether an admin let this participant in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Answer>,
+}
+
+impl Participant {
+    pub fn new(chat_id: ObjectId, user_id: ObjectId, is_admin: bool) -> Self {
+        let now = DateTime::now();
+        Self {
+            id: ObjectId::new(),
+            chat_id,
+            user_id,
+            joined_at: now,
+            is_admin,
+            last_read_at: Some(now),
+            status: None,
+        }
+    }
+
+    pub fn last_read_at(&self) -> DateTime {
+        self.last_read_at.unwrap_or(self.joined_at)
+    }
+}
+
+/// Where a request, a connection or an event participation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    Pending,
+    Accepted,
+    Rejected,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +137,151 @@ pub struct Message {
     pub chat_id: ObjectId,
     pub author_id: ObjectId,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<Attachment>,
     pub created_at: DateTime,
+}
+
+/// A file sent with a message: its URL, an optional cover image and free-form metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attachment {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<bson::Bson>,
+}
+
+/// Every file of a chat, one document each, for browsing a chat's media by type and tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatFile {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub chat_id: ObjectId,
+    pub user_id: ObjectId,
+    pub message_id: ObjectId,
+    pub kind: FileKind,
+    pub tag: String,
+    pub file: Attachment,
+    pub at: DateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    Video,
+    Audio,
+    Image,
+    Document,
+    Other,
+}
+
+/// `follower` follows `followee`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Follow {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub follower: ObjectId,
+    pub followee: ObjectId,
+    pub created_at: DateTime,
+}
+
+/// A connection asked by `from` and answered by `to`; accepted, it lets them "meet".
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Connection {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub from: ObjectId,
+    pub to: ObjectId,
+    pub status: Answer,
+    pub created_at: DateTime,
+}
+
+impl Connection {
+    pub fn joins(&self, a: &ObjectId, b: &ObjectId) -> bool {
+        (self.from == *a && self.to == *b) || (self.from == *b && self.to == *a)
+    }
+}
+
+/// `blocker` blocked `blocked`: no one-to-one chat between them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Block {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub blocker: ObjectId,
+    pub blocked: ObjectId,
+    pub created_at: DateTime,
+}
+
+/// A happening a group chat is about; participants of its chat are let in by an admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub chat_id: ObjectId,
+    pub name: String,
+    pub starts_at: DateTime,
+    pub ends_at: DateTime,
+    pub created_at: DateTime,
+}
+
+impl Event {
+    /// Until it ends, an event takes answers to its participants.
+    pub fn is_active(&self) -> bool {
+        DateTime::now() < self.ends_at
+    }
+}
+
+/// A short video posted to a community chat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reel {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    pub chat_id: ObjectId,
+    pub description: String,
+    pub tag: String,
+    pub video: String,
+    #[serde(default)]
+    pub hashtags: Vec<String>,
+    #[serde(default)]
+    pub is_anonymous: bool,
+    #[serde(default)]
+    pub views: i64,
+    #[serde(default)]
+    pub likes: i64,
+    #[serde(default)]
+    pub super_likes: i64,
+    #[serde(default)]
+    pub shares: i64,
+    #[serde(default)]
+    pub comments: i64,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+/// A user's request to join a restricted group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub user_id: ObjectId,
+    pub chat_id: ObjectId,
+    pub status: Answer,
+    pub created_at: DateTime,
+}
+
+/// A user's social score: points per action and their total.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Score {
+    #[serde(rename = "_id")]
+    pub user_id: ObjectId,
+    #[serde(default)]
+    pub total: i64,
+    #[serde(default)]
+    pub actions: std::collections::BTreeMap<String, i64>,
 }
 
 /// A device that can receive pushes: one FCM registration token, owned by one user.

@@ -1,0 +1,374 @@
+//! Reading chats in pages: a user's chats, communities to explore, and a chat's files.
+
+use std::collections::{HashMap, HashSet};
+
+use bson::oid::ObjectId;
+use bson::{Document, doc};
+use futures::TryStreamExt;
+use futures::future::try_join_all;
+
+use super::Core;
+use super::groups::Membership;
+use crate::error::{Error, Result};
+use crate::store::{ChatFile, FileKind, JoinRequest, Message, Participant, Reel, User};
+
+/// The largest page any listing returns.
+pub const PAGE_MAX: u64 = 100;
+pub const SEARCH_MIN_CHARS: usize = 3;
+
+/// A 1-based page of `limit` items.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub page: u64,
+    pub limit: u64,
+}
+
+impl Page {
+    pub fn new(page: Option<u64>, limit: Option<u64>) -> Result<Self> {
+        let page = page.unwrap_or(1);
+        let limit = limit.unwrap_or(10);
+        if page == 0 || limit == 0 || limit > PAGE_MAX {
+            return Err(Error::invalid(format!(
+                "page starts at 1 and limit must be between 1 and {PAGE_MAX}"
+            )));
+        }
+        Ok(Self { page, limit })
+    }
+
+    fn skip(&self) -> u64 {
+        (self.page - 1) * self.limit
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChatFilter {
+    pub search: Option<String>,
+    /// Only groups (`true`) or only one-to-one chats (`false`).
+    pub group: Option<bool>,
+    /// Only one-to-one chats opened from a connection.
+    pub meet_me_only: bool,
+}
+
+/// A chat as a list shows it.
+#[derive(Debug, Clone)]
+pub struct ChatSummary {
+    pub membership: Membership,
+    pub last_message: Option<Message>,
+    pub unread: u64,
+}
+
+/// A community as explore shows it.
+#[derive(Debug, Clone)]
+pub struct Community {
+    pub membership: Membership,
+    pub reels: Vec<Reel>,
+    pub reels_count: u64,
+    pub request: Option<JoinRequest>,
+}
+
+/// A page of items with the users they mention and the total count.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub users: HashMap<ObjectId, User>,
+    pub count: u64,
+}
+
+/// Case-insensitive "contains" for user input, with regex syntax taken literally.
+fn contains(text: &str) -> Document {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    doc! { "$regex": escaped, "$options": "i" }
+}
+
+impl Core {
+    /// The user's chats, most recently active first.
+    pub async fn list_chats(
+        &self,
+        user: &User,
+        filter: &ChatFilter,
+        page: Page,
+    ) -> Result<Listing<ChatSummary>> {
+        let mine = self.chat_ids_of(user).await?;
+        let mut query = doc! { "_id": { "$in": &mine } };
+        match filter.group {
+            Some(true) => query.insert("kind", "group"),
+            Some(false) => query.insert("kind", "direct"),
+            None => None,
+        };
+        if filter.meet_me_only && filter.group != Some(true) {
+            query.insert("kind", "direct");
+            query.insert("meet_me", doc! { "$exists": true });
+        }
+        if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+            // Groups match on their name; one-to-one chats on the other person's username.
+            let pattern = contains(search.trim());
+            let users: Vec<User> = self
+                .store
+                .users
+                .find(doc! { "username": pattern.clone(), "_id": { "$ne": user.id } })
+                .limit(1000)
+                .await?
+                .try_collect()
+                .await?;
+            let user_ids: Vec<ObjectId> = users.iter().map(|u| u.id).collect();
+            let partners = self
+                .participants_where(doc! { "chat_id": { "$in": &mine }, "user_id": { "$in": user_ids } })
+                .await?;
+            let direct: Vec<ObjectId> = partners.iter().map(|p| p.chat_id).collect();
+            query.insert(
+                "$or",
+                vec![
+                    doc! { "group.name": pattern },
+                    doc! { "kind": "direct", "_id": { "$in": direct } },
+                ],
+            );
+        }
+        let count = self.store.chats.count_documents(query.clone()).await?;
+        let chats: Vec<crate::store::Chat> = self
+            .store
+            .chats
+            .find(query)
+            .sort(doc! { "updated_at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(page.limit as i64)
+            .await?
+            .try_collect()
+            .await?;
+        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
+        let participants = self.participants_by_chat(&ids).await?;
+        let items = try_join_all(chats.into_iter().map(|chat| {
+            let participants = participants.get(&chat.id).cloned().unwrap_or_default();
+            self.summarise(user, Membership { chat, participants })
+        }))
+        .await?;
+        let users = self.users_in(items.iter().map(|s| (&s.membership, s.last_message.as_ref()))).await?;
+        Ok(Listing {
+            items,
+            users,
+            count,
+        })
+    }
+
+    /// One chat the user belongs to, as a list shows it.
+    pub async fn chat_summary(
+        &self,
+        user: &User,
+        id: ObjectId,
+    ) -> Result<(ChatSummary, HashMap<ObjectId, User>)> {
+        let membership = self.member_view(user, id).await?;
+        let summary = self.summarise(user, membership).await?;
+        let users = self
+            .users_in(std::iter::once((&summary.membership, summary.last_message.as_ref())))
+            .await?;
+        Ok((summary, users))
+    }
+
+    async fn summarise(&self, user: &User, membership: Membership) -> Result<ChatSummary> {
+        let chat_id = membership.chat.id;
+        let last_message = self
+            .store
+            .messages
+            .find_one(doc! { "chat_id": chat_id })
+            .sort(doc! { "chat_id": 1, "num": -1 })
+            .await?;
+        let unread = match membership.of(&user.id) {
+            Some(me) => {
+                self.store
+                    .messages
+                    .count_documents(doc! {
+                        "chat_id": chat_id,
+                        "author_id": { "$ne": user.id },
+                        "created_at": { "$gt": me.last_read_at() },
+                    })
+                    .await?
+            }
+            None => 0,
+        };
+        Ok(ChatSummary {
+            membership,
+            last_message,
+            unread,
+        })
+    }
+
+    async fn participants_by_chat(
+        &self,
+        chats: &[ObjectId],
+    ) -> Result<HashMap<ObjectId, Vec<Participant>>> {
+        let all: Vec<Participant> = self
+            .store
+            .participants
+            .find(doc! { "chat_id": { "$in": chats } })
+            .sort(doc! { "joined_at": 1, "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        let mut by_chat: HashMap<ObjectId, Vec<Participant>> = HashMap::new();
+        for participant in all {
+            by_chat
+                .entry(participant.chat_id)
+                .or_default()
+                .push(participant);
+        }
+        Ok(by_chat)
+    }
+
+    /// Every user a page mentions: creators, addressees, participants, message authors.
+    async fn users_in<'a>(
+        &self,
+        pages: impl Iterator<Item = (&'a Membership, Option<&'a Message>)>,
+    ) -> Result<HashMap<ObjectId, User>> {
+        let mut ids = HashSet::new();
+        for (membership, last) in pages {
+            ids.extend(membership.chat.created_by);
+            ids.extend(membership.chat.addressee);
+            ids.extend(membership.participants.iter().map(|p| p.user_id));
+            ids.extend(last.map(|m| m.author_id));
+        }
+        self.users_by_id(&ids.into_iter().collect::<Vec<_>>()).await
+    }
+
+    /// Groups whose name contains `search`, most recently active first, with their reels
+    /// and the caller's pending join request.
+    pub async fn explore_communities(
+        &self,
+        user: &User,
+        search: &str,
+        category: Option<&str>,
+        reels_limit: u64,
+        page: Page,
+    ) -> Result<(Listing<Community>, HashSet<ObjectId>)> {
+        let search = search.trim();
+        if search.chars().count() < SEARCH_MIN_CHARS {
+            return Err(Error::invalid(format!(
+                "search is required, with at least {SEARCH_MIN_CHARS} characters"
+            )));
+        }
+        if reels_limit > PAGE_MAX {
+            return Err(Error::invalid(format!(
+                "reelsLimit must be at most {PAGE_MAX}"
+            )));
+        }
+        let mut query = doc! { "kind": "group", "group.name": contains(search) };
+        if let Some(category) = category.filter(|c| !c.is_empty()) {
+            query.insert("group.category", category);
+        }
+        let count = self.store.chats.count_documents(query.clone()).await?;
+        let chats: Vec<crate::store::Chat> = self
+            .store
+            .chats
+            .find(query)
+            .sort(doc! { "updated_at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(page.limit as i64)
+            .await?
+            .try_collect()
+            .await?;
+        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
+        let participants = self.participants_by_chat(&ids).await?;
+        let requests: Vec<JoinRequest> = self
+            .store
+            .join_requests
+            .find(doc! { "chat_id": { "$in": &ids }, "user_id": user.id, "status": "pending" })
+            .await?
+            .try_collect()
+            .await?;
+        let items = try_join_all(chats.into_iter().map(|chat| {
+            let participants = participants.get(&chat.id).cloned().unwrap_or_default();
+            let request = requests.iter().find(|r| r.chat_id == chat.id).cloned();
+            async move {
+                let filter = doc! { "chat_id": chat.id };
+                let reels_count = self.store.reels.count_documents(filter.clone()).await?;
+                let reels: Vec<Reel> = self
+                    .store
+                    .reels
+                    .find(filter)
+                    .sort(doc! { "chat_id": 1, "created_at": -1 })
+                    .limit(reels_limit as i64)
+                    .await?
+                    .try_collect()
+                    .await?;
+                Ok::<_, Error>(Community {
+                    membership: Membership { chat, participants },
+                    reels,
+                    reels_count,
+                    request,
+                })
+            }
+        }))
+        .await?;
+        let mut user_ids: HashSet<ObjectId> = HashSet::new();
+        for community in &items {
+            user_ids.extend(community.membership.chat.created_by);
+            user_ids.extend(community.reels.iter().map(|r| r.user_id));
+        }
+        let user_ids: Vec<ObjectId> = user_ids.into_iter().collect();
+        let users = self.users_by_id(&user_ids).await?;
+        let followed = self.followed_among(user, &user_ids).await?;
+        Ok((
+            Listing {
+                items,
+                users,
+                count,
+            },
+            followed,
+        ))
+    }
+
+    /// A chat's files of one kind and tag, newest first.
+    pub async fn chat_files(
+        &self,
+        user: &User,
+        id: ObjectId,
+        kind: FileKind,
+        tag: &str,
+        page: Page,
+    ) -> Result<Listing<ChatFile>> {
+        self.member_view(user, id).await?;
+        let kind = bson::serialize_to_bson(&kind).map_err(|e| Error::Internal(e.into()))?;
+        let filter = doc! { "chat_id": id, "kind": kind, "tag": tag };
+        let count = self.store.files.count_documents(filter.clone()).await?;
+        let items = self
+            .store
+            .files
+            .find(filter)
+            .sort(doc! { "at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(page.limit as i64)
+            .await?
+            .try_collect()
+            .await?;
+        Ok(Listing {
+            items,
+            users: HashMap::new(),
+            count,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searches_take_regex_syntax_literally() {
+        assert_eq!(
+            contains("a.b*(c)"),
+            doc! { "$regex": "a\\.b\\*\\(c\\)", "$options": "i" }
+        );
+    }
+
+    #[test]
+    fn pages_are_bounded() {
+        assert!(Page::new(None, None).is_ok());
+        assert!(Page::new(Some(0), None).is_err());
+        assert!(Page::new(None, Some(PAGE_MAX + 1)).is_err());
+        assert_eq!(Page::new(Some(3), Some(10)).unwrap().skip(), 20);
+    }
+}

@@ -1,0 +1,258 @@
+//! Who follows whom, who is connected to whom, and who blocked whom. Every dialect shares these:
+//! the hooks dialect's follows and confirmed likes are these follows and connections.
+
+use std::collections::HashSet;
+
+use bson::oid::ObjectId;
+use bson::{DateTime, doc};
+use futures::TryStreamExt;
+
+use super::Core;
+use crate::error::{Error, Result, is_duplicate_key};
+use crate::store::{Answer, Block, Connection, Follow, User};
+
+impl Core {
+    pub async fn user_by_id(&self, id: ObjectId) -> Result<User> {
+        self.store
+            .users
+            .find_one(doc! { "_id": id })
+            .await?
+            .ok_or(Error::NotFound("user"))
+    }
+
+    /// A user someone else acts upon: it must exist and must not be the actor.
+    async fn other_user(&self, user: &User, other: ObjectId, doing: &str) -> Result<User> {
+        if other == user.id {
+            return Err(Error::invalid(format!("you cannot {doing} yourself")));
+        }
+        self.user_by_id(other).await
+    }
+
+    pub async fn follow(&self, user: &User, followee: ObjectId) -> Result<Follow> {
+        self.other_user(user, followee, "follow").await?;
+        let follow = Follow {
+            id: ObjectId::new(),
+            follower: user.id,
+            followee,
+            created_at: DateTime::now(),
+        };
+        match self.store.follows.insert_one(&follow).await {
+            Ok(_) => Ok(follow),
+            Err(e) if is_duplicate_key(&e) => {
+                Err(Error::Conflict("you already follow this user".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn unfollow(&self, user: &User, followee: ObjectId) -> Result<()> {
+        let deleted = self
+            .store
+            .follows
+            .delete_one(doc! { "follower": user.id, "followee": followee })
+            .await?;
+        if deleted.deleted_count == 0 {
+            return Err(Error::NotFound("follow"));
+        }
+        Ok(())
+    }
+
+    /// Of `users`, those `user` follows.
+    pub async fn followed_among(
+        &self,
+        user: &User,
+        users: &[ObjectId],
+    ) -> Result<HashSet<ObjectId>> {
+        let filter = doc! { "follower": user.id, "followee": { "$in": users } };
+        let follows: Vec<Follow> = self.store.follows.find(filter).await?.try_collect().await?;
+        Ok(follows.into_iter().map(|f| f.followee).collect())
+    }
+
+    pub async fn block(&self, user: &User, blocked: ObjectId) -> Result<Block> {
+        self.other_user(user, blocked, "block").await?;
+        let block = Block {
+            id: ObjectId::new(),
+            blocker: user.id,
+            blocked,
+            created_at: DateTime::now(),
+        };
+        match self.store.blocks.insert_one(&block).await {
+            Ok(_) => Ok(block),
+            Err(e) if is_duplicate_key(&e) => {
+                Err(Error::Conflict("you already blocked this user".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn unblock(&self, user: &User, blocked: ObjectId) -> Result<()> {
+        let deleted = self
+            .store
+            .blocks
+            .delete_one(doc! { "blocker": user.id, "blocked": blocked })
+            .await?;
+        if deleted.deleted_count == 0 {
+            return Err(Error::NotFound("block"));
+        }
+        Ok(())
+    }
+
+    /// Whether either user blocked the other.
+    pub async fn blocked_between(&self, a: &ObjectId, b: &ObjectId) -> Result<bool> {
+        let filter = doc! { "$or": [
+            { "blocker": a, "blocked": b },
+            { "blocker": b, "blocked": a },
+        ] };
+        Ok(self.store.blocks.find_one(filter).await?.is_some())
+    }
+
+    /// Ask `to` for a connection. One open or accepted connection per pair.
+    pub async fn request_connection(&self, user: &User, to: ObjectId) -> Result<Connection> {
+        self.other_user(user, to, "connect with").await?;
+        if self.blocked_between(&user.id, &to).await? {
+            return Err(Error::Forbidden(
+                "you cannot connect with this user".into(),
+            ));
+        }
+        let existing = self
+            .store
+            .connections
+            .find_one(doc! {
+                "$or": [ { "from": user.id, "to": to }, { "from": to, "to": user.id } ],
+                "status": { "$in": ["pending", "accepted"] },
+            })
+            .await?;
+        if existing.is_some() {
+            return Err(Error::Conflict(
+                "a connection with this user is already pending or accepted".into(),
+            ));
+        }
+        let connection = Connection {
+            id: ObjectId::new(),
+            from: user.id,
+            to,
+            status: Answer::Pending,
+            created_at: DateTime::now(),
+        };
+        self.store.connections.insert_one(&connection).await?;
+        Ok(connection)
+    }
+
+    /// Accept or reject a connection; only its addressee may, and only once.
+    pub async fn answer_connection(
+        &self,
+        user: &User,
+        id: ObjectId,
+        answer: Answer,
+    ) -> Result<Connection> {
+        if answer == Answer::Pending {
+            return Err(Error::invalid("status must be accepted or rejected"));
+        }
+        let connection = self.connection(id).await?;
+        if connection.to != user.id {
+            return Err(Error::Forbidden(
+                "only the user asked may answer a connection".into(),
+            ));
+        }
+        let status = bson::serialize_to_bson(&answer).map_err(|e| Error::Internal(e.into()))?;
+        let updated = self
+            .store
+            .connections
+            .update_one(
+                doc! { "_id": id, "status": "pending" },
+                doc! { "$set": { "status": status } },
+            )
+            .await?;
+        if updated.modified_count == 0 {
+            return Err(Error::Conflict(
+                "this connection was already answered".into(),
+            ));
+        }
+        Ok(Connection {
+            status: answer,
+            ..connection
+        })
+    }
+
+    async fn connection(&self, id: ObjectId) -> Result<Connection> {
+        self.store
+            .connections
+            .find_one(doc! { "_id": id })
+            .await?
+            .ok_or(Error::NotFound("connection"))
+    }
+
+    /// The connection `id`, which must join `a` and `b` and be accepted.
+    pub async fn accepted_connection(
+        &self,
+        id: ObjectId,
+        a: &ObjectId,
+        b: &ObjectId,
+    ) -> Result<Connection> {
+        let connection = self.connection(id).await?;
+        if !connection.joins(a, b) {
+            return Err(Error::NotFound("connection"));
+        }
+        if connection.status != Answer::Accepted {
+            return Err(Error::Forbidden(
+                "the connection has not been accepted".into(),
+            ));
+        }
+        Ok(connection)
+    }
+
+    /// Every one of `users` exists and is followed by `user` or connected to them; the users,
+    /// in the order given, without repeats.
+    pub async fn reachable_users(&self, user: &User, users: &[ObjectId]) -> Result<Vec<User>> {
+        let mut wanted: Vec<ObjectId> = Vec::with_capacity(users.len());
+        for id in users {
+            if *id == user.id {
+                return Err(Error::invalid("you cannot list yourself as a participant"));
+            }
+            if !wanted.contains(id) {
+                wanted.push(*id);
+            }
+        }
+        let found = self.users_by_id(&wanted).await?;
+        if found.len() != wanted.len() {
+            return Err(Error::NotFound("user"));
+        }
+        let followed = self.followed_among(user, &wanted).await?;
+        let unfollowed: Vec<ObjectId> = wanted
+            .iter()
+            .filter(|id| !followed.contains(id))
+            .copied()
+            .collect();
+        if !unfollowed.is_empty() {
+            let connections: Vec<Connection> = self
+                .store
+                .connections
+                .find(doc! {
+                    "status": "accepted",
+                    "$or": [
+                        { "from": user.id, "to": { "$in": &unfollowed } },
+                        { "to": user.id, "from": { "$in": &unfollowed } },
+                    ],
+                })
+                .await?
+                .try_collect()
+                .await?;
+            let stranger = unfollowed
+                .iter()
+                .find(|id| !connections.iter().any(|c| c.joins(&user.id, id)));
+            if let Some(stranger) = stranger {
+                return Err(Error::Forbidden(
+                    format!(
+                        "participant {} is neither followed by you nor connected with you",
+                        stranger.to_hex()
+                    )
+                    .into(),
+                ));
+            }
+        }
+        Ok(wanted
+            .iter()
+            .filter_map(|id| found.get(id).cloned())
+            .collect())
+    }
+}
