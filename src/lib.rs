@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method};
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
@@ -30,8 +31,10 @@ use crate::core::{App, Core, Tokens};
 use crate::realtime::SocketIoTransport;
 use crate::store::Store;
 
-/// Largest request body any endpoint accepts.
+/// Largest body an endpoint reads, unless it says otherwise (chat photos do).
 const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest request body of all, whatever the endpoint.
+const REQUEST_LIMIT: usize = 6 * 1024 * 1024;
 /// Largest Socket.IO packet a client may send; a message is at most 4000 characters.
 const SOCKET_MAX_PAYLOAD: u64 = 64 * 1024;
 /// Packets queued per socket before it counts as too slow and is dropped.
@@ -79,6 +82,7 @@ impl Server {
         app.hub
             .add_transport(Arc::new(SocketIoTransport(io.clone())));
         app.add_dialect(Arc::new(channels::Channels));
+        app.add_dialect(Arc::new(chats::Chats));
 
         let router = routes(app.clone()).layer(io_layer);
         let listener = TcpListener::bind((config.host, config.port)).await?;
@@ -136,7 +140,8 @@ fn routes(app: App) -> Router {
         .merge(channels::router())
         .merge(chats::router())
         .with_state(app)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -81,6 +81,7 @@ async fn on_connect(
         .await
         .map_err(hide_fault)?;
     socket.join(user_room(&user.id.to_hex()).0);
+    crate::chats::attach(&socket, &user);
     for chat in &chats {
         socket.join(chat_room(&chat.id.to_hex()).0);
     }

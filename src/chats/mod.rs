@@ -1,14 +1,192 @@
 //! The chats dialect (`community-chats.txt`): one-to-one and group chats, communities,
-//! participants and admins. This module grows endpoint by endpoint; so far it holds the
-//! dialect's wire conventions and push device registration.
+//! participants and admins, over REST and Socket.IO, with pushes to offline devices.
 
 mod devices;
+mod participants;
+mod routes;
+mod social;
+pub mod views;
 pub mod wire;
 
 use axum::Router;
+use bson::oid::ObjectId;
+use rooms::{Outgoing, Room};
+use serde_json::{Value, json};
+use socketioxide::extract::SocketRef;
 
-use crate::core::App;
+use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
+use crate::realtime::IoAdapter;
+use crate::store::User;
+use views::{chat_document, participant};
+
+const DIALECT: &str = "chats";
 
 pub fn router() -> Router<App> {
-    Router::new().merge(devices::router())
+    Router::new()
+        .merge(routes::router())
+        .merge(participants::router())
+        .merge(social::router())
+        .merge(devices::router())
+}
+
+/// Every socket of a user hears this dialect's events in their personal room; its own room
+/// lets an event leave out the socket a change came from.
+pub fn attach(socket: &SocketRef<IoAdapter>, user: &User) {
+    socket.join([
+        user_room(&user.id).0,
+        Room::connection(&socket.id.to_string()).0,
+    ]);
+}
+
+fn user_room(user: &ObjectId) -> Room {
+    Room::user(DIALECT, &user.to_hex())
+}
+
+fn rooms_of<'a>(users: impl IntoIterator<Item = &'a ObjectId>) -> Vec<Room> {
+    users.into_iter().map(user_room).collect()
+}
+
+fn except(origin: &Origin) -> Option<Room> {
+    origin.as_deref().map(Room::connection)
+}
+
+fn to(users: Vec<Room>, event: &'static str, payload: Value, origin: &Origin) -> Outgoing {
+    Outgoing::to_all(users, event, payload).except(except(origin))
+}
+
+/// Renders the core's events as the spec's Socket.IO events, sent to users' personal rooms.
+pub struct Chats;
+
+impl Dialect for Chats {
+    fn render(&self, event: &ChatEvent) -> Rendered {
+        let outgoing = match event {
+            ChatEvent::ChatCreated {
+                chat,
+                members,
+                participants,
+                origin,
+                ..
+            } => vec![to(
+                rooms_of(members.iter().map(|m| &m.id)),
+                "chat-created",
+                json!({ "chat": chat_document(chat, participants) }),
+                origin,
+            )],
+            ChatEvent::ChatUpdated {
+                chat,
+                participants,
+                origin,
+            } => vec![to(
+                rooms_of(participants.iter().map(|p| &p.user_id)),
+                "chat-updated",
+                json!({ "chat": chat_document(chat, participants) }),
+                origin,
+            )],
+            ChatEvent::ChatDeleted {
+                chat,
+                members,
+                origin,
+            } => vec![to(
+                rooms_of(members),
+                "chat-deleted",
+                json!({ "chat": chat.id.to_hex() }),
+                origin,
+            )],
+            ChatEvent::ParticipantsJoined {
+                chat,
+                participants,
+                joined,
+                origin,
+                ..
+            } => {
+                let document = chat_document(chat, participants);
+                joined
+                    .iter()
+                    .map(|p| {
+                        to(
+                            vec![user_room(&p.user_id)],
+                            "chat-joined",
+                            json!({ "chat": document, "participant": participant(p) }),
+                            origin,
+                        )
+                    })
+                    .collect()
+            }
+            ChatEvent::ParticipantRemoved {
+                chat,
+                removed,
+                by,
+                members,
+                origin,
+            } => {
+                let by_admin = removed.user_id != by.id;
+                // Everyone else hears of it; the one who left, on their other devices.
+                let told = members
+                    .iter()
+                    .filter(|m| **m != removed.user_id || !by_admin);
+                let payload =
+                    json!({ "chat": chat.id.to_hex(), "participant": participant(removed) });
+                let mut out = vec![to(
+                    rooms_of(told),
+                    "chat-participant-removed",
+                    payload,
+                    origin,
+                )];
+                if by_admin {
+                    out.push(to(
+                        vec![user_room(&removed.user_id)],
+                        "chat-access-removed",
+                        json!({ "chat": chat.id.to_hex(), "by": by.id.to_hex() }),
+                        origin,
+                    ));
+                }
+                out
+            }
+            ChatEvent::AdminAccessChanged {
+                chat,
+                participant: p,
+                ..
+            } => {
+                let event = if p.is_admin {
+                    "chat-admin-access-granted"
+                } else {
+                    "chat-admin-access-removed"
+                };
+                vec![Outgoing::new(
+                    user_room(&p.user_id),
+                    event,
+                    json!({ "chat": chat.id.to_hex(), "participant": participant(p) }),
+                )]
+            }
+            ChatEvent::ParticipantAnswered {
+                chat,
+                participant: p,
+                ..
+            } => vec![Outgoing::new(
+                user_room(&p.user_id),
+                "chat-participant-status-updated",
+                json!({ "chat": chat.id.to_hex(), "participant": participant(p) }),
+            )],
+            ChatEvent::ScoreUpdated {
+                user,
+                score,
+                action,
+                points,
+            } => vec![Outgoing::new(
+                user_room(user),
+                "score-updated",
+                json!({
+                    "score": score.total,
+                    "action": action,
+                    "points": points,
+                    "actions": score.actions,
+                }),
+            )],
+            ChatEvent::MessagePosted { .. } | ChatEvent::MessageDeleted { .. } => Vec::new(),
+        };
+        Rendered {
+            joins: Vec::new(),
+            outgoing,
+        }
+    }
 }

@@ -154,7 +154,9 @@ impl Core {
 
     /// The user's welcome chat with the system user, opened on first ask.
     pub async fn welcome_chat(&self, user: &User) -> Result<Chat> {
-        let opened = self.open_direct(user, self.system_user(), None, None).await?;
+        let opened = self
+            .open_direct(user, self.system_user(), None, None)
+            .await?;
         Ok(opened.chat().clone())
     }
 
@@ -230,7 +232,10 @@ impl Core {
             .collect())
     }
 
-    pub(super) async fn participants_where(&self, filter: bson::Document) -> Result<Vec<Participant>> {
+    pub(super) async fn participants_where(
+        &self,
+        filter: bson::Document,
+    ) -> Result<Vec<Participant>> {
         let cursor = self.store.participants.find(filter).await?;
         Ok(cursor.try_collect().await?)
     }

@@ -51,9 +51,8 @@ impl Membership {
 
     /// The caller's place in the chat; outsiders are refused.
     pub fn me(&self, user: &User) -> Result<&Participant> {
-        self.of(&user.id).ok_or_else(|| {
-            Error::Forbidden("you are not a participant of this chat".into())
-        })
+        self.of(&user.id)
+            .ok_or_else(|| Error::Forbidden("you are not a participant of this chat".into()))
     }
 
     pub fn admin(&self, user: &User) -> Result<&Participant> {
@@ -242,7 +241,12 @@ impl Core {
     }
 
     /// The user joins an open group by themselves, and is credited for it.
-    pub async fn join_group(&self, user: &User, id: ObjectId, origin: Origin) -> Result<Participant> {
+    pub async fn join_group(
+        &self,
+        user: &User,
+        id: ObjectId,
+        origin: Origin,
+    ) -> Result<Participant> {
         let membership = self.membership(id).await?;
         let group = membership.group()?;
         if group.restricted {
@@ -291,9 +295,7 @@ impl Core {
             .filter(|u| membership.of(&u.id).is_none())
             .map(|u| Participant::new(id, u.id, false))
             .collect();
-        let added = self
-            .add_participants(&membership.chat, &newcomers)
-            .await?;
+        let added = self.add_participants(&membership.chat, &newcomers).await?;
         if !added.is_empty() {
             self.announce_joined(membership, added.clone(), admin, None)
                 .await;
@@ -374,7 +376,9 @@ impl Core {
         membership.group()?;
         let target = membership.find(&reference)?.clone();
         if admin && target.is_admin {
-            return Err(Error::Conflict("this participant is already an admin".into()));
+            return Err(Error::Conflict(
+                "this participant is already an admin".into(),
+            ));
         }
         if !admin {
             if target.user_id == user.id {
@@ -435,7 +439,10 @@ impl Core {
         let status = bson::serialize_to_bson(&answer).map_err(|e| Error::Internal(e.into()))?;
         self.store
             .participants
-            .update_one(doc! { "_id": target.id }, doc! { "$set": { "status": status } })
+            .update_one(
+                doc! { "_id": target.id },
+                doc! { "$set": { "status": status } },
+            )
             .await?;
         let participant = Participant {
             status: Some(answer),
@@ -482,9 +489,15 @@ impl Core {
             .await?
             .try_collect()
             .await?;
-        self.store.messages.delete_many(doc! { "chat_id": id }).await?;
+        self.store
+            .messages
+            .delete_many(doc! { "chat_id": id })
+            .await?;
         self.store.files.delete_many(doc! { "chat_id": id }).await?;
-        self.store.events.delete_many(doc! { "chat_id": id }).await?;
+        self.store
+            .events
+            .delete_many(doc! { "chat_id": id })
+            .await?;
         self.store
             .join_requests
             .delete_many(doc! { "chat_id": id })
@@ -500,9 +513,11 @@ impl Core {
             let urls: Vec<String> = group
                 .photo
                 .into_iter()
-                .chain(files.into_iter().flat_map(|f| {
-                    std::iter::once(f.file.url).chain(f.file.cover)
-                }))
+                .chain(
+                    files
+                        .into_iter()
+                        .flat_map(|f| std::iter::once(f.file.url).chain(f.file.cover)),
+                )
                 .collect();
             // Objects are cleaned up off the request path; a failure is logged there.
             tokio::spawn(async move {
@@ -522,7 +537,11 @@ impl Core {
     }
 
     pub async fn event_of(&self, chat: &Chat) -> Result<Option<Event>> {
-        Ok(self.store.events.find_one(doc! { "chat_id": chat.id }).await?)
+        Ok(self
+            .store
+            .events
+            .find_one(doc! { "chat_id": chat.id })
+            .await?)
     }
 
     /// An admin attaches an event to a group; one per chat.

@@ -10,7 +10,7 @@ use futures::future::try_join_all;
 use super::Core;
 use super::groups::Membership;
 use crate::error::{Error, Result};
-use crate::store::{ChatFile, FileKind, JoinRequest, Message, Participant, Reel, User};
+use crate::store::{ChatFile, Event, FileKind, JoinRequest, Message, Participant, Reel, User};
 
 /// The largest page any listing returns.
 pub const PAGE_MAX: u64 = 100;
@@ -64,6 +64,7 @@ pub struct Community {
     pub reels: Vec<Reel>,
     pub reels_count: u64,
     pub request: Option<JoinRequest>,
+    pub event: Option<Event>,
 }
 
 /// A page of items with the users they mention and the total count.
@@ -118,7 +119,9 @@ impl Core {
                 .await?;
             let user_ids: Vec<ObjectId> = users.iter().map(|u| u.id).collect();
             let partners = self
-                .participants_where(doc! { "chat_id": { "$in": &mine }, "user_id": { "$in": user_ids } })
+                .participants_where(
+                    doc! { "chat_id": { "$in": &mine }, "user_id": { "$in": user_ids } },
+                )
                 .await?;
             let direct: Vec<ObjectId> = partners.iter().map(|p| p.chat_id).collect();
             query.insert(
@@ -147,7 +150,13 @@ impl Core {
             self.summarise(user, Membership { chat, participants })
         }))
         .await?;
-        let users = self.users_in(items.iter().map(|s| (&s.membership, s.last_message.as_ref()))).await?;
+        let users = self
+            .users_in(
+                items
+                    .iter()
+                    .map(|s| (&s.membership, s.last_message.as_ref())),
+            )
+            .await?;
         Ok(Listing {
             items,
             users,
@@ -164,7 +173,10 @@ impl Core {
         let membership = self.member_view(user, id).await?;
         let summary = self.summarise(user, membership).await?;
         let users = self
-            .users_in(std::iter::once((&summary.membership, summary.last_message.as_ref())))
+            .users_in(std::iter::once((
+                &summary.membership,
+                summary.last_message.as_ref(),
+            )))
             .await?;
         Ok((summary, users))
     }
@@ -279,9 +291,17 @@ impl Core {
             .await?
             .try_collect()
             .await?;
+        let events: Vec<Event> = self
+            .store
+            .events
+            .find(doc! { "chat_id": { "$in": &ids } })
+            .await?
+            .try_collect()
+            .await?;
         let items = try_join_all(chats.into_iter().map(|chat| {
             let participants = participants.get(&chat.id).cloned().unwrap_or_default();
             let request = requests.iter().find(|r| r.chat_id == chat.id).cloned();
+            let event = events.iter().find(|e| e.chat_id == chat.id).cloned();
             async move {
                 let filter = doc! { "chat_id": chat.id };
                 let reels_count = self.store.reels.count_documents(filter.clone()).await?;
@@ -299,6 +319,7 @@ impl Core {
                     reels,
                     reels_count,
                     request,
+                    event,
                 })
             }
         }))

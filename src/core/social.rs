@@ -110,9 +110,7 @@ impl Core {
     pub async fn request_connection(&self, user: &User, to: ObjectId) -> Result<Connection> {
         self.other_user(user, to, "connect with").await?;
         if self.blocked_between(&user.id, &to).await? {
-            return Err(Error::Forbidden(
-                "you cannot connect with this user".into(),
-            ));
+            return Err(Error::Forbidden("you cannot connect with this user".into()));
         }
         let existing = self
             .store
