@@ -35,6 +35,12 @@ impl RecordingPush {
     }
 }
 
+pub struct Member {
+    pub id: String,
+    pub token: String,
+    pub user: palaver::store::User,
+}
+
 pub fn new_database_name() -> String {
     format!("test_{}", bson::oid::ObjectId::new().to_hex())
 }
@@ -159,6 +165,32 @@ impl TestServer {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["channel_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A request in the chats dialect's way: `Authorization: Bearer`, JSON in and out.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// An account for the chats dialect: its 24-hex id and its token.
+    pub async fn member(&self, username: &str) -> Member {
+        let (num, token) = self.signup(username).await;
+        let user = self.user(&num).await;
+        Member {
+            id: user.id.to_hex(),
+            token,
+            user,
+        }
     }
 
     pub async fn stop(self) {
