@@ -805,7 +805,7 @@ async fn deleting_a_group_takes_its_messages_files_and_event_along() {
     let id = bson::oid::ObjectId::parse_str(chat["_id"].as_str().unwrap()).unwrap();
     let app = &ts.server.app;
     let stored = app.chat_by_id(id).await.unwrap();
-    app.post_message(&&neha.user, &stored, "hello")
+    app.post_message(&neha.user, &stored, "hello")
         .await
         .unwrap();
     post(
