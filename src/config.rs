@@ -39,6 +39,10 @@ pub struct Config {
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// A fixtures file to load at start-up (once: a database that has them is left alone).
+    #[arg(long, env = "LOAD_FIXTURES")]
+    pub load_fixtures: Option<PathBuf>,
+
     /// Service-account JSON key for FCM pushes. When unset, pushes are only logged.
     #[arg(long, env = "FCM_CREDENTIALS")]
     pub fcm_credentials: Option<PathBuf>,
@@ -126,6 +130,7 @@ impl Config {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_public_url: None,
+            load_fixtures: None,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod chats;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod fixtures;
 pub mod media;
 pub mod push;
 pub mod realtime;

@@ -33,6 +33,15 @@ async fn main() -> anyhow::Result<()> {
 async fn run(config: &Config, uri: &str) -> anyhow::Result<()> {
     let store = Store::connect(uri, &config.mongodb_database).await?;
     let mut server = Server::start(config, store).await?;
+    if let Some(path) = &config.load_fixtures {
+        for user in palaver::fixtures::load(&server.app, path).await? {
+            let token = server
+                .app
+                .tokens
+                .issue(&user, palaver::core::tokens::TOKEN_TTL)?;
+            tracing::info!(user = %user.id, username = %user.username, %token, "fixture user");
+        }
+    }
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),

@@ -1,7 +1,5 @@
 //! The channels REST endpoints.
 
-use std::time::Duration;
-
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -18,8 +16,6 @@ use crate::core::messages::HistoryPage;
 use crate::error::Error;
 use crate::store::User;
 
-/// How long a channels session token stays valid; `/new` issues a fresh one at every login.
-const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The spec's page of history, and the most one request may ask for.
 const HISTORY_DEFAULT: i64 = 50;
 const HISTORY_MAX: i64 = 100;
@@ -85,7 +81,7 @@ async fn new_session(
         .iter()
         .map(|c| c.num.to_string())
         .collect();
-    let token = app.tokens.issue(&user, TOKEN_TTL)?;
+    let token = app.tokens.issue(&user, crate::core::tokens::TOKEN_TTL)?;
     Ok((
         status,
         Json(Session {

@@ -309,7 +309,7 @@ impl Core {
                     .store
                     .reels
                     .find(filter)
-                    .sort(doc! { "chat_id": 1, "created_at": -1 })
+                    .sort(doc! { "chat_id": 1, "created_at": -1, "_id": -1 })
                     .limit(reels_limit as i64)
                     .await?
                     .try_collect()

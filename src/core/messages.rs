@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
-use crate::store::{Chat, Message, User};
+use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, User};
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
 
@@ -57,6 +57,62 @@ impl Core {
             message: message.clone(),
             author: author.clone(),
             members,
+        };
+        self.publish(event).await;
+        Ok(message)
+    }
+
+    /// Store a message carrying files, each filed under its kind and one of the chat's tags
+    /// (or `others`) so the chat's media can be browsed. Delivered like any message.
+    pub async fn post_files(
+        &self,
+        author: &User,
+        chat: &Chat,
+        content: &str,
+        files: Vec<(FileKind, String, Attachment)>,
+    ) -> Result<Message> {
+        if files.is_empty() {
+            return Err(Error::invalid(
+                "a message with files needs at least one file",
+            ));
+        }
+        let now = DateTime::now();
+        let message = Message {
+            id: ObjectId::new(),
+            num: self.store.ids.next("messages").await?,
+            chat_id: chat.id,
+            author_id: author.id,
+            content: content.to_owned(),
+            files: files.iter().map(|(_, _, file)| file.clone()).collect(),
+            created_at: now,
+        };
+        let filed: Vec<ChatFile> = files
+            .into_iter()
+            .map(|(kind, tag, file)| ChatFile {
+                id: file.id,
+                chat_id: chat.id,
+                user_id: author.id,
+                message_id: message.id,
+                kind,
+                tag,
+                file,
+                at: now,
+            })
+            .collect();
+        self.store.messages.insert_one(&message).await?;
+        self.store.files.insert_many(&filed).await?;
+        self.store
+            .chats
+            .update_one(
+                doc! { "_id": chat.id },
+                doc! { "$max": { "updated_at": now } },
+            )
+            .await?;
+        let event = ChatEvent::MessagePosted {
+            chat: chat.clone(),
+            message: message.clone(),
+            author: author.clone(),
+            members: self.member_ids(chat).await?,
         };
         self.publish(event).await;
         Ok(message)

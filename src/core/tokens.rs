@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// How long a token from sign-up (or from loading fixtures) stays valid.
+pub const TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
