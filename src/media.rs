@@ -10,11 +10,12 @@ use bson::oid::ObjectId;
 use crate::error::{Error, Result};
 
 /// The image types accepted for photos and avatars, by their content (not their name).
-const IMAGE_TYPES: [(&str, &str); 4] = [
+const IMAGE_TYPES: [(&str, &str); 5] = [
     ("image/jpeg", "jpg"),
     ("image/png", "png"),
     ("image/gif", "gif"),
     ("image/webp", "webp"),
+    ("image/avif", "avif"),
 ];
 
 #[derive(Debug, Clone)]
@@ -102,7 +103,7 @@ impl Media {
             )));
         }
         let (content_type, extension) = image_type(&bytes)
-            .ok_or_else(|| Error::invalid("the file is not a JPEG, PNG, GIF or WebP image"))?;
+            .ok_or_else(|| Error::invalid("the file is not a JPEG, PNG, GIF, WebP or AVIF image"))?;
         let key = format!("{prefix}/{}.{extension}", ObjectId::new().to_hex());
         self.client
             .put_object()

@@ -101,3 +101,107 @@ async fn uploads_are_checked_by_content_and_size() {
     assert_eq!(listed.key_count(), Some(0), "nothing refused was stored");
     s.stop().await;
 }
+
+fn photo_form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("name", "Future Scientists")
+        .part(
+            "photo",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        )
+}
+
+async fn put_photo(
+    s: &TestServer,
+    path: &str,
+    token: &str,
+    form: reqwest::multipart::Form,
+) -> (u16, serde_json::Value) {
+    let response = s
+        .http
+        .put(s.url(path))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_group_photo_is_replaced_and_deleted_with_its_chat() {
+    let s = server_with_s3().await;
+    let media = s.server.app.media.clone().unwrap();
+    let max = s.member("Max_R").await;
+    let neha = s.member("Neha_Sharma45").await;
+    let follow = format!("/users/{}/follow", neha.id);
+    s.call(reqwest::Method::POST, &follow, &max.token, None)
+        .await;
+    let (_, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/chats",
+            &max.token,
+            Some(serde_json::json!({ "isGroup": true, "name": "Lab", "category": "Study", "participants": [neha.id] })),
+        )
+        .await;
+    let path = format!("/chats/{}", body["chat"]["_id"].as_str().unwrap());
+    let png = fixture("gradient.png");
+
+    // Only an admin; only images, by their content.
+    let (status, _) = put_photo(&s, &path, &neha.token, photo_form(png.clone(), "tree.png")).await;
+    assert_eq!(status, 403);
+    let (status, body) = put_photo(
+        &s,
+        &path,
+        &max.token,
+        photo_form(fixture("not-an-image.png"), "x.png"),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a JPEG, PNG")
+    );
+    let too_big = [png.clone(), vec![0; 5 * 1024 * 1024]].concat();
+    let (status, body) = put_photo(&s, &path, &max.token, photo_form(too_big, "big.png")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("larger than"));
+
+    let (status, body) =
+        put_photo(&s, &path, &max.token, photo_form(png.clone(), "tree.png")).await;
+    assert_eq!(status, 200, "{body}");
+    let first = body["chat"]["photo"].as_str().unwrap().to_owned();
+    let first_key = media.key_of(&first).unwrap().to_owned();
+    assert!(first_key.starts_with(&format!("chats/{}/", body["chat"]["_id"].as_str().unwrap())));
+    assert_eq!(
+        object(&media, &first_key).await,
+        Some(("image/png".to_owned(), png.clone()))
+    );
+
+    // A new photo replaces the old one, which is deleted.
+    let (_, body) = put_photo(&s, &path, &max.token, photo_form(png.clone(), "again.png")).await;
+    let second = body["chat"]["photo"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    assert_eq!(object(&media, &first_key).await, None);
+    let second_key = media.key_of(&second).unwrap().to_owned();
+    assert!(object(&media, &second_key).await.is_some());
+
+    // Deleting the chat deletes its photo (off the request path, so wait a little).
+    let (status, _) = s
+        .call(reqwest::Method::DELETE, &path, &max.token, None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    let mut gone = false;
+    for _ in 0..50 {
+        if object(&media, &second_key).await.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the photo outlived its chat");
+    s.stop().await;
+}
