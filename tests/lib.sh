@@ -64,11 +64,50 @@ start_s3() {
   export TEST_S3_ENDPOINT="http://127.0.0.1:$port"
 }
 
+# Starts the recording FCM stand-in; exports FAKE_FCM_URL and FAKE_FCM_CREDENTIALS.
+start_fcm_fake() {
+  say "starting the FCM stand-in"
+  local port
+  port=$(free_port)
+  export FAKE_FCM_CREDENTIALS="$LOGS/fcm-service-account.json"
+  rm -f "$FAKE_FCM_CREDENTIALS"
+  node "$ROOT/tests/js/fake-fcm.mjs" "$port" "$FAKE_FCM_CREDENTIALS" >"$LOGS/fcm.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "$port" fcm "$!"
+  export FAKE_FCM_URL="http://127.0.0.1:$port"
+}
+
+# public_bucket NAME: a bucket anyone may read from, as photo URLs are in production (a public
+# bucket or a CDN in front of one). boto3 comes with moto.
+public_bucket() {
+  "$TOOLS/moto/bin/python" - "$TEST_S3_ENDPOINT" "$1" <<'PY'
+import json, sys
+import boto3
+endpoint, bucket = sys.argv[1:]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+s3.create_bucket(Bucket=bucket)
+s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+     "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
+PY
+}
+
 # start_palaver BINARY DATABASE_NAME: starts a server on the test database, sets APP_PORT.
+# Pushes go to the FCM stand-in and photos to the S3 stand-in when those were started.
 start_palaver() {
   APP_PORT=$(free_port)
-  HOST=127.0.0.1 PORT=$APP_PORT MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="$2" \
-    JWT_SECRET="tests-$$" DATA_DIR="$(mktemp -d)" RUST_LOG=${RUST_LOG:-info} \
+  local extra=()
+  if [ -n "${FAKE_FCM_URL:-}" ]; then
+    extra+=(FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" FCM_BASE_URL="$FAKE_FCM_URL")
+  fi
+  if [ -n "${TEST_S3_ENDPOINT:-}" ]; then
+    public_bucket "palaver-js-$$"
+    extra+=(S3_BUCKET="palaver-js-$$" S3_ENDPOINT="$TEST_S3_ENDPOINT" AWS_ACCESS_KEY_ID=test
+      AWS_SECRET_ACCESS_KEY=test)
+  fi
+  env HOST=127.0.0.1 PORT="$APP_PORT" MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="$2" \
+    JWT_SECRET="tests-$$" DATA_DIR="$(mktemp -d)" RUST_LOG="${RUST_LOG:-info}" "${extra[@]}" \
     "$1" >"$LOGS/palaver.log" 2>&1 &
   APP_PID=$!
   PIDS+=($APP_PID)

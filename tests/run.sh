@@ -15,7 +15,8 @@ start_s3
 say "Rust tests"
 TEST_SECANTUSD="$TOOLS/venv/bin/secantusd-py" cargo test --workspace --locked
 
+start_fcm_fake
 say "starting Palaver for the JavaScript tests"
 start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"
 say "JavaScript tests (real socket.io-client)"
-(cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" node --test --test-concurrency=1 ./*.test.mjs)
+(cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" FAKE_FCM_URL="$FAKE_FCM_URL" node --test --test-concurrency=1 ./*.test.mjs)
