@@ -102,8 +102,9 @@ impl Media {
                 max_bytes / 1024
             )));
         }
-        let (content_type, extension) = image_type(&bytes)
-            .ok_or_else(|| Error::invalid("the file is not a JPEG, PNG, GIF, WebP or AVIF image"))?;
+        let (content_type, extension) = image_type(&bytes).ok_or_else(|| {
+            Error::invalid("the file is not a JPEG, PNG, GIF, WebP or AVIF image")
+        })?;
         let key = format!("{prefix}/{}.{extension}", ObjectId::new().to_hex());
         self.client
             .put_object()

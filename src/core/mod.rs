@@ -11,7 +11,9 @@ pub mod social;
 pub mod tokens;
 pub mod users;
 
+use std::hash::Hash;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
 use quick_cache::sync::Cache;
@@ -34,13 +36,68 @@ pub struct Core {
     dialects: RwLock<Vec<Arc<dyn Dialect>>>,
     system_user: User,
     /// Hot-path lookups of every message: which chat a numeric id is, and who is in it.
-    /// Every write to participants goes through the core, which drops the stale entry.
-    chats_by_num: Cache<i64, Chat>,
-    members: Cache<ObjectId, Arc<[ObjectId]>>,
+    /// Every write to participants goes through the core, which drops the stale entry here;
+    /// other nodes see the change within `CACHE_TTL`.
+    chats_by_num: HotCache<i64, Chat>,
+    members: HotCache<ObjectId, Arc<[ObjectId]>>,
 }
 
 /// Entries per cache; a chat costs well under a kilobyte in each.
 const CACHE_CHATS: usize = 100_000;
+/// How long a cached entry is trusted. This node drops entries it changes at once; this bounds
+/// how long a change made on another node (a participant removed, a chat deleted) goes unseen.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A bounded cache whose entries expire.
+struct HotCache<K, V> {
+    entries: Cache<K, (Instant, V)>,
+    ttl: Duration,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> HotCache<K, V> {
+    fn new() -> Self {
+        Self::with_ttl(CACHE_TTL)
+    }
+
+    fn with_ttl(ttl: Duration) -> Self {
+        Self {
+            entries: Cache::new(CACHE_CHATS),
+            ttl,
+        }
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, value)| value)
+    }
+
+    fn insert(&self, key: K, value: V) {
+        self.entries.insert(key, (Instant::now(), value));
+    }
+
+    fn remove(&self, key: &K) {
+        self.entries.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_entries_expire_and_can_be_dropped() {
+        let cache = HotCache::with_ttl(Duration::from_millis(50));
+        cache.insert(1, "chat");
+        assert_eq!(cache.get(&1), Some("chat"));
+        cache.remove(&1);
+        assert_eq!(cache.get(&1), None);
+        cache.insert(2, "chat");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(&2), None, "a stale entry is not trusted");
+    }
+}
 
 impl Core {
     pub async fn new(
@@ -57,8 +114,8 @@ impl Core {
             media,
             dialects: RwLock::default(),
             system_user,
-            chats_by_num: Cache::new(CACHE_CHATS),
-            members: Cache::new(CACHE_CHATS),
+            chats_by_num: HotCache::new(),
+            members: HotCache::new(),
         })
     }
 
