@@ -82,23 +82,6 @@ impl<K: Eq + Hash + Clone, V: Clone> HotCache<K, V> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cached_entries_expire_and_can_be_dropped() {
-        let cache = HotCache::with_ttl(Duration::from_millis(50));
-        cache.insert(1, "chat");
-        assert_eq!(cache.get(&1), Some("chat"));
-        cache.remove(&1);
-        assert_eq!(cache.get(&1), None);
-        cache.insert(2, "chat");
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get(&2), None, "a stale entry is not trusted");
-    }
-}
-
 impl Core {
     pub async fn new(
         store: Store,
@@ -127,5 +110,22 @@ impl Core {
     /// The user that greets newcomers in their welcome chat.
     pub fn system_user(&self) -> &User {
         &self.system_user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_entries_expire_and_can_be_dropped() {
+        let cache = HotCache::with_ttl(Duration::from_millis(50));
+        cache.insert(1, "chat");
+        assert_eq!(cache.get(&1), Some("chat"));
+        cache.remove(&1);
+        assert_eq!(cache.get(&1), None);
+        cache.insert(2, "chat");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(&2), None, "a stale entry is not trusted");
     }
 }
