@@ -495,6 +495,33 @@ async fn only_admins_change_a_group_and_courses_stay_open() {
         StatusCode::BAD_REQUEST,
         "not a group chat",
     );
+    refused(
+        post(&ts, &format!("{direct}/participants"), &neha, json!({})).await,
+        StatusCode::BAD_REQUEST,
+        "not a group chat",
+    );
+    refused(
+        post(
+            &ts,
+            &format!("{direct}/participants/multiple"),
+            &max,
+            json!({ "participants": [neha.id] }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a group chat",
+    );
+    refused(
+        post(
+            &ts,
+            &format!("{direct}/participants/{}/admin", neha.id),
+            &max,
+            json!({}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "not a group chat",
+    );
     // Without S3 configured a photo cannot be kept: said plainly.
     let form = reqwest::multipart::Form::new().part(
         "photo",
@@ -767,6 +794,17 @@ async fn event_participants_are_answered_by_admins_while_the_event_is_active() {
         post(&ts, &status_of(&amy), &max, json!({ "status": "maybe" })).await,
         StatusCode::BAD_REQUEST,
         "status",
+    );
+    refused(
+        post(
+            &ts,
+            &format!("{path}/participants/68d51a529caa6111e7e801c7/status"),
+            &max,
+            json!({ "status": "accepted" }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "participant not found",
     );
     let (status, body) = post(&ts, &status_of(&amy), &max, json!({ "status": "accepted" })).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -205,6 +205,7 @@ impl Core {
         if let Some(allow) = changes.allow_public_post {
             group.allow_public_post = allow;
         }
+        let changes_photo = changes.photo.is_some();
         let replaced_photo = match changes.photo {
             Some(bytes) => {
                 let media = self.media.as_ref().ok_or_else(|| {
@@ -218,16 +219,24 @@ impl Core {
         };
         let now = DateTime::now();
         let stored = bson::serialize_to_bson(&group).map_err(|e| Error::Internal(e.into()))?;
-        self.store
+        let saved = self
+            .store
             .chats
             .update_one(
                 doc! { "_id": id },
                 doc! { "$set": { "group": stored, "updated_at": now } },
             )
-            .await?;
-        if let (Some(old), Some(media)) = (replaced_photo, &self.media) {
-            media.delete_by_url(&old).await;
+            .await;
+        // The photo that lost is deleted: the old one once replaced, the new one if not saved.
+        let unused = match &saved {
+            Ok(_) => replaced_photo,
+            Err(_) if changes_photo => group.photo.clone(),
+            Err(_) => None,
+        };
+        if let (Some(url), Some(media)) = (unused, &self.media) {
+            media.delete_by_url(&url).await;
         }
+        saved?;
         self.chats_by_num.remove(&membership.chat.num);
         membership.chat.group = Some(group);
         membership.chat.updated_at = Some(now);
