@@ -77,6 +77,7 @@ async fn communities_are_explored_with_reels_and_pending_requests() {
     assert_eq!(pool["participants"][0]["user"].as_str().unwrap().len(), 24);
     assert_eq!(pool["event"].as_str().unwrap().len(), 24);
     assert_eq!(pool["reelsCount"], 3);
+    assert_eq!(pool["unread"], 0);
     assert_eq!(pool["isJoined"], false);
     assert_eq!(pool["areYouAdmin"], false);
     assert_eq!(pool["participantsCount"], 3);
@@ -99,6 +100,11 @@ async fn communities_are_explored_with_reels_and_pending_requests() {
     )
     .await;
     assert_eq!(none["count"], 0);
+    // A member sees what is unread: Neha's message in Max's study group.
+    let (_, study) = get(&ts, "/chats/explore/communities?search=future", max).await;
+    assert_eq!(study["chats"][0]["isJoined"], true);
+    assert_eq!(study["chats"][0]["areYouAdmin"], true);
+    assert_eq!(study["chats"][0]["unread"], 1);
     let pool_path = format!("/chats/{}", pool["_id"].as_str().unwrap());
     let (status, body) = ts
         .call(

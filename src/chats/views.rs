@@ -211,6 +211,7 @@ impl Viewer<'_> {
             fields.insert("event".into(), json!(event.id.to_hex()));
         }
         fields.insert("reelsCount".into(), json!(community.reels_count));
+        fields.insert("unread".into(), json!(community.unread));
         if let Some(request) = &community.request {
             fields.insert("request".into(), join_request(request));
         }

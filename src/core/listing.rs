@@ -65,6 +65,7 @@ pub struct Community {
     pub reels_count: u64,
     pub request: Option<JoinRequest>,
     pub event: Option<Event>,
+    pub unread: u64,
 }
 
 /// A page of items with the users they mention and the total count.
@@ -189,24 +190,25 @@ impl Core {
             .find_one(doc! { "chat_id": chat_id })
             .sort(doc! { "chat_id": 1, "num": -1 })
             .await?;
-        let unread = match membership.of(&user.id) {
-            Some(me) => {
-                self.store
-                    .messages
-                    .count_documents(doc! {
-                        "chat_id": chat_id,
-                        "author_id": { "$ne": user.id },
-                        "created_at": { "$gt": me.last_read_at() },
-                    })
-                    .await?
-            }
-            None => 0,
-        };
+        let unread = self.unread(user, &membership).await?;
         Ok(ChatSummary {
             membership,
             last_message,
             unread,
         })
+    }
+
+    /// Messages of others since the user last read the chat; none for outsiders.
+    async fn unread(&self, user: &User, membership: &Membership) -> Result<u64> {
+        let Some(me) = membership.of(&user.id) else {
+            return Ok(0);
+        };
+        let filter = doc! {
+            "chat_id": membership.chat.id,
+            "author_id": { "$ne": user.id },
+            "created_at": { "$gt": me.last_read_at() },
+        };
+        Ok(self.store.messages.count_documents(filter).await?)
     }
 
     async fn participants_by_chat(
@@ -314,8 +316,11 @@ impl Core {
                     .await?
                     .try_collect()
                     .await?;
+                let membership = Membership { chat, participants };
+                let unread = self.unread(user, &membership).await?;
                 Ok::<_, Error>(Community {
-                    membership: Membership { chat, participants },
+                    membership,
+                    unread,
                     reels,
                     reels_count,
                     request,
