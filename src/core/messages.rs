@@ -44,13 +44,8 @@ impl Core {
             files: Vec::new(),
             created_at: DateTime::now(),
         };
-        // The chat's last activity moves with its newest message, for chat lists; both writes
-        // go out together so the message costs no extra round trip.
-        let touch = self.store.chats.update_one(
-            doc! { "_id": chat.id },
-            doc! { "$max": { "updated_at": message.created_at } },
-        );
-        tokio::try_join!(self.store.messages.insert_one(&message), touch)?;
+        let insert = async { Ok::<_, Error>(self.store.messages.insert_one(&message).await?) };
+        tokio::try_join!(insert, self.touch_chat(chat, message.created_at))?;
         let members = self.member_ids(chat).await?;
         let event = ChatEvent::MessagePosted {
             chat: chat.clone(),
@@ -101,13 +96,7 @@ impl Core {
             .collect();
         self.store.messages.insert_one(&message).await?;
         self.store.files.insert_many(&filed).await?;
-        self.store
-            .chats
-            .update_one(
-                doc! { "_id": chat.id },
-                doc! { "$max": { "updated_at": now } },
-            )
-            .await?;
+        self.touch_chat(chat, now).await?;
         let event = ChatEvent::MessagePosted {
             chat: chat.clone(),
             message: message.clone(),
@@ -116,6 +105,23 @@ impl Core {
         };
         self.publish(event).await;
         Ok(message)
+    }
+
+    /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second
+    /// per chat: a busy chat would otherwise double the writes of every message.
+    async fn touch_chat(&self, chat: &Chat, at: DateTime) -> Result<()> {
+        if self.recently_touched.get(&chat.id).is_some() {
+            return Ok(());
+        }
+        self.recently_touched.insert(chat.id, ());
+        self.store
+            .chats
+            .update_one(
+                doc! { "_id": chat.id },
+                doc! { "$max": { "updated_at": at } },
+            )
+            .await?;
+        Ok(())
     }
 
     /// Delete a message; only its author may.

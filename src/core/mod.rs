@@ -40,6 +40,8 @@ pub struct Core {
     /// other nodes see the change within `CACHE_TTL`.
     chats_by_num: HotCache<i64, Chat>,
     members: HotCache<ObjectId, Arc<[ObjectId]>>,
+    /// Chats whose last activity was written within the last second.
+    recently_touched: HotCache<ObjectId, ()>,
 }
 
 /// Entries per cache; a chat costs well under a kilobyte in each.
@@ -99,6 +101,7 @@ impl Core {
             system_user,
             chats_by_num: HotCache::new(),
             members: HotCache::new(),
+            recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
         })
     }
 
