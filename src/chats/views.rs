@@ -138,7 +138,6 @@ impl Viewer<'_> {
         let Membership { chat, participants } = &summary.membership;
         let mut view = chat_document(chat, participants);
         let fields = view.as_object_mut().expect("an object");
-        let me = participants.iter().find(|p| p.user_id == self.me.id);
         let populated: Vec<_> = participants
             .iter()
             .map(|p| ParticipantView {
@@ -181,10 +180,16 @@ impl Viewer<'_> {
                 .as_ref()
                 .map_or(Value::Null, |m| self.message(m)),
         );
+        self.standing(fields, participants);
+        view
+    }
+
+    /// The caller's standing in a chat, and the chat's size.
+    fn standing(&self, fields: &mut serde_json::Map<String, Value>, participants: &[Participant]) {
+        let me = participants.iter().find(|p| p.user_id == self.me.id);
         fields.insert("isJoined".into(), json!(me.is_some()));
         fields.insert("areYouAdmin".into(), json!(me.is_some_and(|p| p.is_admin)));
         fields.insert("participantsCount".into(), json!(participants.len()));
-        view
     }
 
     pub fn message(&self, message: &Message) -> Value {
@@ -203,7 +208,6 @@ impl Viewer<'_> {
         let Membership { chat, participants } = &community.membership;
         let mut view = chat_document(chat, participants);
         let fields = view.as_object_mut().expect("an object");
-        let me = participants.iter().find(|p| p.user_id == self.me.id);
         if let Some(creator) = &chat.created_by {
             fields.insert("creator".into(), self.user(creator));
         }
@@ -221,9 +225,7 @@ impl Viewer<'_> {
             .map(|r| self.reel(r, followed))
             .collect();
         fields.insert("reels".into(), json!(reels));
-        fields.insert("isJoined".into(), json!(me.is_some()));
-        fields.insert("areYouAdmin".into(), json!(me.is_some_and(|p| p.is_admin)));
-        fields.insert("participantsCount".into(), json!(participants.len()));
+        self.standing(fields, participants);
         view
     }
 
