@@ -23,6 +23,9 @@ pub enum Error {
     NotModified(Cow<'static, str>),
     #[error("{0}")]
     Invalid(Cow<'static, str>),
+    /// Invalid fields of a form, each with what is wrong with it.
+    #[error("{}", describe(.0))]
+    Fields(Vec<(&'static str, String)>),
     #[error("too many requests; slow down")]
     RateLimited,
     /// A part this request needs is not configured on this server.
@@ -48,7 +51,7 @@ impl Error {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Invalid(_) | Self::NotModified(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) | Self::NotModified(_) | Self::Fields(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +72,11 @@ impl Error {
     pub fn is_server_fault(&self) -> bool {
         matches!(self, Self::Database(_) | Self::Internal(_))
     }
+}
+
+fn describe(fields: &[(&'static str, String)]) -> String {
+    let each: Vec<String> = fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+    each.join("; ")
 }
 
 /// True when a MongoDB write failed on a unique index.

@@ -1,11 +1,13 @@
 //! Palaver: one realtime chat server speaking the protocols of five chat backends.
 
+pub mod auth;
 pub mod channels;
 pub mod chats;
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod fixtures;
+pub mod hooks;
 pub mod media;
 pub mod push;
 pub mod realtime;
@@ -90,7 +92,9 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
+            // Client addresses are needed to slow password guessing per address.
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stop.await;
                     io.close().await;
@@ -140,6 +144,7 @@ fn routes(app: App) -> Router {
     Router::new()
         .merge(channels::router())
         .merge(chats::router())
+        .merge(hooks::router())
         .with_state(app)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))

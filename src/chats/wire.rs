@@ -21,14 +21,7 @@ impl FromRequestParts<App> for Caller {
     type Rejection = ChatsError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(Error::MissingCredentials)?;
+        let token = crate::auth::bearer_token(&parts.headers).ok_or(Error::MissingCredentials)?;
         Ok(Self(app.authenticate(token).await?))
     }
 }

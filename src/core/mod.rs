@@ -1,5 +1,6 @@
 //! The core: every business rule, once, for every dialect.
 
+pub mod accounts;
 pub mod chats;
 pub mod devices;
 pub mod events;
@@ -42,6 +43,7 @@ pub struct Core {
     members: HotCache<ObjectId, Arc<[ObjectId]>>,
     /// Chats whose last activity was written within the last second.
     recently_touched: HotCache<ObjectId, ()>,
+    sign_in_limits: accounts::SignInLimits,
 }
 
 /// Entries per cache; a chat costs well under a kilobyte in each.
@@ -102,6 +104,7 @@ impl Core {
             chats_by_num: HotCache::new(),
             members: HotCache::new(),
             recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
+            sign_in_limits: accounts::SignInLimits::default(),
         })
     }
 

@@ -23,6 +23,23 @@ pub struct Claims {
     pub ver: i32,
     pub iat: u64,
     pub exp: u64,
+    /// Absent in tokens from before refresh tokens existed: those are access tokens.
+    #[serde(default)]
+    pub token_type: TokenType,
+    /// The numeric id, as simplejwt's clients read it.
+    #[serde(default)]
+    pub user_id: i64,
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// An access token opens requests; a refresh token only buys a new access token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    #[default]
+    Access,
+    Refresh,
 }
 
 pub struct Tokens {
@@ -67,16 +84,26 @@ impl Tokens {
         Ok(Self::new(&secret))
     }
 
+    /// An access token.
     pub fn issue(&self, user: &User, ttl: Duration) -> Result<String> {
+        self.issue_typed(user, ttl, TokenType::Access)
+    }
+
+    pub fn issue_typed(&self, user: &User, ttl: Duration, token_type: TokenType) -> Result<String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
         let claims = Claims {
             sub: user.id.to_hex(),
             ver: user.token_version,
             iat: now,
             exp: now + ttl.as_secs(),
+            token_type,
+            user_id: user.num,
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(e.into()))
@@ -123,6 +150,9 @@ mod tests {
             avatar_url: String::new(),
             token_version: version,
             created_at: bson::DateTime::now(),
+            email: None,
+            password_hash: None,
+            user_type: None,
         }
     }
 

@@ -7,6 +7,7 @@ use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
 use super::Core;
+use super::tokens::TokenType;
 use crate::error::{Error, Result};
 use crate::store::{Store, User};
 
@@ -85,6 +86,9 @@ impl Core {
             avatar_url: String::new(),
             token_version: 0,
             created_at: DateTime::now(),
+            email: None,
+            password_hash: None,
+            user_type: None,
         };
         self.store.users.insert_one(&user).await?;
         tracing::info!(user = %user.id, num = user.num, "account created");
@@ -155,9 +159,22 @@ impl Core {
         Ok(())
     }
 
-    /// The user a token belongs to, if the token is valid and not revoked.
+    /// The user an access token belongs to, if the token is valid and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<User> {
+        self.token_user(token, TokenType::Access).await
+    }
+
+    /// A fresh access token for a valid, unrevoked refresh token.
+    pub async fn refresh_access(&self, refresh: &str, ttl: std::time::Duration) -> Result<String> {
+        let user = self.token_user(refresh, TokenType::Refresh).await?;
+        self.tokens.issue(&user, ttl)
+    }
+
+    async fn token_user(&self, token: &str, expected: TokenType) -> Result<User> {
         let claims = self.tokens.decode(token)?;
+        if claims.token_type != expected {
+            return Err(Error::Unauthorized);
+        }
         let id = ObjectId::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
         let user = self.store.users.find_one(doc! { "_id": id }).await?;
         match user {

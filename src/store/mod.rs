@@ -63,19 +63,12 @@ impl Store {
 
     async fn create_indexes(&self) -> Result<()> {
         self.users.create_index(unique(doc! { "num": 1 })).await?;
+        self.users
+            .create_index(unique_where_present("email"))
+            .await?;
         self.chats.create_index(unique(doc! { "num": 1 })).await?;
         self.chats
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! { "pair_key": 1 })
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .partial_filter_expression(doc! { "pair_key": { "$exists": true } })
-                            .build(),
-                    )
-                    .build(),
-            )
+            .create_index(unique_where_present("pair_key"))
             .await?;
         self.participants
             .create_index(unique(doc! { "chat_id": 1, "user_id": 1 }))
@@ -140,6 +133,19 @@ fn unique(keys: Document) -> IndexModel {
     IndexModel::builder()
         .keys(keys)
         .options(IndexOptions::builder().unique(true).build())
+        .build()
+}
+
+/// Unique among the documents that have the field at all.
+fn unique_where_present(field: &str) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .partial_filter_expression(doc! { field: { "$exists": true } })
+                .build(),
+        )
         .build()
 }
 

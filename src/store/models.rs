@@ -17,6 +17,21 @@ pub struct User {
     #[serde(default)]
     pub token_version: i32,
     pub created_at: DateTime,
+    /// For accounts that sign in with a password: the address, lowercased, unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// An argon2 PHC string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<UserType>,
+}
+
+/// The two kinds of password accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserType {
+    Fan,
+    Creator,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
