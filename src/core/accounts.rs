@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -9,6 +10,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use rand::RngCore;
 
 use super::Core;
 use crate::error::{Error, Result, is_duplicate_key};
@@ -68,6 +70,19 @@ impl SignInLimits {
         }
         Ok(())
     }
+}
+
+/// A hash no password is known to match, verified against when the account does not exist.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        Argon2::default()
+            .hash_password(&secret)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
 }
 
 pub struct SignUp {
@@ -188,25 +203,27 @@ impl Core {
         let email = email.trim().to_lowercase();
         self.sign_in_limits.admit(&email, address)?;
         let user = self.store.users.find_one(doc! { "email": &email }).await?;
-        let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
-            return Err(Error::Unauthorized);
-        };
+        // An unknown address costs a verification too, so timing does not tell which exist.
+        let user = user.filter(|u| u.password_hash.is_some());
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let password = password.to_owned();
         let matches = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
+            let hash: &str = match &hash {
+                Some(hash) => hash,
+                None => decoy_hash(),
+            };
+            let Ok(parsed) = PasswordHash::new(hash) else {
+                return false;
+            };
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
         })
         .await
         .map_err(|e| Error::Internal(e.into()))?;
-        if matches {
-            Ok(user)
-        } else {
-            Err(Error::Unauthorized)
+        match user {
+            Some(user) if matches => Ok(user),
+            _ => Err(Error::Unauthorized),
         }
     }
 }
