@@ -120,8 +120,7 @@ impl Core {
     ) -> Result<Vec<Participant>> {
         let mut added = Vec::new();
         for participant in participants {
-            let mut fields =
-                bson::serialize_to_document(participant).map_err(|e| Error::Internal(e.into()))?;
+            let mut fields = crate::store::to_document(participant)?;
             fields.remove("chat_id");
             fields.remove("user_id");
             let result = self

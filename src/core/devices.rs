@@ -6,7 +6,7 @@ use mongodb::options::ReturnDocument;
 
 use super::Core;
 use crate::error::{Error, Result};
-use crate::store::{Device, Platform, User};
+use crate::store::{Device, Platform, User, to_bson};
 
 /// FCM registration tokens are opaque; this bounds what we store.
 pub const TOKEN_MAX_LEN: usize = 4096;
@@ -26,7 +26,7 @@ impl Core {
                 "token must be a non-empty FCM registration token",
             ));
         }
-        let platform = bson::serialize_to_bson(&platform).map_err(|e| Error::Internal(e.into()))?;
+        let platform = to_bson(&platform)?;
         let set = doc! { "user_id": user.id, "platform": platform, "updated_at": DateTime::now() };
         self.store
             .devices

@@ -10,7 +10,7 @@ use super::scores::JOIN_GROUP_CHAT;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, is_duplicate_key};
 use crate::store::{
-    Answer, Chat, ChatFile, ChatKind, Event, GroupDetails, JoinRequest, Participant, User,
+    Answer, Chat, ChatFile, ChatKind, Event, GroupDetails, JoinRequest, Participant, User, to_bson,
 };
 
 pub const NAME_MAX_CHARS: usize = 100;
@@ -218,7 +218,7 @@ impl Core {
             None => None,
         };
         let now = DateTime::now();
-        let stored = bson::serialize_to_bson(&group).map_err(|e| Error::Internal(e.into()))?;
+        let stored = to_bson(&group)?;
         let saved = self
             .store
             .chats
@@ -430,9 +430,7 @@ impl Core {
         reference: ObjectId,
         answer: Answer,
     ) -> Result<Participant> {
-        if answer == Answer::Pending {
-            return Err(Error::invalid("status must be accepted or rejected"));
-        }
+        let status = answer.verdict()?;
         let membership = self.membership(id).await?;
         membership.me(user)?;
         membership.group()?;
@@ -445,7 +443,6 @@ impl Core {
         if !event.is_active() {
             return Err(Error::invalid("the event is over"));
         }
-        let status = bson::serialize_to_bson(&answer).map_err(|e| Error::Internal(e.into()))?;
         self.store
             .participants
             .update_one(
@@ -621,12 +618,9 @@ impl Core {
         request: ObjectId,
         answer: Answer,
     ) -> Result<JoinRequest> {
-        if answer == Answer::Pending {
-            return Err(Error::invalid("status must be accepted or rejected"));
-        }
+        let status = answer.verdict()?;
         let membership = self.membership(id).await?;
         membership.admin(admin)?;
-        let status = bson::serialize_to_bson(&answer).map_err(|e| Error::Internal(e.into()))?;
         let request = self
             .store
             .join_requests

@@ -143,16 +143,13 @@ impl Core {
         id: ObjectId,
         answer: Answer,
     ) -> Result<Connection> {
-        if answer == Answer::Pending {
-            return Err(Error::invalid("status must be accepted or rejected"));
-        }
+        let status = answer.verdict()?;
         let connection = self.connection(id).await?;
         if connection.to != user.id {
             return Err(Error::Forbidden(
                 "only the user asked may answer a connection".into(),
             ));
         }
-        let status = bson::serialize_to_bson(&answer).map_err(|e| Error::Internal(e.into()))?;
         let updated = self
             .store
             .connections

@@ -6,9 +6,10 @@ pub mod models;
 
 use std::time::Duration;
 
-use bson::{Document, doc};
+use bson::{Bson, Document, doc};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
+use serde::Serialize;
 
 use crate::error::Result;
 pub use ids::IdAllocator;
@@ -127,6 +128,15 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// A value as it is stored, for updates that set fields rather than whole documents.
+pub fn to_bson(value: &impl Serialize) -> Result<Bson> {
+    bson::serialize_to_bson(value).map_err(|e| crate::error::Error::Internal(e.into()))
+}
+
+pub fn to_document(value: &impl Serialize) -> Result<Document> {
+    bson::serialize_to_document(value).map_err(|e| crate::error::Error::Internal(e.into()))
 }
 
 fn unique(keys: Document) -> IndexModel {

@@ -144,6 +144,18 @@ pub enum Answer {
     Rejected,
 }
 
+impl Answer {
+    /// An answer someone gives, as stored: accepted or rejected, never pending.
+    pub fn verdict(self) -> crate::error::Result<bson::Bson> {
+        if self == Self::Pending {
+            return Err(crate::error::Error::invalid(
+                "status must be accepted or rejected",
+            ));
+        }
+        super::to_bson(&self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
     #[serde(rename = "_id")]
