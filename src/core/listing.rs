@@ -10,7 +10,9 @@ use futures::future::try_join_all;
 use super::Core;
 use super::groups::Membership;
 use crate::error::{Error, Result};
-use crate::store::{ChatFile, Event, FileKind, JoinRequest, Message, Participant, Reel, User};
+use crate::store::{
+    Chat, ChatFile, Event, FileKind, JoinRequest, Message, Participant, Reel, User,
+};
 
 /// The largest page any listing returns.
 pub const PAGE_MAX: u64 = 100;
@@ -133,24 +135,8 @@ impl Core {
                 ],
             );
         }
-        let count = self.store.chats.count_documents(query.clone()).await?;
-        let chats: Vec<crate::store::Chat> = self
-            .store
-            .chats
-            .find(query)
-            .sort(doc! { "updated_at": -1, "_id": -1 })
-            .skip(page.skip())
-            .limit(page.limit as i64)
-            .await?
-            .try_collect()
-            .await?;
-        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
-        let participants = self.participants_by_chat(&ids).await?;
-        let items = try_join_all(chats.into_iter().map(|chat| {
-            let participants = participants.get(&chat.id).cloned().unwrap_or_default();
-            self.summarise(user, Membership { chat, participants })
-        }))
-        .await?;
+        let (count, chats) = self.chats_page(query, page).await?;
+        let items = try_join_all(chats.into_iter().map(|m| self.summarise(user, m))).await?;
         let users = self
             .users_in(
                 items
@@ -209,6 +195,32 @@ impl Core {
             "created_at": { "$gt": me.last_read_at() },
         };
         Ok(self.store.messages.count_documents(filter).await?)
+    }
+
+    /// A page of chats matching `query`, most recently active first, with everyone in them,
+    /// and how many match in all.
+    async fn chats_page(&self, query: Document, page: Page) -> Result<(u64, Vec<Membership>)> {
+        let count = self.store.chats.count_documents(query.clone()).await?;
+        let chats: Vec<Chat> = self
+            .store
+            .chats
+            .find(query)
+            .sort(doc! { "updated_at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(page.limit as i64)
+            .await?
+            .try_collect()
+            .await?;
+        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
+        let mut participants = self.participants_by_chat(&ids).await?;
+        let memberships = chats
+            .into_iter()
+            .map(|chat| Membership {
+                participants: participants.remove(&chat.id).unwrap_or_default(),
+                chat,
+            })
+            .collect();
+        Ok((count, memberships))
     }
 
     async fn participants_by_chat(
@@ -273,19 +285,8 @@ impl Core {
         if let Some(category) = category.filter(|c| !c.is_empty()) {
             query.insert("group.category", category);
         }
-        let count = self.store.chats.count_documents(query.clone()).await?;
-        let chats: Vec<crate::store::Chat> = self
-            .store
-            .chats
-            .find(query)
-            .sort(doc! { "updated_at": -1, "_id": -1 })
-            .skip(page.skip())
-            .limit(page.limit as i64)
-            .await?
-            .try_collect()
-            .await?;
-        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
-        let participants = self.participants_by_chat(&ids).await?;
+        let (count, chats) = self.chats_page(query, page).await?;
+        let ids: Vec<ObjectId> = chats.iter().map(|m| m.chat.id).collect();
         let requests: Vec<JoinRequest> = self
             .store
             .join_requests
@@ -300,12 +301,12 @@ impl Core {
             .await?
             .try_collect()
             .await?;
-        let items = try_join_all(chats.into_iter().map(|chat| {
-            let participants = participants.get(&chat.id).cloned().unwrap_or_default();
-            let request = requests.iter().find(|r| r.chat_id == chat.id).cloned();
-            let event = events.iter().find(|e| e.chat_id == chat.id).cloned();
+        let items = try_join_all(chats.into_iter().map(|membership| {
+            let chat_id = membership.chat.id;
+            let request = requests.iter().find(|r| r.chat_id == chat_id).cloned();
+            let event = events.iter().find(|e| e.chat_id == chat_id).cloned();
             async move {
-                let filter = doc! { "chat_id": chat.id };
+                let filter = doc! { "chat_id": chat_id };
                 let reels_count = self.store.reels.count_documents(filter.clone()).await?;
                 let reels: Vec<Reel> = self
                     .store
@@ -316,7 +317,6 @@ impl Core {
                     .await?
                     .try_collect()
                     .await?;
-                let membership = Membership { chat, participants };
                 let unread = self.unread(user, &membership).await?;
                 Ok::<_, Error>(Community {
                     membership,
@@ -357,7 +357,7 @@ impl Core {
         page: Page,
     ) -> Result<Listing<ChatFile>> {
         self.member_view(user, id).await?;
-        let kind = bson::serialize_to_bson(&kind).map_err(|e| Error::Internal(e.into()))?;
+        let kind = crate::store::to_bson(&kind)?;
         let filter = doc! { "chat_id": id, "kind": kind, "tag": tag };
         let count = self.store.files.count_documents(filter.clone()).await?;
         let items = self
