@@ -104,7 +104,8 @@ impl Core {
                 chat: chat.clone(),
                 creator: creator.clone(),
                 members: vec![creator.clone(), other.clone()],
-                participants: self.participants_of(chat).await?,
+                // A new chat's participants are exactly the two just inserted.
+                participants,
                 origin,
             };
             self.publish(event).await;
