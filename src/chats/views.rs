@@ -9,6 +9,7 @@ use rooms::Presence;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::core::App;
 use crate::core::groups::Membership;
 use crate::core::listing::{ChatSummary, Community};
 use crate::store::{
@@ -118,7 +119,15 @@ pub struct Viewer<'a> {
     pub presence: &'a Presence,
 }
 
-impl Viewer<'_> {
+impl<'a> Viewer<'a> {
+    pub fn new(app: &'a App, me: &'a User, users: &'a HashMap<ObjectId, User>) -> Self {
+        Self {
+            me,
+            users,
+            presence: app.hub.presence(),
+        }
+    }
+
     fn user(&self, id: &ObjectId) -> Value {
         match self.users.get(id) {
             Some(user) => json!(UserView::new(user)),
