@@ -86,11 +86,13 @@ impl Server {
             .add_transport(Arc::new(SocketIoTransport(io.clone())));
         app.add_dialect(Arc::new(channels::Channels));
         app.add_dialect(Arc::new(chats::Chats));
+        app.add_dialect(Arc::new(hooks::Hooks));
 
         let router = routes(app.clone()).layer(io_layer);
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
+        let sessions = app.hub.sessions().clone();
         let task = tokio::spawn(async move {
             // Client addresses are needed to slow password guessing per address.
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
@@ -98,6 +100,7 @@ impl Server {
                 .with_graceful_shutdown(async move {
                     let _ = stop.await;
                     io.close().await;
+                    sessions.close_all();
                 })
                 .await
         });

@@ -160,7 +160,16 @@ impl Media {
     }
 }
 
-fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+/// Whether a request carries form data with files, rather than JSON.
+pub fn is_multipart(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"))
+}
+
+/// The MIME type and usual extension of an accepted image, judged by its content.
+pub fn image_type(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
     let mime = infer::get(bytes)?.mime_type();
     IMAGE_TYPES.iter().find(|(m, _)| *m == mime).copied()
 }

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use futures::future::BoxFuture;
 
+mod sessions;
+pub use sessions::{SESSION_QUEUE, Session, Sessions};
+
 /// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
 pub type UserId = String;
 
@@ -149,17 +152,27 @@ pub struct Report {
 
 pub struct Hub {
     presence: Presence,
+    sessions: Arc<Sessions>,
     transports: RwLock<Vec<Arc<dyn Transport>>>,
     push: Arc<dyn PushSink>,
 }
 
 impl Hub {
+    /// A hub whose first transport is its own plain WebSocket sessions.
     pub fn new(push: Arc<dyn PushSink>) -> Self {
+        let sessions = Arc::new(Sessions::default());
+        let transports: Vec<Arc<dyn Transport>> = vec![sessions.clone()];
         Self {
             presence: Presence::default(),
-            transports: RwLock::default(),
+            sessions,
+            transports: RwLock::new(transports),
             push,
         }
+    }
+
+    /// The plain WebSocket sessions.
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
     }
 
     /// Transports are added once their servers exist, which is after the hub.

@@ -182,7 +182,10 @@ impl Dialect for Chats {
                     "actions": score.actions,
                 }),
             )],
-            ChatEvent::MessagePosted { .. } | ChatEvent::MessageDeleted { .. } => Vec::new(),
+            // The chats spec has no message or notification events.
+            ChatEvent::MessagePosted { .. }
+            | ChatEvent::MessageDeleted { .. }
+            | ChatEvent::Notified { .. } => Vec::new(),
         };
         Rendered {
             joins: Vec::new(),

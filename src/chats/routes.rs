@@ -1,7 +1,7 @@
 //! `/chats`: listing, exploring, reading, creating, changing and deleting chats.
 
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -194,12 +194,7 @@ async fn update(
     request: Request,
 ) -> Reply {
     let id = object_id(&id, "id")?;
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let (changes, socket) = if multipart {
+    let (changes, socket) = if crate::media::is_multipart(request.headers()) {
         let form = Multipart::from_request(request, &())
             .await
             .map_err(|e| Error::invalid(e.body_text()))?;

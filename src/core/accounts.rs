@@ -179,6 +179,7 @@ impl Core {
             email: Some(email),
             password_hash: Some(hash),
             user_type: Some(kind),
+            profile: Default::default(),
         };
         match self.store.users.insert_one(&user).await {
             Ok(_) => {

@@ -113,6 +113,19 @@ impl Core {
         Ok(opened)
     }
 
+    /// The one-to-one chat between two users whose connection was accepted (a hooks "chat
+    /// session"), opened if need be.
+    pub async fn open_chat_session(&self, user: &User, other: &User) -> Result<Chat> {
+        if other.id == user.id {
+            return Err(Error::invalid("you cannot chat with yourself"));
+        }
+        let connection = self.accepted_connection_between(user, other).await?;
+        let opened = self
+            .open_direct(user, other, Some(connection.id), None)
+            .await?;
+        Ok(opened.chat().clone())
+    }
+
     /// Add participants who are not in the chat yet; returns those who were added.
     pub(super) async fn add_participants(
         &self,

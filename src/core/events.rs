@@ -8,7 +8,7 @@ use bson::oid::ObjectId;
 use rooms::{Outgoing, PushIntent, Room};
 
 use super::Core;
-use crate::store::{Chat, Message, Participant, Score, User};
+use crate::store::{Chat, Message, Notification, NotificationKind, Participant, Score, User};
 
 /// The connection (a Socket.IO socket id) a change came from; that device already knows.
 pub type Origin = Option<String>;
@@ -76,6 +76,11 @@ pub enum ChatEvent {
         action: &'static str,
         points: i64,
     },
+    /// A notification was stored for its user; `push` says whether to push it when offline.
+    Notified {
+        notification: Notification,
+        push: bool,
+    },
 }
 
 /// A dialect's rendering of one event: rooms to join first, then events to send.
@@ -122,6 +127,10 @@ impl ChatEvent {
             | Self::ParticipantAnswered {
                 participant, by, ..
             } if participant.user_id != by.id => vec![participant.user_id],
+            Self::Notified {
+                notification,
+                push: true,
+            } => vec![notification.user_id],
             _ => Vec::new(),
         }
     }
@@ -188,6 +197,22 @@ impl ChatEvent {
                     chat_name(chat),
                     format!("Your place at {} was {verdict}", chat_name(chat)),
                     about(chat, "chat-participant-status-updated"),
+                )
+            }
+            Self::Notified { notification, .. } => {
+                let title = match notification.kind {
+                    NotificationKind::Followed => "New follower",
+                    NotificationKind::LikeRequested => "New like",
+                    NotificationKind::LikeAnswered => "Your like was answered",
+                    NotificationKind::MessageWhileOffline => "New message",
+                };
+                (
+                    title.to_owned(),
+                    notification.message.clone(),
+                    [
+                        ("event", "notification".to_owned()),
+                        ("notification_id", notification.num.to_string()),
+                    ],
                 )
             }
             _ => return None,

@@ -227,15 +227,9 @@ impl Core {
                 doc! { "$set": { "group": stored, "updated_at": now } },
             )
             .await;
-        // The photo that lost is deleted: the old one once replaced, the new one if not saved.
-        let unused = match &saved {
-            Ok(_) => replaced_photo,
-            Err(_) if changes_photo => group.photo.clone(),
-            Err(_) => None,
-        };
-        if let (Some(url), Some(media)) = (unused, &self.media) {
-            media.delete_by_url(&url).await;
-        }
+        let new_photo = group.photo.clone().filter(|_| changes_photo);
+        self.discard_unused_image(saved.is_ok(), replaced_photo, new_photo)
+            .await;
         saved?;
         self.chats_by_num.remove(&membership.chat.num);
         membership.chat.group = Some(group);

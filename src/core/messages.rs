@@ -6,7 +6,7 @@ use futures::TryStreamExt;
 
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
-use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, User};
+use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, User};
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
 
@@ -46,14 +46,7 @@ impl Core {
         };
         let insert = async { Ok::<_, Error>(self.store.messages.insert_one(&message).await?) };
         tokio::try_join!(insert, self.touch_chat(chat, message.created_at))?;
-        let members = self.member_ids(chat).await?;
-        let event = ChatEvent::MessagePosted {
-            chat: chat.clone(),
-            message: message.clone(),
-            author: author.clone(),
-            members,
-        };
-        self.publish(event).await;
+        self.announce_message(author, chat, &message).await?;
         Ok(message)
     }
 
@@ -97,14 +90,40 @@ impl Core {
         self.store.messages.insert_one(&message).await?;
         self.store.files.insert_many(&filed).await?;
         self.touch_chat(chat, now).await?;
+        self.announce_message(author, chat, &message).await?;
+        Ok(message)
+    }
+
+    /// Deliver a stored message. In a one-to-one chat, a recipient with no live connection
+    /// also finds a notification of it later (the message's own push has already gone out).
+    async fn announce_message(&self, author: &User, chat: &Chat, message: &Message) -> Result<()> {
+        let members = self.member_ids(chat).await?;
         let event = ChatEvent::MessagePosted {
             chat: chat.clone(),
             message: message.clone(),
             author: author.clone(),
-            members: self.member_ids(chat).await?,
+            members: members.clone(),
         };
         self.publish(event).await;
-        Ok(message)
+        if chat.is_group() {
+            return Ok(());
+        }
+        let offline = members.iter().filter(|m| {
+            **m != author.id
+                && **m != self.system_user().id
+                && !self.hub.presence().is_online(&m.to_hex())
+        });
+        for recipient in offline {
+            let text = format!("{} sent you a message.", author.display_name());
+            self.notify(
+                *recipient,
+                NotificationKind::MessageWhileOffline,
+                text,
+                false,
+            )
+            .await;
+        }
+        Ok(())
     }
 
     /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second

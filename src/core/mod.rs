@@ -7,6 +7,8 @@ pub mod events;
 pub mod groups;
 pub mod listing;
 pub mod messages;
+pub mod notifications;
+pub mod profiles;
 pub mod scores;
 pub mod social;
 pub mod tokens;

@@ -9,7 +9,24 @@ use futures::TryStreamExt;
 
 use super::Core;
 use crate::error::{Error, Result, is_duplicate_key};
-use crate::store::{Answer, Block, Connection, Follow, User};
+use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
+
+/// Which of a user's connections to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionKind {
+    /// Asked by the user, not answered yet.
+    Asked,
+    /// Asked of the user, waiting for their answer.
+    AskedOfMe,
+    /// Accepted, whoever asked.
+    Accepted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowSide {
+    Following,
+    Followers,
+}
 
 impl Core {
     pub async fn user_by_id(&self, id: ObjectId) -> Result<User> {
@@ -28,16 +45,23 @@ impl Core {
         self.user_by_id(other).await
     }
 
+    /// Follow another user, once; they are notified.
     pub async fn follow(&self, user: &User, followee: ObjectId) -> Result<Follow> {
         self.other_user(user, followee, "follow").await?;
         let follow = Follow {
             id: ObjectId::new(),
+            num: self.store.ids.next("follows").await?,
             follower: user.id,
             followee,
             created_at: DateTime::now(),
         };
         match self.store.follows.insert_one(&follow).await {
-            Ok(_) => Ok(follow),
+            Ok(_) => {
+                let message = format!("{} just followed you.", user.display_name());
+                self.notify(followee, NotificationKind::Followed, message, true)
+                    .await;
+                Ok(follow)
+            }
             Err(e) if is_duplicate_key(&e) => {
                 Err(Error::Conflict("you already follow this user".into()))
             }
@@ -106,7 +130,7 @@ impl Core {
         Ok(self.store.blocks.find_one(filter).await?.is_some())
     }
 
-    /// Ask `to` for a connection. One open or accepted connection per pair.
+    /// Ask `to` for a connection (a hooks "like"). One open or accepted connection per pair.
     pub async fn request_connection(&self, user: &User, to: ObjectId) -> Result<Connection> {
         self.other_user(user, to, "connect with").await?;
         if self.blocked_between(&user.id, &to).await? {
@@ -127,12 +151,16 @@ impl Core {
         }
         let connection = Connection {
             id: ObjectId::new(),
+            num: self.store.ids.next("connections").await?,
             from: user.id,
             to,
             status: Answer::Pending,
             created_at: DateTime::now(),
         };
         self.store.connections.insert_one(&connection).await?;
+        let message = format!("{} sent you a like request.", user.display_name());
+        self.notify(to, NotificationKind::LikeRequested, message, true)
+            .await;
         Ok(connection)
     }
 
@@ -163,6 +191,19 @@ impl Core {
                 "this connection was already answered".into(),
             ));
         }
+        let verdict = if answer == Answer::Accepted {
+            "accepted"
+        } else {
+            "declined"
+        };
+        let message = format!("{} {verdict} your like request.", user.display_name());
+        self.notify(
+            connection.from,
+            NotificationKind::LikeAnswered,
+            message,
+            true,
+        )
+        .await;
         Ok(Connection {
             status: answer,
             ..connection
@@ -175,6 +216,92 @@ impl Core {
             .find_one(doc! { "_id": id })
             .await?
             .ok_or(Error::NotFound("connection"))
+    }
+
+    /// The connection with this numeric id, if `user` is one of its two ends.
+    pub async fn connection_by_num(&self, user: &User, num: i64) -> Result<Option<Connection>> {
+        let filter = doc! { "num": num, "$or": [ { "from": user.id }, { "to": user.id } ] };
+        Ok(self.store.connections.find_one(filter).await?)
+    }
+
+    /// The connection `from` asked of `to` that is still waiting for an answer.
+    pub async fn pending_connection(
+        &self,
+        from: ObjectId,
+        to: ObjectId,
+    ) -> Result<Option<Connection>> {
+        let filter = doc! { "from": from, "to": to, "status": "pending" };
+        Ok(self.store.connections.find_one(filter).await?)
+    }
+
+    /// The accepted connection between two users, which lets them meet.
+    pub async fn accepted_connection_between(&self, a: &User, b: &User) -> Result<Connection> {
+        let filter = doc! {
+            "$or": [ { "from": a.id, "to": b.id }, { "from": b.id, "to": a.id } ],
+            "status": "accepted",
+        };
+        self.store
+            .connections
+            .find_one(filter)
+            .await?
+            .ok_or_else(|| {
+                Error::Forbidden("a like must be confirmed between you and this user first".into())
+            })
+    }
+
+    /// One page of the user's connections of one kind, newest first, and how many there are.
+    pub async fn connections_of(
+        &self,
+        user: &User,
+        kind: ConnectionKind,
+        skip: u64,
+        limit: i64,
+    ) -> Result<(u64, Vec<Connection>)> {
+        let filter = match kind {
+            ConnectionKind::Asked => doc! { "from": user.id, "status": "pending" },
+            ConnectionKind::AskedOfMe => doc! { "to": user.id, "status": "pending" },
+            ConnectionKind::Accepted => doc! {
+                "$or": [ { "from": user.id }, { "to": user.id } ],
+                "status": "accepted",
+            },
+        };
+        let count = self.store.connections.count_documents(filter.clone());
+        let page = async {
+            let cursor = self
+                .store
+                .connections
+                .find(filter.clone())
+                .sort(doc! { "created_at": -1, "_id": -1 })
+                .skip(skip)
+                .limit(limit)
+                .await?;
+            cursor.try_collect::<Vec<_>>().await
+        };
+        let (count, page) = tokio::try_join!(count, page)?;
+        Ok((count, page))
+    }
+
+    /// Who the user follows (`Following`) or who follows them (`Followers`), newest first.
+    pub async fn follows_of(&self, user: &User, side: FollowSide) -> Result<Vec<Follow>> {
+        let filter = match side {
+            FollowSide::Following => doc! { "follower": user.id },
+            FollowSide::Followers => doc! { "followee": user.id },
+        };
+        let cursor = self
+            .store
+            .follows
+            .find(filter)
+            .sort(doc! { "created_at": -1, "_id": -1 })
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    pub async fn follow_count(&self, user: &User, side: FollowSide) -> Result<u64> {
+        let filter = match side {
+            FollowSide::Following => doc! { "follower": user.id },
+            FollowSide::Followers => doc! { "followee": user.id },
+        };
+        Ok(self.store.follows.count_documents(filter).await?)
     }
 
     /// The connection `id`, which must join `a` and `b` and be accepted.

@@ -153,6 +153,7 @@ mod tests {
             email: None,
             password_hash: None,
             user_type: None,
+            profile: Default::default(),
         }
     }
 

@@ -89,6 +89,7 @@ impl Core {
             email: None,
             password_hash: None,
             user_type: None,
+            profile: Default::default(),
         };
         self.store.users.insert_one(&user).await?;
         tracing::info!(user = %user.id, num = user.num, "account created");

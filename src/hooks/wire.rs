@@ -74,6 +74,56 @@ pub fn required<'a, const N: usize>(
     Ok(fields.map(|(_, v)| v.as_deref().unwrap_or_default()))
 }
 
+/// An id as clients send it: a JSON number, or text (form fields are always text).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum IdField {
+    Number(i64),
+    Text(String),
+}
+
+/// The integer id in a required field, or DRF's message for the field.
+pub fn required_id(name: &'static str, field: &Option<IdField>) -> Result<i64, Error> {
+    let invalid = |message: &str| Error::Fields(vec![(name, message.to_owned())]);
+    match field {
+        None => Err(invalid("This field is required.")),
+        Some(IdField::Number(n)) => Ok(*n),
+        Some(IdField::Text(t)) if t.trim().is_empty() => {
+            Err(invalid("This field may not be blank."))
+        }
+        Some(IdField::Text(t)) => t
+            .trim()
+            .parse()
+            .map_err(|_| invalid("A valid integer is required.")),
+    }
+}
+
+/// A refusal about one field of the request, reported on that field as DRF's validators do;
+/// other errors pass through.
+pub fn on_field(name: &'static str) -> impl FnOnce(Error) -> Error {
+    move |err| match err {
+        Error::Invalid(message) | Error::Conflict(message) => {
+            Error::Fields(vec![(name, capitalised(&message))])
+        }
+        Error::NotFound(_) => Error::Fields(vec![(
+            name,
+            "Invalid pk - object does not exist.".to_owned(),
+        )]),
+        other => other,
+    }
+}
+
+/// DRF's messages are sentences.
+fn capitalised(message: &str) -> String {
+    let mut chars = message.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    let mut sentence = first.unwrap_or_default() + chars.as_str();
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    sentence
+}
+
 #[derive(Debug)]
 pub struct HooksError(pub Error);
 

@@ -31,6 +31,7 @@ pub struct Store {
     pub reels: Collection<Reel>,
     pub join_requests: Collection<JoinRequest>,
     pub scores: Collection<Score>,
+    pub notifications: Collection<Notification>,
     pub ids: IdAllocator,
 }
 
@@ -55,6 +56,7 @@ impl Store {
             reels: db.collection("reels"),
             join_requests: db.collection("join_requests"),
             scores: db.collection("scores"),
+            notifications: db.collection("notifications"),
             ids: IdAllocator::new(db.collection("counters")),
             db,
         };
@@ -116,6 +118,22 @@ impl Store {
             .await?;
         self.connections
             .create_index(plain(doc! { "to": 1, "status": 1 }))
+            .await?;
+        // Likes (connections) and follows are named by number in the hooks dialect.
+        self.connections
+            .create_index(plain(doc! { "num": 1 }))
+            .await?;
+        self.connections
+            .create_index(plain(doc! { "from": 1, "status": 1 }))
+            .await?;
+        self.follows
+            .create_index(plain(doc! { "follower": 1, "created_at": -1 }))
+            .await?;
+        self.notifications
+            .create_index(plain(doc! { "user_id": 1, "num": -1 }))
+            .await?;
+        self.users
+            .create_index(plain(doc! { "profile.interests": 1 }))
             .await?;
         self.events
             .create_index(unique(doc! { "chat_id": 1 }))

@@ -25,6 +25,47 @@ pub struct User {
     pub password_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_type: Option<UserType>,
+    /// What a user tells others about themselves (the hooks dialect's profile).
+    #[serde(default)]
+    pub profile: Profile,
+}
+
+impl User {
+    pub fn is_creator(&self) -> bool {
+        self.user_type == Some(UserType::Creator)
+    }
+
+    /// The name others see: the profile's full name, or the username.
+    pub fn display_name(&self) -> &str {
+        self.profile
+            .full_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.username)
+    }
+}
+
+/// Profile details; every field is optional until the user fills it in.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bio: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interests: Vec<String>,
+    /// Creators' subscription keys; never set for Fans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_sub_keys: Option<String>,
+    /// The public URL of the profile picture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_pic: Option<String>,
 }
 
 /// The two kinds of password accounts.
@@ -210,6 +251,9 @@ pub enum FileKind {
 pub struct Follow {
     #[serde(rename = "_id")]
     pub id: ObjectId,
+    /// For dialects whose ids are numbers; 0 for follows made before numbering.
+    #[serde(default)]
+    pub num: i64,
     pub follower: ObjectId,
     pub followee: ObjectId,
     pub created_at: DateTime,
@@ -220,6 +264,9 @@ pub struct Follow {
 pub struct Connection {
     #[serde(rename = "_id")]
     pub id: ObjectId,
+    /// For dialects whose ids are numbers (a hooks "like"); 0 for connections made before.
+    #[serde(default)]
+    pub num: i64,
     pub from: ObjectId,
     pub to: ObjectId,
     pub status: Answer,
@@ -230,6 +277,36 @@ impl Connection {
     pub fn joins(&self, a: &ObjectId, b: &ObjectId) -> bool {
         (self.from == *a && self.to == *b) || (self.from == *b && self.to == *a)
     }
+
+    /// The one of the two users who is not `user`.
+    pub fn other(&self, user: &ObjectId) -> ObjectId {
+        if self.from == *user {
+            self.to
+        } else {
+            self.from
+        }
+    }
+}
+
+/// Something a user was told: stored until they clear it, streamed live when they listen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notification {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    pub num: i64,
+    pub user_id: ObjectId,
+    pub kind: NotificationKind,
+    pub message: String,
+    pub created_at: DateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Followed,
+    LikeRequested,
+    LikeAnswered,
+    MessageWhileOffline,
 }
 
 /// `blocker` blocked `blocked`: no one-to-one chat between them.

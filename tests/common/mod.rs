@@ -41,6 +41,15 @@ pub struct Member {
     pub user: palaver::store::User,
 }
 
+pub const HOOKS_PASSWORD: &str = "correct horse battery";
+
+/// A signed-in hooks account: its integer id and tokens.
+pub struct HooksAccount {
+    pub num: i64,
+    pub access: String,
+    pub refresh: String,
+}
+
 pub fn new_database_name() -> String {
     format!("test_{}", bson::oid::ObjectId::new().to_hex())
 }
@@ -190,6 +199,55 @@ impl TestServer {
             id: user.id.to_hex(),
             token,
             user,
+        }
+    }
+
+    /// A request as the hooks dialect's clients make it: Bearer token, JSON in and out (an
+    /// empty body reads as null).
+    pub async fn hooks(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        if text.is_empty() {
+            return (status, Value::Null);
+        }
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+        (status, body)
+    }
+
+    /// A hooks password account, signed in.
+    pub async fn hooks_account(&self, email: &str, user_type: &str) -> HooksAccount {
+        let password = HOOKS_PASSWORD;
+        let body = json!({
+            "email": email, "password": password, "password2": password, "user_type": user_type,
+        });
+        let (status, body) = self
+            .hooks(reqwest::Method::POST, "/user/signup/", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let body = json!({ "email": email, "password": password });
+        let (status, body) = self
+            .hooks(reqwest::Method::POST, "/user/signin/", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        HooksAccount {
+            num: body["user"]["user_id"].as_i64().unwrap(),
+            access: body["access"].as_str().unwrap().to_owned(),
+            refresh: body["refresh"].as_str().unwrap().to_owned(),
         }
     }
 
