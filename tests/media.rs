@@ -205,3 +205,95 @@ async fn a_group_photo_is_replaced_and_deleted_with_its_chat() {
     assert!(gone, "the photo outlived its chat");
     s.stop().await;
 }
+
+fn picture_form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .text("full_name", "Saliu Opeyemi Abdul Azeez")
+        .text("interests", "dancing")
+        .text("interests", "nature")
+        .part(
+            "display_pic",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        )
+}
+
+#[tokio::test]
+async fn a_display_pic_is_checked_by_name_size_and_content_and_replaced() {
+    let s = server_with_s3().await;
+    let media = s.server.app.media.clone().unwrap();
+    let saliu = s.hooks_account("saliu@example.org", "Fan").await;
+    let png = fixture("gradient.png");
+
+    let refused = [
+        (png.clone(), "me.gif", "File extension not allowed"),
+        (
+            fixture("not-an-image.png"),
+            "me.png",
+            "Upload a valid image",
+        ),
+        (
+            [png.clone(), vec![0; 2 * 1024 * 1024]].concat(),
+            "big.png",
+            "2MB",
+        ),
+    ];
+    for (bytes, name, expected) in refused {
+        let (status, body) = put_photo(
+            &s,
+            "/profile/update/",
+            &saliu.access,
+            picture_form(bytes, name),
+        )
+        .await;
+        assert_eq!(status, 400, "{name}: {body}");
+        let message = body["display_pic"][0].as_str().unwrap();
+        assert!(message.contains(expected), "{name}: {body}");
+        assert!(
+            body.get("full_name").is_none(),
+            "only the picture is at fault"
+        );
+    }
+    let (client, bucket) = media.client();
+    let listed = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(0), "nothing refused was stored");
+
+    let (status, body) = put_photo(
+        &s,
+        "/profile/update/",
+        &saliu.access,
+        picture_form(png.clone(), "me.png"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["full_name"], "Saliu Opeyemi Abdul Azeez");
+    assert_eq!(body["interests"], serde_json::json!(["dancing", "nature"]));
+    let first = body["display_pic"].as_str().unwrap().to_owned();
+    let first_key = media.key_of(&first).unwrap().to_owned();
+    assert!(first_key.starts_with("display_pic/"));
+    assert_eq!(
+        object(&media, &first_key).await,
+        Some(("image/png".to_owned(), png.clone()))
+    );
+
+    // A new picture replaces the old one, which is deleted.
+    let (_, body) = put_photo(
+        &s,
+        "/profile/update/",
+        &saliu.access,
+        picture_form(png.clone(), "again.JPG.png"),
+    )
+    .await;
+    let second = body["display_pic"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    assert_eq!(object(&media, &first_key).await, None);
+    let (_, profile) = s
+        .hooks(reqwest::Method::GET, "/profile/", Some(&saliu.access), None)
+        .await;
+    assert_eq!(profile["display_pic"], second.as_str());
+    s.stop().await;
+}

@@ -1,0 +1,278 @@
+//! The hooks dialect's plain WebSockets with a real WebSocket client: `ws/notification/`
+//! streams notifications, `ws/chat/<user_id>/` carries a chat session's messages, and both
+//! close with a code that says why when they cannot serve.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{HooksAccount, RecordingPush, TestServer};
+use futures::{SinkExt, StreamExt};
+use palaver::hooks::{CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_USER};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn open(ts: &TestServer, path: &str, token: &str) -> Socket {
+    let url = format!("ws://{}{path}?token={token}", ts.server.addr);
+    connect_async(url).await.expect("the upgrade is accepted").0
+}
+
+/// The next text frame, as JSON.
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .unwrap();
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(close) => panic!("closed: {close:?}"),
+            _ => continue,
+        }
+    }
+}
+
+/// The close code the server ends the socket with.
+async fn close_code(mut socket: Socket) -> u16 {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("closed within 5 s");
+        match frame {
+            Some(Ok(Message::Close(Some(close)))) => return close.code.into(),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
+async fn say(socket: &mut Socket, text: Value) {
+    socket
+        .send(Message::Text(text.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// Wait until the server counts the user as online (the socket task has started).
+async fn until_online(ts: &TestServer, account: &HooksAccount) {
+    let user = ts.user(&account.num.to_string()).await;
+    for _ in 0..100 {
+        if ts.server.app.hub.presence().is_online(&user.id.to_hex()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the user never came online");
+}
+
+async fn confirmed_pair(ts: &TestServer) -> (HooksAccount, HooksAccount) {
+    let saliu = ts.hooks_account("saliu@example.org", "Fan").await;
+    let rebecca = ts.hooks_account("rebecca@example.org", "Creator").await;
+    let (_, like) = ts
+        .hooks(
+            Method::POST,
+            "/follow/like/",
+            Some(&rebecca.access),
+            Some(json!({ "like": saliu.num })),
+        )
+        .await;
+    let answer = json!({ "like_instance": like["id"], "action": "accept" });
+    let (status, _) = ts
+        .hooks(
+            Method::POST,
+            "/follow/like/respond/",
+            Some(&saliu.access),
+            Some(answer),
+        )
+        .await;
+    assert!(status.is_success());
+    (saliu, rebecca)
+}
+
+#[tokio::test]
+async fn notifications_stream_live_and_only_offline_users_are_pushed() {
+    let push = Arc::new(RecordingPush::default());
+    let ts = TestServer::start_with(
+        &common::mongodb_uri(),
+        &common::new_database_name(),
+        push.clone(),
+    )
+    .await;
+    let saliu = ts.hooks_account("saliu@example.org", "Fan").await;
+    let balogun = ts.hooks_account("balogun@example.org", "Fan").await;
+
+    for token in ["", "not-a-token", &saliu.refresh] {
+        let socket = open(&ts, "/ws/notification/", token).await;
+        assert_eq!(
+            close_code(socket).await,
+            CLOSE_UNAUTHORIZED,
+            "token {token:?}"
+        );
+    }
+
+    let mut socket = open(&ts, "/ws/notification/", &balogun.access).await;
+    until_online(&ts, &balogun).await;
+    push.take();
+    ts.hooks(
+        Method::POST,
+        "/follow/",
+        Some(&saliu.access),
+        Some(json!({ "follow": balogun.num })),
+    )
+    .await;
+    let frame = next_json(&mut socket).await;
+    assert_eq!(frame["message"], "saliu just followed you.");
+    assert!(frame["id"].as_i64().is_some());
+    assert!(frame["timestamp"].as_str().unwrap().ends_with('Z'));
+    // The same notification is stored.
+    let (_, stored) = ts
+        .hooks(
+            Method::GET,
+            "/communication/notifications/",
+            Some(&balogun.access),
+            None,
+        )
+        .await;
+    assert_eq!(stored, json!([frame]));
+    assert!(
+        push.take().is_empty(),
+        "a user with a live connection is not pushed"
+    );
+
+    // Once the socket is gone, the next one is pushed.
+    socket.close(None).await.unwrap();
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ts.hooks(
+        Method::POST,
+        "/follow/like/",
+        Some(&saliu.access),
+        Some(json!({ "like": balogun.num })),
+    )
+    .await;
+    let pushed = push.take();
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    assert_eq!(pushed[0].body, "saliu sent you a like request.");
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn a_chat_socket_refuses_with_a_code_that_says_why() {
+    let ts = TestServer::start().await;
+    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let stranger = ts.hooks_account("stranger@example.org", "Fan").await;
+    let cases = [
+        (
+            format!("/ws/chat/{}/", rebecca.num),
+            "bad".to_owned(),
+            CLOSE_UNAUTHORIZED,
+        ),
+        (
+            "/ws/chat/999999/".to_owned(),
+            saliu.access.clone(),
+            CLOSE_UNKNOWN_USER,
+        ),
+        (
+            "/ws/chat/abc/".to_owned(),
+            saliu.access.clone(),
+            CLOSE_UNKNOWN_USER,
+        ),
+        (
+            format!("/ws/chat/{}/", rebecca.num),
+            stranger.access.clone(),
+            CLOSE_FORBIDDEN,
+        ),
+        (
+            format!("/ws/chat/{}/", saliu.num),
+            saliu.access.clone(),
+            CLOSE_FORBIDDEN,
+        ),
+    ];
+    for (path, token, expected) in cases {
+        let socket = open(&ts, &path, &token).await;
+        assert_eq!(close_code(socket).await, expected, "{path}");
+    }
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
+    let ts = TestServer::start().await;
+    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let mut saliu_socket = open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
+    let mut rebecca_socket = open(&ts, &format!("/ws/chat/{}/", saliu.num), &rebecca.access).await;
+    until_online(&ts, &saliu).await;
+    until_online(&ts, &rebecca).await;
+
+    say(&mut saliu_socket, json!({ "message": "res" })).await;
+    let heard = next_json(&mut rebecca_socket).await;
+    let echoed = next_json(&mut saliu_socket).await;
+    assert_eq!(
+        heard, echoed,
+        "the sender hears it too, as with a Channels group send"
+    );
+    assert_eq!(heard["message"], "res");
+    assert_eq!(heard["actor"]["id"], saliu.num);
+    say(&mut rebecca_socket, json!({ "message": "true" })).await;
+    assert_eq!(next_json(&mut saliu_socket).await["message"], "true");
+    assert_eq!(next_json(&mut rebecca_socket).await["message"], "true");
+
+    // What is not a message is answered with an error on that socket only.
+    say(&mut saliu_socket, json!({ "text": "wrong key" })).await;
+    assert!(next_json(&mut saliu_socket).await["error"].is_string());
+    say(&mut saliu_socket, json!({ "message": "   " })).await;
+    assert!(next_json(&mut saliu_socket).await["error"].is_string());
+
+    // Each message is stored once; the session is the one initiate returns.
+    let (_, session) = ts
+        .hooks(
+            Method::POST,
+            "/communication/chat/session/initiate/",
+            Some(&saliu.access),
+            Some(json!({ "user": rebecca.num })),
+        )
+        .await;
+    assert_eq!(heard["session_id"], session["id"]);
+    let path = format!("/communication/chats/?session_id={}", session["id"]);
+    let (_, stored) = ts
+        .hooks(Method::GET, &path, Some(&rebecca.access), None)
+        .await;
+    let texts: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["res", "true"]);
+    let mut listed = stored[0].clone();
+    listed["session_id"] = session["id"].clone();
+    assert_eq!(
+        listed, heard,
+        "a frame is a listed message with its session id"
+    );
+
+    // Both were online: no message-while-offline notifications.
+    let (_, notifications) = ts
+        .hooks(
+            Method::GET,
+            "/communication/notifications/",
+            Some(&rebecca.access),
+            None,
+        )
+        .await;
+    assert!(
+        !notifications.to_string().contains("sent you a message"),
+        "{notifications}"
+    );
+
+    // Stopping the server closes the sockets with "going away".
+    ts.stop().await;
+    assert_eq!(close_code(saliu_socket).await, 1001);
+}
