@@ -3,29 +3,8 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, fixture};
 use palaver::media::Media;
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/fixtures/images/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-async fn server_with_s3() -> TestServer {
-    let endpoint =
-        std::env::var("TEST_S3_ENDPOINT").expect("TEST_S3_ENDPOINT is not set: run tests/run.sh");
-    let bucket = format!("palaver-{}", bson::oid::ObjectId::new().to_hex());
-    TestServer::start_configured(|config| {
-        config.s3_bucket = Some(bucket);
-        config.s3_endpoint = Some(endpoint);
-        config.s3_access_key_id = Some("test".into());
-        config.s3_secret_access_key = Some("test".into());
-    })
-    .await
-}
 
 async fn object(media: &Media, key: &str) -> Option<(String, Vec<u8>)> {
     let (client, bucket) = media.client();
@@ -43,7 +22,7 @@ async fn object(media: &Media, key: &str) -> Option<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn images_are_stored_with_their_real_type_and_deleted_by_url() {
-    let s = server_with_s3().await;
+    let s = TestServer::with_s3().await;
     let media = s.server.app.media.as_ref().expect("S3 is configured");
     let png = fixture("gradient.png");
 
@@ -76,7 +55,7 @@ async fn images_are_stored_with_their_real_type_and_deleted_by_url() {
 
 #[tokio::test]
 async fn uploads_are_checked_by_content_and_size() {
-    let s = server_with_s3().await;
+    let s = TestServer::with_s3().await;
     let media = s.server.app.media.as_ref().unwrap();
     let disguised = media
         .put_image("users/u", fixture("not-an-image.png"), 1024 * 1024)
@@ -130,7 +109,7 @@ async fn put_photo(
 
 #[tokio::test]
 async fn a_group_photo_is_replaced_and_deleted_with_its_chat() {
-    let s = server_with_s3().await;
+    let s = TestServer::with_s3().await;
     let media = s.server.app.media.clone().unwrap();
     let max = s.member("Max_R").await;
     let neha = s.member("Neha_Sharma45").await;
@@ -219,7 +198,7 @@ fn picture_form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
 
 #[tokio::test]
 async fn a_display_pic_is_checked_by_name_size_and_content_and_replaced() {
-    let s = server_with_s3().await;
+    let s = TestServer::with_s3().await;
     let media = s.server.app.media.clone().unwrap();
     let saliu = s.hooks_account("saliu@example.org", "Fan").await;
     let png = fixture("gradient.png");

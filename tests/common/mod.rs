@@ -50,6 +50,15 @@ pub struct HooksAccount {
     pub refresh: String,
 }
 
+/// A test image from `fixtures/images/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/fixtures/images/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
 pub fn new_database_name() -> String {
     format!("test_{}", bson::oid::ObjectId::new().to_hex())
 }
@@ -87,6 +96,20 @@ impl TestServer {
             database,
             _data_dir: data_dir,
         }
+    }
+
+    /// A server storing photos in a fresh bucket of the test S3 (moto).
+    pub async fn with_s3() -> Self {
+        let endpoint = std::env::var("TEST_S3_ENDPOINT")
+            .expect("TEST_S3_ENDPOINT is not set: run tests/run.sh");
+        let bucket = format!("palaver-{}", bson::oid::ObjectId::new().to_hex());
+        Self::start_configured(|config| {
+            config.s3_bucket = Some(bucket);
+            config.s3_endpoint = Some(endpoint);
+            config.s3_access_key_id = Some("test".into());
+            config.s3_secret_access_key = Some("test".into());
+        })
+        .await
     }
 
     /// A server on any MongoDB, with pushes going to `push`.
