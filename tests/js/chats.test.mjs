@@ -149,11 +149,17 @@ test('a group from creation to deletion: responses, socket events and pushes', a
     const sent = await pushes(['neha-phone', 'amy-phone', 'bob-phone', 'carl-phone']);
     const summary = sent.map((s) => [s.body.message.token, s.body.message.data.event]);
     assert.deepEqual(summary, [
+      // Max followed them all while they were offline: a notification each.
+      ['neha-phone', 'notification'],
+      ['amy-phone', 'notification'],
+      ['bob-phone', 'notification'],
+      ['carl-phone', 'notification'],
       ['bob-phone', 'chat-created'],
       ['carl-phone', 'chat-joined'],
       ['bob-phone', 'chat-access-removed'],
     ]);
-    assert.deepEqual(sent[0].body, {
+    assert.equal(sent[0].body.message.notification.body, `${max.username} just followed you.`);
+    assert.deepEqual(sent[4].body, {
       message: {
         token: 'bob-phone',
         notification: { title: 'Future Scientists', body: `${max.username} added you to Future Scientists` },
