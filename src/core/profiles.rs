@@ -50,6 +50,11 @@ const TEXT_LIMITS: [(&str, usize); 6] = [
     ("monthly_sub_keys", 500),
 ];
 
+/// The profile's text field called `name`, if there is one.
+pub fn text_field(name: &str) -> Option<&'static str> {
+    TEXT_LIMITS.iter().map(|(f, _)| *f).find(|f| *f == name)
+}
+
 /// The most users a recommendation considers, and returns.
 const RECOMMENDATION_POOL: i64 = 500;
 pub const RECOMMENDATIONS_MAX: usize = 20;

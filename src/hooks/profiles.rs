@@ -9,17 +9,8 @@ use serde_json::Value;
 use super::views;
 use super::wire::{Body, Caller, HooksError, IdField, required_id};
 use crate::core::App;
-use crate::core::profiles::{DISPLAY_PIC_MAX_BYTES, Picture, ProfileChange};
+use crate::core::profiles::{DISPLAY_PIC_MAX_BYTES, Picture, ProfileChange, text_field};
 use crate::error::Error;
-
-const TEXT_FIELDS: [&str; 6] = [
-    "full_name",
-    "gender",
-    "bio",
-    "state",
-    "city",
-    "monthly_sub_keys",
-];
 
 pub fn router() -> Router<App> {
     Router::new().route("/profile/", get(show)).route(
@@ -81,10 +72,6 @@ async fn update(
     };
     let user = app.update_profile_details(&me, change).await?;
     Ok(Json(views::profile(&user)))
-}
-
-fn text_field(name: &str) -> Option<&'static str> {
-    TEXT_FIELDS.iter().find(|f| **f == name).copied()
 }
 
 fn from_json(json: JsonProfile) -> Result<ProfileChange, Error> {
