@@ -7,11 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HOOKS_PASSWORD, HooksAccount, TestServer, fixture};
-use futures::{SinkExt, StreamExt};
+use common::{HOOKS_PASSWORD, HooksAccount, TestServer, fixture, ws_next, ws_open};
+use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 struct Examples(Vec<Value>);
@@ -111,30 +110,6 @@ async fn upload_profile(
         .await
         .unwrap();
     (response.status(), response.json().await.unwrap())
-}
-
-async fn ws_open(
-    ts: &TestServer,
-    path: &str,
-    token: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = format!("ws://{}{path}?token={token}", ts.server.addr);
-    connect_async(url).await.unwrap().0
-}
-
-async fn ws_next(
-    socket: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
-) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).unwrap();
-        }
-    }
 }
 
 #[tokio::test]

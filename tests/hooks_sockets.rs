@@ -7,37 +7,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{HooksAccount, RecordingPush, TestServer};
+use common::{HooksAccount, RecordingPush, TestServer, ws_next, ws_open};
 use futures::{SinkExt, StreamExt};
 use palaver::hooks::{CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_USER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn open(ts: &TestServer, path: &str, token: &str) -> Socket {
-    let url = format!("ws://{}{path}?token={token}", ts.server.addr);
-    connect_async(url).await.expect("the upgrade is accepted").0
-}
-
-/// The next text frame, as JSON.
-async fn next_json(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("the socket is open")
-            .unwrap();
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(close) => panic!("closed: {close:?}"),
-            _ => continue,
-        }
-    }
-}
+type Socket = common::WsClient;
 
 /// The close code the server ends the socket with.
 async fn close_code(mut socket: Socket) -> u16 {
@@ -109,7 +86,7 @@ async fn notifications_stream_live_and_only_offline_users_are_pushed() {
     let balogun = ts.hooks_account("balogun@example.org", "Fan").await;
 
     for token in ["", "not-a-token", &saliu.refresh] {
-        let socket = open(&ts, "/ws/notification/", token).await;
+        let socket = ws_open(&ts, "/ws/notification/", token).await;
         assert_eq!(
             close_code(socket).await,
             CLOSE_UNAUTHORIZED,
@@ -117,7 +94,7 @@ async fn notifications_stream_live_and_only_offline_users_are_pushed() {
         );
     }
 
-    let mut socket = open(&ts, "/ws/notification/", &balogun.access).await;
+    let mut socket = ws_open(&ts, "/ws/notification/", &balogun.access).await;
     until_online(&ts, &balogun).await;
     push.take();
     ts.hooks(
@@ -127,7 +104,7 @@ async fn notifications_stream_live_and_only_offline_users_are_pushed() {
         Some(json!({ "follow": balogun.num })),
     )
     .await;
-    let frame = next_json(&mut socket).await;
+    let frame = ws_next(&mut socket).await;
     assert_eq!(frame["message"], "saliu just followed you.");
     assert!(frame["id"].as_i64().is_some());
     assert!(frame["timestamp"].as_str().unwrap().ends_with('Z'));
@@ -196,7 +173,7 @@ async fn a_chat_socket_refuses_with_a_code_that_says_why() {
         ),
     ];
     for (path, token, expected) in cases {
-        let socket = open(&ts, &path, &token).await;
+        let socket = ws_open(&ts, &path, &token).await;
         assert_eq!(close_code(socket).await, expected, "{path}");
     }
     ts.stop().await;
@@ -206,14 +183,15 @@ async fn a_chat_socket_refuses_with_a_code_that_says_why() {
 async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
     let ts = TestServer::start().await;
     let (saliu, rebecca) = confirmed_pair(&ts).await;
-    let mut saliu_socket = open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
-    let mut rebecca_socket = open(&ts, &format!("/ws/chat/{}/", saliu.num), &rebecca.access).await;
+    let mut saliu_socket = ws_open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
+    let mut rebecca_socket =
+        ws_open(&ts, &format!("/ws/chat/{}/", saliu.num), &rebecca.access).await;
     until_online(&ts, &saliu).await;
     until_online(&ts, &rebecca).await;
 
     say(&mut saliu_socket, json!({ "message": "res" })).await;
-    let heard = next_json(&mut rebecca_socket).await;
-    let echoed = next_json(&mut saliu_socket).await;
+    let heard = ws_next(&mut rebecca_socket).await;
+    let echoed = ws_next(&mut saliu_socket).await;
     assert_eq!(
         heard, echoed,
         "the sender hears it too, as with a Channels group send"
@@ -221,14 +199,14 @@ async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
     assert_eq!(heard["message"], "res");
     assert_eq!(heard["actor"]["id"], saliu.num);
     say(&mut rebecca_socket, json!({ "message": "true" })).await;
-    assert_eq!(next_json(&mut saliu_socket).await["message"], "true");
-    assert_eq!(next_json(&mut rebecca_socket).await["message"], "true");
+    assert_eq!(ws_next(&mut saliu_socket).await["message"], "true");
+    assert_eq!(ws_next(&mut rebecca_socket).await["message"], "true");
 
     // What is not a message is answered with an error on that socket only.
     say(&mut saliu_socket, json!({ "text": "wrong key" })).await;
-    assert!(next_json(&mut saliu_socket).await["error"].is_string());
+    assert!(ws_next(&mut saliu_socket).await["error"].is_string());
     say(&mut saliu_socket, json!({ "message": "   " })).await;
-    assert!(next_json(&mut saliu_socket).await["error"].is_string());
+    assert!(ws_next(&mut saliu_socket).await["error"].is_string());
 
     // Each message is stored once; the session is the one initiate returns.
     let (_, session) = ts

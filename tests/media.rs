@@ -6,6 +6,18 @@ mod common;
 use common::{TestServer, fixture};
 use palaver::media::Media;
 
+/// Nothing was stored: every upload so far was refused.
+async fn assert_bucket_empty(media: &Media) {
+    let (client, bucket) = media.client();
+    let listed = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(0), "nothing refused was stored");
+}
+
 async fn object(media: &Media, key: &str) -> Option<(String, Vec<u8>)> {
     let (client, bucket) = media.client();
     let object = client
@@ -70,14 +82,7 @@ async fn uploads_are_checked_by_content_and_size() {
         matches!(too_big, Err(palaver::error::Error::Invalid(_))),
         "{too_big:?}"
     );
-    let (client, bucket) = media.client();
-    let listed = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.key_count(), Some(0), "nothing refused was stored");
+    assert_bucket_empty(media).await;
     s.stop().await;
 }
 
@@ -232,14 +237,7 @@ async fn a_display_pic_is_checked_by_name_size_and_content_and_replaced() {
             "only the picture is at fault"
         );
     }
-    let (client, bucket) = media.client();
-    let listed = client
-        .list_objects_v2()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listed.key_count(), Some(0), "nothing refused was stored");
+    assert_bucket_empty(&media).await;
 
     let (status, body) = put_photo(
         &s,

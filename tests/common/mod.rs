@@ -41,6 +41,37 @@ pub struct Member {
     pub user: palaver::store::User,
 }
 
+/// A WebSocket client connection, as the hooks dialect's apps open them.
+pub type WsClient =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open `path` (e.g. `/ws/notification/`) with `?token=`; the upgrade must be accepted.
+pub async fn ws_open(ts: &TestServer, path: &str, token: &str) -> WsClient {
+    let url = format!("ws://{}{path}?token={token}", ts.server.addr);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("the upgrade is accepted")
+        .0
+}
+
+/// The next text frame, as JSON, within 5 s.
+pub async fn ws_next(socket: &mut WsClient) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("the socket is open")
+            .unwrap();
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(close) => panic!("closed: {close:?}"),
+            _ => continue,
+        }
+    }
+}
+
 pub const HOOKS_PASSWORD: &str = "correct horse battery";
 
 /// A signed-in hooks account: its integer id and tokens.
