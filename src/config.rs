@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "LOAD_FIXTURES")]
     pub load_fixtures: Option<PathBuf>,
 
+    /// Redis shared by every node: Socket.IO rooms, WebSocket sessions, presence and cache
+    /// changes span the nodes through it. When unset, this node runs alone.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
     /// Service-account JSON key for FCM pushes. When unset, pushes are only logged.
     #[arg(long, env = "FCM_CREDENTIALS")]
     pub fcm_credentials: Option<PathBuf>,
@@ -131,6 +136,7 @@ impl Config {
             s3_secret_access_key: None,
             s3_public_url: None,
             load_fixtures: None,
+            redis_url: None,
         }
     }
 }

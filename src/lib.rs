@@ -17,10 +17,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method};
-use socketioxide::SocketIo;
+use rooms::Closing;
+use rooms::cluster::RedisLink;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,17 +33,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::core::{App, Core, Tokens};
-use crate::realtime::SocketIoTransport;
 use crate::store::Store;
 
 /// Largest body an endpoint reads, unless it says otherwise (chat photos do).
 const BODY_LIMIT: usize = 1024 * 1024;
 /// Largest request body of all, whatever the endpoint.
 const REQUEST_LIMIT: usize = 6 * 1024 * 1024;
-/// Largest Socket.IO packet a client may send; a message is at most 4000 characters.
-const SOCKET_MAX_PAYLOAD: u64 = 64 * 1024;
-/// Packets queued per socket before it counts as too slow and is dropped.
-const SOCKET_BUFFER: usize = 1024;
 
 /// A running server: its address, its state, and the means to stop it.
 pub struct Server {
@@ -68,25 +65,36 @@ impl Server {
         push: Arc<dyn rooms::PushSink>,
     ) -> anyhow::Result<Self> {
         let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let hub = rooms::Hub::new(push);
+        let hub = match &config.redis_url {
+            Some(url) => {
+                let link = RedisLink::connect(url)
+                    .await
+                    .context("connecting to Redis (REDIS_URL)")?;
+                rooms::Hub::clustered(push, link)
+                    .await
+                    .context("subscribing on Redis")?
+            }
+            None => rooms::Hub::single_node(push),
+        };
         let media = config.s3()?.map(|s3| media::Media::new(&s3));
         if let Some(media) = &media {
             media.ensure_bucket().await?;
         }
-        let app: App = Arc::new(Core::new(store, tokens, hub, media).await?);
+        let app: App = Core::start(store, tokens, hub, media).await?;
 
-        let (io_layer, io) = SocketIo::builder()
-            .max_payload(SOCKET_MAX_PAYLOAD)
-            .max_buffer_size(SOCKET_BUFFER)
-            .ws_max_message_size(SOCKET_MAX_PAYLOAD as usize)
-            .with_state(app.clone())
-            .build_layer();
-        channels::register(&io);
-        app.hub
-            .add_transport(Arc::new(SocketIoTransport(io.clone())));
-        app.add_dialect(Arc::new(channels::Channels));
-        app.add_dialect(Arc::new(chats::Chats));
-        app.add_dialect(Arc::new(hooks::Hooks));
+        // Each dialect is rendered for, and sent through, the transport its clients use.
+        let (io_layer, socket_io) = realtime::socketio::serve(
+            &app,
+            "/socket.io",
+            vec![
+                Arc::new(channels::ChannelsSocket),
+                Arc::new(chats::ChatsSocket),
+            ],
+        )
+        .await?;
+        app.add_dialect(Arc::new(channels::Channels), socket_io.clone());
+        app.add_dialect(Arc::new(chats::Chats), socket_io.clone());
+        app.add_dialect(Arc::new(hooks::Hooks), app.hub.sessions_transport());
 
         let router = routes(app.clone()).layer(io_layer);
         let listener = TcpListener::bind((config.host, config.port)).await?;
@@ -99,8 +107,8 @@ impl Server {
             axum::serve(listener, service)
                 .with_graceful_shutdown(async move {
                     let _ = stop.await;
-                    io.close().await;
-                    sessions.close_all();
+                    socket_io.close().await;
+                    sessions.close_all(Closing::Shutdown);
                 })
                 .await
         });

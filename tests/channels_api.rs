@@ -535,7 +535,7 @@ async fn history_reads_use_the_index() {
     let explain = store
         .db
         .run_command(bson::doc! {
-            "explain": { "find": "messages", "filter": { "chat_id": bson::oid::ObjectId::new(), "num": { "$lt": 10_i64 } }, "sort": { "chat_id": 1, "num": -1 }, "limit": 50 },
+            "explain": { "find": "messages", "filter": { "chat_id": bson::oid::ObjectId::new(), "seq": { "$lt": 10_i64 } }, "sort": { "chat_id": 1, "seq": -1 }, "limit": 50 },
             "verbosity": "queryPlanner",
         })
         .await

@@ -228,10 +228,10 @@ async fn offline_devices_get_one_fcm_message_per_event() {
     assert_eq!(devices, ["bob-phone", "busy-browser"]);
 
     // Online: the socket event, no push.
-    app.hub.presence().connected(&bob.id.to_hex());
+    let online = app.hub.connect(&bob.id.to_hex()).await;
     app.post_message(&ada, &chat, "you there?").await.unwrap();
     assert!(wait_for(&fake, 1).await.is_empty());
-    app.hub.presence().disconnected(&bob.id.to_hex());
+    drop(online);
 
     // Offline again: exactly one message per remaining device.
     app.post_message(&ada, &chat, "call me").await.unwrap();

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use common::{HooksAccount, RecordingPush, TestServer, ws_next, ws_open};
 use futures::{SinkExt, StreamExt};
-use palaver::hooks::{CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_USER};
+use palaver::realtime::websocket::code::{
+    FORBIDDEN as CLOSE_FORBIDDEN, NOT_FOUND as CLOSE_UNKNOWN_USER,
+    UNAUTHORIZED as CLOSE_UNAUTHORIZED,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -41,7 +44,8 @@ async fn say(socket: &mut Socket, text: Value) {
 async fn until_online(ts: &TestServer, account: &HooksAccount) {
     let user = ts.user(&account.num.to_string()).await;
     for _ in 0..100 {
-        if ts.server.app.hub.presence().is_online(&user.id.to_hex()) {
+        let id = user.id.to_hex();
+        if !ts.server.app.hub.online_among(&[id]).await.is_empty() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -37,6 +37,16 @@ install_tools() {
     python3 -m venv "$TOOLS/moto"
     "$TOOLS/moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
   fi
+  say "installing Redis (Debian's redis-server)"
+  if ! command -v redis-server >/dev/null; then
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then sudo=(sudo -n); fi
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+      redis-server >/dev/null
+  fi
+  export TEST_REDIS_SERVER
+  TEST_REDIS_SERVER=$(command -v redis-server)
   say "installing the JavaScript packages (socket.io-client 2 and 4, and the bench baseline)"
   (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
 }

@@ -42,12 +42,12 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     assert_eq!(pushed[0].data["message_id"], message.id.to_hex());
 
     // Once bob has a live connection, he gets the event and no push.
-    app.hub.presence().connected(&bob.id.to_hex());
+    let online = app.hub.connect(&bob.id.to_hex()).await;
     app.post_message(&ada, &chat, "there you are")
         .await
         .unwrap();
     assert!(push.take().is_empty());
-    app.hub.presence().disconnected(&bob.id.to_hex());
+    drop(online);
 
     // Deleting a message pushes nobody; nor does opening the welcome channel.
     app.delete_message(&ada, &chat, message.num).await.unwrap();

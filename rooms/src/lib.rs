@@ -1,32 +1,42 @@
 //! Who is connected, fan-out to rooms, and the deliver-or-push decision.
 //!
-//! Every chat is a room and every user has a personal room holding all of their sockets and
-//! sessions. Transports (Socket.IO, plain WebSocket) do the actual sending; a user with no live
-//! connection gets a push intent instead. Nothing here knows HTTP or the database.
+//! Every chat is a room and every user has personal rooms holding all of their connections.
+//! Transports (a Socket.IO server, the plain WebSocket sessions) do the actual sending, each to
+//! its own connections; a user with no live connection anywhere gets a push intent instead.
+//! Presence and fan-out work on one node by themselves, and across nodes on Redis
+//! ([`cluster`]). Nothing here knows HTTP or the database.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 
+pub mod cluster;
+mod presence;
 mod sessions;
-pub use sessions::{SESSION_QUEUE, Session, Sessions};
+
+pub use presence::{LocalPresence, Presence, PresenceGuard};
+pub use sessions::{Ended, SESSION_QUEUE, Session, Sessions};
 
 /// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
 pub type UserId = String;
 
-/// A named group of connections.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Room(pub String);
+/// A named group of connections. Its name is this crate's business: callers build rooms
+/// with the constructors below and never parse one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Room(String);
 
 impl Room {
-    /// The personal room of a user: every live connection of that user.
+    /// A user's connections that speak `dialect`.
     pub fn user(dialect: &str, user: &str) -> Self {
         Self(format!("{dialect}/user:{user}"))
     }
 
+    /// The connections of `dialect` that follow a chat.
     pub fn chat(dialect: &str, chat: &str) -> Self {
         Self(format!("{dialect}/chat:{chat}"))
     }
@@ -34,6 +44,12 @@ impl Room {
     /// One connection on its own, so an event can leave it out.
     pub fn connection(id: &str) -> Self {
         Self(format!("connection:{id}"))
+    }
+
+    /// Every connection signed in as this user, whatever its dialect: what a sign-out closes
+    /// and what a membership change moves.
+    pub fn account(user: &str) -> Self {
+        Self(format!("account:{user}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -86,12 +102,26 @@ impl Outgoing {
     }
 }
 
-/// Something that can send to rooms: a Socket.IO server, a set of WebSocket sessions.
+/// Why a transport closes connections it was told to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Closing {
+    /// The user signed out, or their sessions were revoked.
+    SignedOut,
+    /// The server is stopping.
+    Shutdown,
+}
+
+/// Something that can reach connections by room: a Socket.IO server, the WebSocket sessions.
+/// Each operation reaches the matching connections on every node.
 pub trait Transport: Send + Sync + 'static {
-    /// Send the event to every connection in its room.
+    /// Send the event to every connection in its rooms.
     fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()>;
     /// Make every connection currently in `members_of` also join `room`.
     fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()>;
+    /// Make every connection currently in `members_of` leave `room`.
+    fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()>;
+    /// Close every connection in `members_of`.
+    fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()>;
 }
 
 /// What a user with no live connection should be told.
@@ -108,133 +138,139 @@ pub trait PushSink: Send + Sync + 'static {
     fn push(&self, intent: PushIntent);
 }
 
-/// Counts live connections per user.
-#[derive(Debug, Default)]
-pub struct Presence {
-    live: Mutex<HashMap<UserId, usize>>,
-}
-
-impl Presence {
-    pub fn connected(&self, user: &str) {
-        *self
-            .live
-            .lock()
-            .unwrap()
-            .entry(user.to_owned())
-            .or_default() += 1;
-    }
-
-    pub fn disconnected(&self, user: &str) {
-        let mut live = self.live.lock().unwrap();
-        if let Some(count) = live.get_mut(user) {
-            *count -= 1;
-            if *count == 0 {
-                live.remove(user);
-            }
-        }
-    }
-
-    pub fn is_online(&self, user: &str) -> bool {
-        self.live.lock().unwrap().contains_key(user)
-    }
-
-    pub fn online_users(&self) -> usize {
-        self.live.lock().unwrap().len()
-    }
+/// What one transport should do for one event: rooms to join and leave first, then events.
+pub struct Route<'a> {
+    pub transport: &'a dyn Transport,
+    /// (every connection in this room, joins this room)
+    pub joins: &'a [(Room, Room)],
+    /// (every connection in this room, leaves this room)
+    pub leaves: &'a [(Room, Room)],
+    pub outgoing: &'a [Outgoing],
 }
 
 /// What `deliver_or_push` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
     pub online: Vec<UserId>,
+    /// Recipients with no live connection anywhere, pushed or not.
+    pub offline: Vec<UserId>,
     pub pushed: Vec<UserId>,
 }
 
+/// Presence, pushes and this node's WebSocket sessions, on one node or many.
 pub struct Hub {
-    presence: Presence,
-    sessions: Arc<Sessions>,
-    transports: RwLock<Vec<Arc<dyn Transport>>>,
+    presence: Arc<dyn Presence>,
     push: Arc<dyn PushSink>,
+    sessions: Arc<Sessions>,
+    /// The sessions as a transport: this node's only, or every node's through Redis.
+    sessions_transport: Arc<dyn Transport>,
+    cluster: Option<Arc<cluster::RedisLink>>,
 }
 
 impl Hub {
-    /// A hub whose first transport is its own plain WebSocket sessions.
-    pub fn new(push: Arc<dyn PushSink>) -> Self {
+    /// A single node: presence is this process's connections, and nothing is shared.
+    pub fn single_node(push: Arc<dyn PushSink>) -> Self {
         let sessions = Arc::new(Sessions::default());
-        let transports: Vec<Arc<dyn Transport>> = vec![sessions.clone()];
         Self {
-            presence: Presence::default(),
-            sessions,
-            transports: RwLock::new(transports),
+            presence: Arc::new(LocalPresence::default()),
             push,
+            sessions_transport: sessions.clone(),
+            sessions,
+            cluster: None,
         }
     }
 
-    /// The plain WebSocket sessions.
+    /// One node of many sharing `link`: presence is cluster-wide and sessions hear events
+    /// raised on any node.
+    pub async fn clustered(
+        push: Arc<dyn PushSink>,
+        link: Arc<cluster::RedisLink>,
+    ) -> Result<Self, redis::RedisError> {
+        let sessions = Arc::new(Sessions::default());
+        let sessions_transport =
+            cluster::ClusterSessions::start(link.clone(), sessions.clone()).await?;
+        Ok(Self {
+            presence: cluster::RedisPresence::start(link.clone()),
+            push,
+            sessions_transport,
+            sessions,
+            cluster: Some(link),
+        })
+    }
+
+    /// This node's plain WebSocket sessions.
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
     }
 
-    /// Transports are added once their servers exist, which is after the hub.
-    pub fn add_transport(&self, transport: Arc<dyn Transport>) {
-        self.transports.write().unwrap().push(transport);
+    /// The WebSocket sessions as a transport (of every node, when clustered).
+    pub fn sessions_transport(&self) -> Arc<dyn Transport> {
+        self.sessions_transport.clone()
     }
 
-    pub fn presence(&self) -> &Presence {
-        &self.presence
+    /// The link to the other nodes, when there are any.
+    pub fn cluster(&self) -> Option<&Arc<cluster::RedisLink>> {
+        self.cluster.as_ref()
     }
 
-    fn transports(&self) -> Vec<Arc<dyn Transport>> {
-        self.transports.read().unwrap().clone()
+    /// Count a live connection of `user` until the guard is dropped. Once this returns, every
+    /// node sees the user online.
+    pub async fn connect(&self, user: &str) -> PresenceGuard {
+        PresenceGuard::new(self.presence.clone(), user).await
     }
 
-    /// Send every event through every transport.
-    pub async fn deliver(&self, outgoing: &[Outgoing]) {
-        for transport in self.transports() {
-            for out in outgoing {
-                transport.emit(out).await;
-            }
+    /// Of `users`, those with a live connection on any node (one query at most).
+    pub async fn online_among(&self, users: &[UserId]) -> HashSet<UserId> {
+        if users.is_empty() {
+            return HashSet::new();
         }
+        self.presence.online_among(users).await
     }
 
-    /// Send the events, and push to each recipient who has no live connection.
+    /// Carry out each route, then push to each recipient who has no live connection anywhere.
     pub async fn deliver_or_push(
         &self,
+        routes: &[Route<'_>],
         recipients: &[UserId],
-        outgoing: &[Outgoing],
         push: impl Fn(&UserId) -> Option<PushIntent>,
     ) -> Report {
-        self.deliver(outgoing).await;
+        for route in routes {
+            for (members_of, room) in route.joins {
+                route.transport.join(members_of, room).await;
+            }
+            for (members_of, room) in route.leaves {
+                route.transport.leave(members_of, room).await;
+            }
+            for out in route.outgoing {
+                route.transport.emit(out).await;
+            }
+        }
+        let online = self.online_among(recipients).await;
         let mut report = Report::default();
         for user in recipients {
-            if self.presence.is_online(user) {
+            if online.contains(user) {
                 report.online.push(user.clone());
-            } else if let Some(intent) = push(user) {
+                continue;
+            }
+            report.offline.push(user.clone());
+            if let Some(intent) = push(user) {
                 self.push.push(intent);
                 report.pushed.push(user.clone());
             }
         }
         report
     }
-
-    /// Make the live connections of each user join `room` (e.g. a chat that was just created).
-    pub async fn join_users(&self, user_rooms: &[Room], room: &Room) {
-        for transport in self.transports() {
-            for user_room in user_rooms {
-                transport.join(user_room, room).await;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     #[derive(Default)]
     struct Recording {
         emitted: Mutex<Vec<Outgoing>>,
-        joined: Mutex<Vec<(Room, Room)>>,
+        moves: Mutex<Vec<String>>,
         pushed: Mutex<Vec<PushIntent>>,
     }
 
@@ -244,10 +280,18 @@ mod tests {
             Box::pin(async {})
         }
         fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
-            self.joined
-                .lock()
-                .unwrap()
-                .push((members_of.clone(), room.clone()));
+            let said = format!("join {members_of} {room}");
+            self.moves.lock().unwrap().push(said);
+            Box::pin(async {})
+        }
+        fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
+            let said = format!("leave {members_of} {room}");
+            self.moves.lock().unwrap().push(said);
+            Box::pin(async {})
+        }
+        fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
+            let said = format!("disconnect {members_of} {why:?}");
+            self.moves.lock().unwrap().push(said);
             Box::pin(async {})
         }
     }
@@ -260,9 +304,7 @@ mod tests {
 
     fn hub() -> (Hub, Arc<Recording>) {
         let recording = Arc::new(Recording::default());
-        let hub = Hub::new(recording.clone());
-        hub.add_transport(recording.clone());
-        (hub, recording)
+        (Hub::single_node(recording.clone()), recording)
     }
 
     fn intent(user: &UserId) -> Option<PushIntent> {
@@ -278,19 +320,13 @@ mod tests {
         Outgoing::new(room, "message", serde_json::json!({"content": "hi"}))
     }
 
-    #[test]
-    fn presence_counts_each_connection() {
-        let presence = Presence::default();
-        presence.connected("ada");
-        presence.connected("ada");
-        presence.disconnected("ada");
-        assert!(presence.is_online("ada"));
-        presence.disconnected("ada");
-        assert!(!presence.is_online("ada"));
-        assert_eq!(presence.online_users(), 0);
-        // A stray disconnect does not underflow or resurrect the user.
-        presence.disconnected("ada");
-        assert!(!presence.is_online("ada"));
+    fn route<'a>(transport: &'a Recording, outgoing: &'a [Outgoing]) -> Route<'a> {
+        Route {
+            transport,
+            joins: &[],
+            leaves: &[],
+            outgoing,
+        }
     }
 
     #[test]
@@ -301,18 +337,22 @@ mod tests {
             "channels/user:abc"
         );
         assert_ne!(Room::chat("channels", "abc"), Room::chat("chats", "abc"));
+        assert_ne!(Room::account("abc"), Room::user("channels", "abc"));
     }
 
     #[tokio::test]
     async fn online_users_get_the_event_and_offline_users_a_push() {
         let (hub, recording) = hub();
-        hub.presence().connected("ada");
+        let _ada = hub.connect("ada").await;
         let out = [hello(Room::chat("channels", "c1"))];
         let recipients = vec!["ada".to_string(), "bob".to_string()];
 
-        let report = hub.deliver_or_push(&recipients, &out, intent).await;
+        let report = hub
+            .deliver_or_push(&[route(&recording, &out)], &recipients, intent)
+            .await;
 
         assert_eq!(report.online, vec!["ada".to_string()]);
+        assert_eq!(report.offline, vec!["bob".to_string()]);
         assert_eq!(report.pushed, vec!["bob".to_string()]);
         assert_eq!(*recording.emitted.lock().unwrap(), out.to_vec());
         let pushed = recording.pushed.lock().unwrap();
@@ -321,36 +361,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_guard_makes_its_user_offline() {
+        let (hub, _) = hub();
+        let users = ["ada".to_string()];
+        let first = hub.connect("ada").await;
+        let second = hub.connect("ada").await;
+        drop(first);
+        assert!(hub.online_among(&users).await.contains("ada"));
+        drop(second);
+        assert!(hub.online_among(&users).await.is_empty());
+    }
+
+    #[tokio::test]
     async fn no_push_when_the_event_does_not_warrant_one() {
         let (hub, recording) = hub();
         let report = hub
-            .deliver_or_push(&["bob".to_string()], &[], |_| None)
+            .deliver_or_push(&[], &["bob".to_string()], |_| None)
             .await;
         assert!(report.pushed.is_empty() && report.online.is_empty());
+        assert_eq!(report.offline, vec!["bob".to_string()]);
         assert!(recording.pushed.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
-    async fn every_transport_gets_every_event() {
+    async fn each_route_goes_to_its_own_transport_only() {
         let (hub, first) = hub();
-        let second = Arc::new(Recording::default());
-        hub.add_transport(second.clone());
-        let out = [
-            hello(Room::chat("channels", "c1")),
-            hello(Room::user("channels", "u1")),
+        let second = Recording::default();
+        let to_first = [hello(Room::chat("channels", "c1"))];
+        let to_second = [hello(Room::chat("hooks", "c1"))];
+        let joins = [(Room::account("u1"), Room::chat("hooks", "c1"))];
+        let leaves = [(Room::account("u2"), Room::chat("hooks", "c1"))];
+        let routes = [
+            route(&first, &to_first),
+            Route {
+                transport: &second,
+                joins: &joins,
+                leaves: &leaves,
+                outgoing: &to_second,
+            },
         ];
-        hub.deliver(&out).await;
-        assert_eq!(first.emitted.lock().unwrap().len(), 2);
-        assert_eq!(*second.emitted.lock().unwrap(), out.to_vec());
-    }
-
-    #[tokio::test]
-    async fn join_users_asks_every_transport() {
-        let (hub, recording) = hub();
-        let users = [Room::user("channels", "u1"), Room::user("channels", "u2")];
-        hub.join_users(&users, &Room::chat("channels", "c1")).await;
-        let joined = recording.joined.lock().unwrap();
-        assert_eq!(joined.len(), 2);
-        assert_eq!(joined[1], (users[1].clone(), Room::chat("channels", "c1")));
+        hub.deliver_or_push(&routes, &[], |_| None).await;
+        assert_eq!(*first.emitted.lock().unwrap(), to_first.to_vec());
+        assert_eq!(*second.emitted.lock().unwrap(), to_second.to_vec());
+        assert!(first.moves.lock().unwrap().is_empty());
+        assert_eq!(
+            *second.moves.lock().unwrap(),
+            vec![
+                "join account:u1 hooks/chat:c1".to_string(),
+                "leave account:u2 hooks/chat:c1".to_string()
+            ]
+        );
     }
 }

@@ -1,18 +1,28 @@
-//! Plain WebSocket sessions as a transport: each session is a queue of text frames and sits in
-//! some rooms. The server's socket task drains the queue; this side never waits on a client.
+//! Plain WebSocket sessions on this node as a transport: each session is a bounded queue of
+//! text frames and sits in some rooms, which it may join and leave while open. The server's
+//! socket task drains the queue; this side never waits on a client.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 
-use crate::{Outgoing, Room, Transport};
+use crate::{Closing, Outgoing, Room, Transport};
 
 /// Frames queued per session; a client that falls further behind is disconnected rather than
 /// letting its queue grow without bound.
 pub const SESSION_QUEUE: usize = 256;
+
+/// Why the server ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Told to close (a sign-out, or the server stopping).
+    Closed(Closing),
+    /// The client fell `SESSION_QUEUE` frames behind.
+    TooSlow,
+}
 
 #[derive(Debug, Default)]
 pub struct Sessions {
@@ -23,7 +33,61 @@ pub struct Sessions {
 #[derive(Debug, Default)]
 struct State {
     rooms: HashMap<Room, HashSet<u64>>,
-    queues: HashMap<u64, (mpsc::Sender<Arc<str>>, Vec<Room>)>,
+    sessions: HashMap<u64, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    queue: mpsc::Sender<Arc<str>>,
+    rooms: HashSet<Room>,
+    ended: Arc<Mutex<Option<Ended>>>,
+}
+
+impl State {
+    fn join(&mut self, id: u64, room: &Room) {
+        if let Some(entry) = self.sessions.get_mut(&id)
+            && entry.rooms.insert(room.clone())
+        {
+            self.rooms.entry(room.clone()).or_default().insert(id);
+        }
+    }
+
+    fn leave(&mut self, id: u64, room: &Room) {
+        if let Some(entry) = self.sessions.get_mut(&id) {
+            entry.rooms.remove(room);
+        }
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(&id);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    fn members(&self, room: &Room) -> Vec<u64> {
+        self.rooms
+            .get(room)
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forget the session; its queue ends once drained, and it reads why.
+    fn end(&mut self, id: u64, why: Option<Ended>) {
+        let Some(entry) = self.sessions.remove(&id) else {
+            return;
+        };
+        if let Some(why) = why {
+            entry.ended.lock().unwrap().get_or_insert(why);
+        }
+        for room in &entry.rooms {
+            if let Some(members) = self.rooms.get_mut(room) {
+                members.remove(&id);
+                if members.is_empty() {
+                    self.rooms.remove(room);
+                }
+            }
+        }
+    }
 }
 
 /// One open session: the frames sent to it. Dropping it leaves every room.
@@ -31,118 +95,160 @@ struct State {
 pub struct Session {
     id: u64,
     frames: mpsc::Receiver<Arc<str>>,
+    ended: Arc<Mutex<Option<Ended>>>,
     sessions: Arc<Sessions>,
 }
 
 impl Session {
-    /// The next frame, or `None` once the session was dropped by the server (shutdown, or
-    /// the client fell too far behind).
-    pub async fn next_frame(&mut self) -> Option<Arc<str>> {
-        self.frames.recv().await
+    /// The next frame, or why the server ended the session (once what was queued is read).
+    pub async fn next_frame(&mut self) -> Result<Arc<str>, Ended> {
+        match self.frames.recv().await {
+            Some(frame) => Ok(frame),
+            None => Err(self
+                .ended
+                .lock()
+                .unwrap()
+                .unwrap_or(Ended::Closed(Closing::Shutdown))),
+        }
+    }
+
+    /// Start hearing a room (e.g. after signing in inside the protocol).
+    pub fn join(&self, room: &Room) {
+        self.sessions.state.write().unwrap().join(self.id, room);
+    }
+
+    pub fn leave(&self, room: &Room) {
+        self.sessions.state.write().unwrap().leave(self.id, room);
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.sessions.remove(self.id);
+        self.sessions.state.write().unwrap().end(self.id, None);
     }
 }
 
 impl Sessions {
     /// Open a session in these rooms.
-    pub fn open(self: &Arc<Self>, rooms: Vec<Room>) -> Session {
+    pub fn open(self: &Arc<Self>, rooms: impl IntoIterator<Item = Room>) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, frames) = mpsc::channel(SESSION_QUEUE);
+        let (queue, frames) = mpsc::channel(SESSION_QUEUE);
+        let ended = Arc::new(Mutex::new(None));
         let mut state = self.state.write().unwrap();
-        for room in &rooms {
-            state.rooms.entry(room.clone()).or_default().insert(id);
+        state.sessions.insert(
+            id,
+            Entry {
+                queue,
+                rooms: HashSet::new(),
+                ended: ended.clone(),
+            },
+        );
+        for room in rooms {
+            state.join(id, &room);
         }
-        state.queues.insert(id, (sender, rooms));
         Session {
             id,
             frames,
+            ended,
             sessions: self.clone(),
         }
     }
 
     /// End every session (the server is stopping).
-    pub fn close_all(&self) {
+    pub fn close_all(&self, why: Closing) {
         let mut state = self.state.write().unwrap();
-        state.queues.clear();
-        state.rooms.clear();
+        let ids: Vec<u64> = state.sessions.keys().copied().collect();
+        for id in ids {
+            state.end(id, Some(Ended::Closed(why)));
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.state.read().unwrap().queues.len()
+        self.state.read().unwrap().sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn remove(&self, id: u64) {
-        let mut state = self.state.write().unwrap();
-        if let Some((_, rooms)) = state.queues.remove(&id) {
-            for room in rooms {
-                if let Some(members) = state.rooms.get_mut(&room) {
-                    members.remove(&id);
-                    if members.is_empty() {
-                        state.rooms.remove(&room);
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Transport for Sessions {
-    fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
+    /// Queue an already encoded frame for every session in `rooms` but those in `except`.
+    pub fn deliver(&self, rooms: &[Room], except: Option<&Room>, frame: &Arc<str>) {
         let mut behind = Vec::new();
         {
             let state = self.state.read().unwrap();
-            let left_out = outgoing
-                .except
-                .as_ref()
-                .and_then(|room| state.rooms.get(room));
-            let recipients: HashSet<u64> = outgoing
-                .rooms
+            let left_out = except.and_then(|room| state.rooms.get(room));
+            let recipients: HashSet<u64> = rooms
                 .iter()
                 .filter_map(|room| state.rooms.get(room))
                 .flatten()
                 .filter(|id| !left_out.is_some_and(|out| out.contains(id)))
                 .copied()
                 .collect();
-            if !recipients.is_empty() {
-                // Encoded once for every recipient.
-                let frame: Arc<str> = outgoing.payload.to_string().into();
-                for id in recipients {
-                    if let Some((queue, _)) = state.queues.get(&id)
-                        && queue.try_send(frame.clone()).is_err()
-                    {
-                        behind.push(id);
-                    }
+            for id in recipients {
+                if let Some(entry) = state.sessions.get(&id)
+                    && entry.queue.try_send(frame.clone()).is_err()
+                {
+                    behind.push(id);
                 }
             }
         }
-        for id in behind {
-            self.remove(id);
+        if !behind.is_empty() {
+            let mut state = self.state.write().unwrap();
+            for id in behind {
+                state.end(id, Some(Ended::TooSlow));
+            }
         }
+    }
+
+    pub fn join_members(&self, members_of: &Room, room: &Room) {
+        let mut state = self.state.write().unwrap();
+        for id in state.members(members_of) {
+            state.join(id, room);
+        }
+    }
+
+    pub fn leave_members(&self, members_of: &Room, room: &Room) {
+        let mut state = self.state.write().unwrap();
+        for id in state.members(members_of) {
+            state.leave(id, room);
+        }
+    }
+
+    pub fn disconnect_members(&self, members_of: &Room, why: Closing) {
+        let mut state = self.state.write().unwrap();
+        for id in state.members(members_of) {
+            state.end(id, Some(Ended::Closed(why)));
+        }
+    }
+}
+
+/// The frame a session receives for an event: its payload, encoded once for every recipient.
+pub(crate) fn frame_of(outgoing: &Outgoing) -> Arc<str> {
+    outgoing.payload.to_string().into()
+}
+
+impl Transport for Sessions {
+    fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
+        self.deliver(
+            &outgoing.rooms,
+            outgoing.except.as_ref(),
+            &frame_of(outgoing),
+        );
         Box::pin(async {})
     }
 
     fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
-        let mut state = self.state.write().unwrap();
-        let members: Vec<u64> = state
-            .rooms
-            .get(members_of)
-            .map(|m| m.iter().copied().collect())
-            .unwrap_or_default();
-        for id in members {
-            state.rooms.entry(room.clone()).or_default().insert(id);
-            if let Some((_, rooms)) = state.queues.get_mut(&id) {
-                rooms.push(room.clone());
-            }
-        }
+        self.join_members(members_of, room);
+        Box::pin(async {})
+    }
+
+    fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
+        self.leave_members(members_of, room);
+        Box::pin(async {})
+    }
+
+    fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
+        self.disconnect_members(members_of, why);
         Box::pin(async {})
     }
 }
@@ -163,8 +269,8 @@ mod tests {
     #[tokio::test]
     async fn sessions_get_frames_of_their_rooms_only() {
         let sessions = Arc::new(Sessions::default());
-        let mut ada = sessions.open(vec![Room::chat("hooks", "c1")]);
-        let mut bob = sessions.open(vec![Room::user("hooks", "bob")]);
+        let mut ada = sessions.open([Room::chat("hooks", "c1")]);
+        let mut bob = sessions.open([Room::account("bob")]);
         sessions.emit(&said("hi")).await;
         assert_eq!(
             ada.next_frame().await.unwrap().as_ref(),
@@ -172,34 +278,67 @@ mod tests {
         );
         assert!(bob.frames.try_recv().is_err());
         sessions
-            .join(&Room::user("hooks", "bob"), &Room::chat("hooks", "c1"))
+            .join(&Room::account("bob"), &Room::chat("hooks", "c1"))
             .await;
         sessions.emit(&said("again")).await;
         assert!(bob.next_frame().await.unwrap().contains("again"));
+        sessions
+            .leave(&Room::account("bob"), &Room::chat("hooks", "c1"))
+            .await;
+        sessions.emit(&said("not for bob")).await;
+        assert!(bob.frames.try_recv().is_err());
         drop(ada);
         assert_eq!(sessions.len(), 1);
     }
 
     #[tokio::test]
+    async fn a_session_joins_and_leaves_rooms_while_open() {
+        let sessions = Arc::new(Sessions::default());
+        let mut session = sessions.open([]);
+        session.join(&Room::chat("hooks", "c1"));
+        sessions.emit(&said("hi")).await;
+        assert!(session.next_frame().await.unwrap().contains("hi"));
+        session.leave(&Room::chat("hooks", "c1"));
+        sessions.emit(&said("gone")).await;
+        assert!(session.frames.try_recv().is_err());
+    }
+
+    #[tokio::test]
     async fn a_session_that_falls_behind_is_dropped() {
         let sessions = Arc::new(Sessions::default());
-        let mut slow = sessions.open(vec![Room::chat("hooks", "c1")]);
+        let mut slow = sessions.open([Room::chat("hooks", "c1")]);
         for _ in 0..=SESSION_QUEUE {
             sessions.emit(&said("flood")).await;
         }
         assert!(sessions.is_empty(), "the slow session was dropped");
         let mut drained = 0;
-        while slow.next_frame().await.is_some() {
-            drained += 1;
-        }
+        let ended = loop {
+            match slow.next_frame().await {
+                Ok(_) => drained += 1,
+                Err(ended) => break ended,
+            }
+        };
         assert_eq!(drained, SESSION_QUEUE, "then its queue ends");
+        assert_eq!(ended, Ended::TooSlow);
     }
 
     #[tokio::test]
-    async fn closing_all_ends_every_session() {
+    async fn sessions_are_closed_by_room_with_a_reason() {
         let sessions = Arc::new(Sessions::default());
-        let mut session = sessions.open(vec![Room::chat("hooks", "c1")]);
-        sessions.close_all();
-        assert!(session.next_frame().await.is_none());
+        let mut ada = sessions.open([Room::account("ada")]);
+        let mut bob = sessions.open([Room::account("bob")]);
+        sessions
+            .disconnect(&Room::account("ada"), Closing::SignedOut)
+            .await;
+        assert_eq!(
+            ada.next_frame().await.unwrap_err(),
+            Ended::Closed(Closing::SignedOut)
+        );
+        assert_eq!(sessions.len(), 1);
+        sessions.close_all(Closing::Shutdown);
+        assert_eq!(
+            bob.next_frame().await.unwrap_err(),
+            Ended::Closed(Closing::Shutdown)
+        );
     }
 }

@@ -4,11 +4,13 @@ mod routes;
 mod socket;
 pub mod wire;
 
+use bson::oid::ObjectId;
 use rooms::{Outgoing, Room};
 
 use crate::core::{ChatEvent, Dialect, Rendered};
+use crate::store::Chat;
 pub use routes::router;
-pub use socket::register;
+pub use socket::ChannelsSocket;
 use wire::{DeletedView, MessageView};
 
 const DIALECT: &str = "channels";
@@ -32,25 +34,21 @@ impl Dialect for Channels {
                 message,
                 author,
                 ..
-            } => Rendered {
-                joins: Vec::new(),
-                outgoing: vec![Outgoing::new(
-                    chat_room(&chat.id.to_hex()),
-                    "message",
-                    json(MessageView::new(message, author, chat.num)),
-                )],
-            },
-            ChatEvent::MessageDeleted { chat, message, .. } => Rendered {
-                joins: Vec::new(),
-                outgoing: vec![Outgoing::new(
+            } => Rendered::events(vec![Outgoing::new(
+                chat_room(&chat.id.to_hex()),
+                "message",
+                json(MessageView::new(message, author, chat.num)),
+            )]),
+            ChatEvent::MessageDeleted { chat, message, .. } => {
+                Rendered::events(vec![Outgoing::new(
                     chat_room(&chat.id.to_hex()),
                     "messageDeleted",
                     json(DeletedView {
                         channel: chat.num.to_string(),
                         id: message.num.to_string(),
                     }),
-                )],
-            },
+                )])
+            }
             // Channels are one-to-one; groups are for other dialects.
             ChatEvent::ChatCreated {
                 chat,
@@ -65,6 +63,7 @@ impl Dialect for Channels {
                         .iter()
                         .map(|m| (user_room(&m.id.to_hex()), room.clone()))
                         .collect(),
+                    leaves: Vec::new(),
                     outgoing: members
                         .iter()
                         .filter(|m| m.id != creator.id)
@@ -78,7 +77,39 @@ impl Dialect for Channels {
                         .collect(),
                 }
             }
+            // Whoever can no longer see a chat stops hearing it, and whoever now can starts.
+            ChatEvent::ParticipantsJoined { chat, joined, .. } => {
+                moves(chat, joined.iter().map(|p| p.user_id), true)
+            }
+            ChatEvent::ParticipantRemoved { chat, removed, .. } => {
+                moves(chat, [removed.user_id], false)
+            }
+            ChatEvent::ChatDeleted { chat, members, .. } => {
+                moves(chat, members.iter().copied(), false)
+            }
+            ChatEvent::Blocked { chat, blocked, .. } => moves(chat, [*blocked], false),
+            ChatEvent::Unblocked { chat, blocked, .. } => moves(chat, [*blocked], true),
             _ => Rendered::default(),
+        }
+    }
+}
+
+/// The channels sockets of `users` join (or leave) the chat's room.
+fn moves(chat: &Chat, users: impl IntoIterator<Item = ObjectId>, join: bool) -> Rendered {
+    let room = chat_room(&chat.id.to_hex());
+    let pairs = users
+        .into_iter()
+        .map(|u| (user_room(&u.to_hex()), room.clone()))
+        .collect();
+    if join {
+        Rendered {
+            joins: pairs,
+            ..Rendered::default()
+        }
+    } else {
+        Rendered {
+            leaves: pairs,
+            ..Rendered::default()
         }
     }
 }

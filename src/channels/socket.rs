@@ -1,114 +1,121 @@
-//! The channels dialect over Socket.IO: connection, `message` and `messageDeleted`.
+//! The channels dialect over Socket.IO: its connection, `message` and `messageDeleted`, and
+//! replaying what a reconnecting client missed.
 
+use futures::future::BoxFuture;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use socketioxide::ParserError;
-use socketioxide::extract::{MaybeExtension, SocketRef, State, TryData};
-use socketioxide::handler::ConnectHandler;
+use socketioxide::extract::{MaybeExtension, State, TryData};
 
 use super::wire::{DeletedView, MessageView, NumericId, parse_id};
 use super::{DIALECT, chat_room, user_room};
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::{Ack, EventBudget, IoAdapter};
-use crate::store::User;
+use crate::realtime::{Ack, EventBudget, Handshake, Socket, SocketDialect, TokenForms};
+use crate::store::{Chat, User};
 
-type Socket = SocketRef<IoAdapter>;
+/// The channels dialect on a Socket.IO path.
+pub struct ChannelsSocket;
 
-/// What the connection said about itself, from whichever place the client could put it.
-#[derive(Debug, Default, Deserialize)]
-struct Handshake {
-    token: Option<String>,
-    channels: Option<serde_json::Value>,
+/// Chats whose room a socket joins once it has been sent what it missed in them, with the
+/// last message it saw in each.
+#[derive(Clone)]
+struct CatchUp(Vec<(Chat, i64)>);
+
+impl SocketDialect for ChannelsSocket {
+    fn token_forms(&self) -> TokenForms {
+        TokenForms {
+            auth: true,
+            headers: &["authorisation", "authorization"],
+            query: true,
+        }
+    }
+
+    /// Handlers, then the user's room and the rooms of the channels the client listed. A
+    /// socket without a valid token still connects, as the spec says, and hears nothing.
+    fn attach<'a>(
+        &'a self,
+        app: &'a App,
+        socket: &'a Socket,
+        user: Option<&'a User>,
+        handshake: &'a Handshake<'a>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            socket.on("message", on_message);
+            socket.on("messageDeleted", on_message_deleted);
+            let Some(user) = user else {
+                tracing::debug!(sid = %socket.id, "connected without a valid token: no events");
+                return Ok(());
+            };
+            let listed = handshake
+                .field("channels")
+                .map(|v| channel_list(&v))
+                .unwrap_or_default();
+            let last_seen = handshake
+                .field("lastSeen")
+                .map(|v| last_seen_list(&v))
+                .unwrap_or_default();
+            let mut wanted = listed;
+            wanted.extend(last_seen.iter().map(|(channel, _)| *channel));
+            let chats = app.member_chats_by_num(user, &wanted).await?;
+            socket.join(user_room(&user.id.to_hex()).as_str().to_owned());
+            let mut catch_up = Vec::new();
+            for chat in chats {
+                match last_seen.iter().find(|(channel, _)| *channel == chat.num) {
+                    Some((_, message)) => catch_up.push((chat, *message)),
+                    None => socket.join(chat_room(&chat.id.to_hex()).as_str().to_owned()),
+                }
+            }
+            if !catch_up.is_empty() {
+                socket.extensions.insert(CatchUp(catch_up));
+            }
+            tracing::debug!(sid = %socket.id, user = %user.id, dialect = DIALECT, "channels attached");
+            Ok(())
+        })
+    }
+
+    /// Send each chat's missed messages in order, then join its room: what is posted after
+    /// the last round arrives live.
+    fn connected(&self, app: App, socket: Socket, _user: User) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let Some(CatchUp(chats)) = socket.extensions.remove::<CatchUp>() else {
+                return;
+            };
+            for (chat, last_seen) in chats {
+                if let Err(e) = replay(&app, &socket, &chat, last_seen).await {
+                    tracing::warn!(sid = %socket.id, chat = %chat.id, "could not replay missed messages: {e}");
+                }
+                socket.join(chat_room(&chat.id.to_hex()).as_str().to_owned());
+            }
+        })
+    }
 }
 
-/// Register the namespace. Authentication, room joins and handlers all happen in the connect
-/// middleware, which runs before the client is told it is connected, so no early event is lost.
-pub fn register(io: &socketioxide::SocketIo<IoAdapter>) {
-    io.ns("/", (async |_: Socket| {}).with(on_connect));
-}
-
-async fn on_connect(
-    socket: Socket,
-    TryData(auth): TryData<Handshake>,
-    State(app): State<App>,
-) -> Result<(), Error> {
-    socket.extensions.insert(EventBudget::default());
-    socket.on("message", on_message);
-    socket.on("messageDeleted", on_message_deleted);
-
-    let auth = auth.unwrap_or_default();
-    let parts = socket.req_parts();
-    let query = parts.uri.query().unwrap_or_default();
-    let query_value = |name: &str| {
-        form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let token = auth
-        .token
-        .or_else(|| super::wire::token_from_headers(&parts.headers).map(str::to_owned))
-        .or_else(|| query_value("token"));
-    let Some(token) = token else {
-        tracing::debug!(sid = %socket.id, "connected without a token: no events");
-        return Ok(());
-    };
-    let user = match app
-        .authenticate(token.trim().trim_start_matches("Bearer "))
-        .await
-    {
-        Ok(user) => user,
-        Err(Error::Unauthorized) => {
-            tracing::debug!(sid = %socket.id, "connected with an invalid token: no events");
+async fn replay(app: &App, socket: &Socket, chat: &Chat, last_seen: i64) -> Result<(), Error> {
+    let mut replay = app.replay(chat, last_seen).await?;
+    loop {
+        let batch = app.replay_next(&mut replay).await?;
+        if batch.is_empty() {
             return Ok(());
         }
-        Err(e) => return Err(hide_fault(e)),
-    };
-
-    let listed = match auth.channels {
-        Some(value) => channel_list(&value),
-        None => parts
-            .headers
-            .get("channels")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| query_value("channels"))
-            .map(|s| channel_list(&serde_json::Value::String(s)))
-            .unwrap_or_default(),
-    };
-    let chats = app
-        .member_chats_by_num(&user, &listed)
-        .await
-        .map_err(hide_fault)?;
-    socket.join(user_room(&user.id.to_hex()).0);
-    crate::chats::attach(&socket, &user);
-    for chat in &chats {
-        socket.join(chat_room(&chat.id.to_hex()).0);
-    }
-    app.hub.presence().connected(&user.id.to_hex());
-    socket.on_disconnect(
-        async |State(app): State<App>, MaybeExtension(user): MaybeExtension<User>| {
-            if let Some(user) = user {
-                app.hub.presence().disconnected(&user.id.to_hex());
+        let authors = app.authors_of(&batch).await?;
+        for message in &batch {
+            let Some(author) = authors.get(&message.author_id) else {
+                continue;
+            };
+            let view = MessageView::new(message, author, chat.num);
+            if socket.emit("message", &view).is_err() {
+                return Ok(());
             }
-        },
-    );
-    tracing::debug!(sid = %socket.id, user = %user.id, channels = chats.len(), dialect = DIALECT, "socket connected");
-    socket.extensions.insert(user);
-    Ok(())
-}
-
-/// A failed connection is refused with `connect_error`; its reason goes to the log, not the client.
-fn hide_fault(err: Error) -> Error {
-    tracing::error!("socket connection failed: {err}");
-    Error::Internal(anyhow::anyhow!("internal error"))
+        }
+    }
 }
 
 /// Channel ids as `"1,2,3"`, a JSON array of ids, or a single id. Unparseable entries are dropped.
-fn channel_list(value: &serde_json::Value) -> Vec<i64> {
+fn channel_list(value: &Value) -> Vec<i64> {
     let items: Vec<String> = match value {
-        serde_json::Value::String(s) => s.split(',').map(str::to_owned).collect(),
-        serde_json::Value::Array(items) => items
+        Value::String(s) => s.split(',').map(str::to_owned).collect(),
+        Value::Array(items) => items
             .iter()
             .map(|v| {
                 v.as_str()
@@ -116,10 +123,34 @@ fn channel_list(value: &serde_json::Value) -> Vec<i64> {
                     .unwrap_or_else(|| v.to_string())
             })
             .collect(),
-        serde_json::Value::Number(n) => vec![n.to_string()],
+        Value::Number(n) => vec![n.to_string()],
         _ => Vec::new(),
     };
     items.iter().filter_map(|s| parse_id(s).ok()).collect()
+}
+
+/// The last message seen per channel: `{"<channel>": "<message>"}` (from `auth`), or
+/// `"<channel>:<message>,…"` (from a header or the query). Unparseable entries are dropped.
+fn last_seen_list(value: &Value) -> Vec<(i64, i64)> {
+    let id = |v: &Value| match v {
+        Value::String(s) => parse_id(s).ok(),
+        Value::Number(n) => n.as_i64().filter(|n| *n >= 0),
+        _ => None,
+    };
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .filter_map(|(channel, message)| Some((parse_id(channel).ok()?, id(message)?)))
+            .collect(),
+        Value::String(s) => s
+            .split(',')
+            .filter_map(|pair| {
+                let (channel, message) = pair.split_once(':')?;
+                Some((parse_id(channel).ok()?, parse_id(message).ok()?))
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The checks every event starts with: within the socket's budget, signed in, well-formed.
@@ -220,8 +251,21 @@ fn reply<T: serde::Serialize>(
 
 #[cfg(test)]
 mod tests {
-    use super::channel_list;
+    use super::{channel_list, last_seen_list};
     use serde_json::json;
+
+    #[test]
+    fn last_seen_comes_as_an_object_or_text() {
+        assert_eq!(
+            last_seen_list(&json!({"4": "120", "5": 130, "x": "1"})),
+            vec![(4, 120), (5, 130)]
+        );
+        assert_eq!(
+            last_seen_list(&json!("4:120, 5:130,bad")),
+            vec![(4, 120), (5, 130)]
+        );
+        assert!(last_seen_list(&json!(null)).is_empty());
+    }
 
     #[test]
     fn channel_lists_come_as_text_or_arrays() {

@@ -10,12 +10,12 @@ pub mod wire;
 
 use axum::Router;
 use bson::oid::ObjectId;
+use futures::future::BoxFuture;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
-use socketioxide::extract::SocketRef;
 
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
-use crate::realtime::IoAdapter;
+use crate::realtime::{Handshake, Socket, SocketDialect, TokenForms};
 use crate::store::User;
 use views::{chat_document, participant};
 
@@ -29,13 +29,32 @@ pub fn router() -> Router<App> {
         .merge(devices::router())
 }
 
-/// Every socket of a user hears this dialect's events in their personal room; its own room
-/// lets an event leave out the socket a change came from.
-pub fn attach(socket: &SocketRef<IoAdapter>, user: &User) {
-    socket.join([
-        user_room(&user.id).0,
-        Room::connection(&socket.id.to_string()).0,
-    ]);
+/// The chats dialect on a Socket.IO path: every socket of a user hears this dialect's events
+/// in their personal room (its connection's own room, joined by the realtime layer, lets an
+/// event leave out the socket a change came from).
+pub struct ChatsSocket;
+
+impl SocketDialect for ChatsSocket {
+    fn token_forms(&self) -> TokenForms {
+        TokenForms {
+            auth: true,
+            headers: &["authorization"],
+            query: true,
+        }
+    }
+
+    fn attach<'a>(
+        &'a self,
+        _app: &'a App,
+        socket: &'a Socket,
+        user: Option<&'a User>,
+        _handshake: &'a Handshake<'a>,
+    ) -> BoxFuture<'a, Result<(), crate::error::Error>> {
+        if let Some(user) = user {
+            socket.join(user_room(&user.id).as_str().to_owned());
+        }
+        Box::pin(async { Ok(()) })
+    }
 }
 
 fn user_room(user: &ObjectId) -> Room {
@@ -182,14 +201,13 @@ impl Dialect for Chats {
                     "actions": score.actions,
                 }),
             )],
-            // The chats spec has no message or notification events.
+            // The chats spec has no message, notification or block events.
             ChatEvent::MessagePosted { .. }
             | ChatEvent::MessageDeleted { .. }
-            | ChatEvent::Notified { .. } => Vec::new(),
+            | ChatEvent::Notified { .. }
+            | ChatEvent::Blocked { .. }
+            | ChatEvent::Unblocked { .. } => Vec::new(),
         };
-        Rendered {
-            joins: Vec::new(),
-            outgoing,
-        }
+        Rendered::events(outgoing)
     }
 }

@@ -59,7 +59,7 @@ async fn list(State(app): State<App>, Caller(me): Caller, Params(q): Params<List
     let listing = app
         .list_chats(&me, &filter, Page::new(q.page, q.limit)?)
         .await?;
-    let viewer = Viewer::new(&app, &me, &listing.users);
+    let viewer = Viewer::new(&app, &me, &listing.users).await;
     let chats: Vec<Value> = listing.items.iter().map(|s| viewer.summary(s)).collect();
     Ok(Json(json!({ "chats": chats, "count": listing.count })))
 }
@@ -90,7 +90,7 @@ async fn explore(
             page,
         )
         .await?;
-    let viewer = Viewer::new(&app, &me, &listing.users);
+    let viewer = Viewer::new(&app, &me, &listing.users).await;
     let chats: Vec<Value> = listing
         .items
         .iter()
@@ -101,7 +101,7 @@ async fn explore(
 
 async fn show(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
     let (summary, users) = app.chat_summary(&me, object_id(&id, "id")?).await?;
-    let viewer = Viewer::new(&app, &me, &users);
+    let viewer = Viewer::new(&app, &me, &users).await;
     Ok(Json(json!({ "chat": viewer.summary(&summary) })))
 }
 

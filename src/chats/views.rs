@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use rooms::Presence;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -52,8 +51,8 @@ impl UserView {
         }
     }
 
-    fn online(mut self, presence: &Presence) -> Self {
-        self.is_online = Some(presence.is_online(&self.id));
+    fn online(mut self, online: &HashSet<String>) -> Self {
+        self.is_online = Some(online.contains(&self.id));
         self
     }
 }
@@ -116,15 +115,17 @@ pub fn chat_document(chat: &Chat, participants: &[Participant]) -> Value {
 pub struct Viewer<'a> {
     pub me: &'a User,
     pub users: &'a HashMap<ObjectId, User>,
-    pub presence: &'a Presence,
+    /// Which of `users` have a live connection on any node.
+    pub online: HashSet<String>,
 }
 
 impl<'a> Viewer<'a> {
-    pub fn new(app: &'a App, me: &'a User, users: &'a HashMap<ObjectId, User>) -> Self {
+    pub async fn new(app: &App, me: &'a User, users: &'a HashMap<ObjectId, User>) -> Self {
+        let ids: Vec<String> = users.keys().map(|id| id.to_hex()).collect();
         Self {
             me,
             users,
-            presence: app.hub.presence(),
+            online: app.hub.online_among(&ids).await,
         }
     }
 
@@ -137,7 +138,7 @@ impl<'a> Viewer<'a> {
 
     fn online_user(&self, id: &ObjectId) -> Value {
         match self.users.get(id) {
-            Some(user) => json!(UserView::new(user).online(self.presence)),
+            Some(user) => json!(UserView::new(user).online(&self.online)),
             None => json!(id.to_hex()),
         }
     }

@@ -19,7 +19,7 @@ pub enum Opened {
     Existing(Chat),
 }
 
-fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
+pub(super) fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
     let (a, b) = if a.bytes() <= b.bytes() {
         (a, b)
     } else {
@@ -81,6 +81,7 @@ impl Core {
             meet_me,
             group: None,
             tags: default_tags(),
+            seq: 0,
             created_at: now,
             updated_at: Some(now),
         };
@@ -126,6 +127,12 @@ impl Core {
         Ok(opened.chat().clone())
     }
 
+    /// The one-to-one chat between two users, if they have one.
+    pub async fn direct_chat_between(&self, a: &ObjectId, b: &ObjectId) -> Result<Option<Chat>> {
+        let filter = doc! { "pair_key": pair_key(a, b) };
+        Ok(self.store.chats.find_one(filter).await?)
+    }
+
     /// Add participants who are not in the chat yet; returns those who were added.
     pub(super) async fn add_participants(
         &self,
@@ -150,7 +157,7 @@ impl Core {
                 added.push(participant.clone());
             }
         }
-        self.members.remove(&chat.id);
+        self.forget_chat(chat).await;
         Ok(added)
     }
 

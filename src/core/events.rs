@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
-use rooms::{Outgoing, PushIntent, Room};
+use rooms::{Outgoing, PushIntent, Report, Room, Route};
 
 use super::Core;
 use crate::store::{Chat, Message, Notification, NotificationKind, Participant, Score, User};
@@ -81,14 +81,37 @@ pub enum ChatEvent {
         notification: Notification,
         push: bool,
     },
+    /// One user of a one-to-one chat blocked the other, who stops hearing the chat.
+    Blocked {
+        chat: Chat,
+        blocker: ObjectId,
+        blocked: ObjectId,
+    },
+    /// The block was lifted: the chat is heard again.
+    Unblocked {
+        chat: Chat,
+        blocker: ObjectId,
+        blocked: ObjectId,
+    },
 }
 
-/// A dialect's rendering of one event: rooms to join first, then events to send.
+/// A dialect's rendering of one event: rooms to join and leave first, then events to send.
 #[derive(Debug, Default)]
 pub struct Rendered {
     /// (every connection in this room, joins this room)
     pub joins: Vec<(Room, Room)>,
+    /// (every connection in this room, leaves this room)
+    pub leaves: Vec<(Room, Room)>,
     pub outgoing: Vec<Outgoing>,
+}
+
+impl Rendered {
+    pub fn events(outgoing: Vec<Outgoing>) -> Self {
+        Self {
+            outgoing,
+            ..Self::default()
+        }
+    }
 }
 
 pub trait Dialect: Send + Sync + 'static {
@@ -249,19 +272,25 @@ fn preview(content: &str) -> String {
 }
 
 impl Core {
-    /// Render the event for every dialect, deliver it, and push to offline recipients.
-    pub async fn publish(&self, event: ChatEvent) {
-        let dialects = self.dialects.read().unwrap().clone();
-        let mut outgoing = Vec::new();
-        for dialect in dialects {
-            let rendered = dialect.render(&event);
-            for (members_of, room) in &rendered.joins {
-                self.hub
-                    .join_users(std::slice::from_ref(members_of), room)
-                    .await;
-            }
-            outgoing.extend(rendered.outgoing);
-        }
+    /// Render the event for every dialect, send each rendering through its dialect's transport
+    /// only, and push to recipients with no live connection on any node.
+    pub async fn publish(&self, event: ChatEvent) -> Report {
+        let rendered: Vec<_> = self
+            .dialects
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(dialect, transport)| (transport.clone(), dialect.render(&event)))
+            .collect();
+        let routes: Vec<Route<'_>> = rendered
+            .iter()
+            .map(|(transport, r)| Route {
+                transport: transport.as_ref(),
+                joins: &r.joins,
+                leaves: &r.leaves,
+                outgoing: &r.outgoing,
+            })
+            .collect();
         let recipients: Vec<String> = event
             .push_recipients()
             .iter()
@@ -270,7 +299,7 @@ impl Core {
             .collect();
         let report = self
             .hub
-            .deliver_or_push(&recipients, &outgoing, |u| event.push_intent(u))
+            .deliver_or_push(&routes, &recipients, |u| event.push_intent(u))
             .await;
         if !report.pushed.is_empty() {
             tracing::debug!(
@@ -278,6 +307,7 @@ impl Core {
                 "offline recipients get a push"
             );
         }
+        report
     }
 }
 

@@ -158,6 +158,7 @@ impl Core {
                 photo: None,
             }),
             tags: default_tags(),
+            seq: 0,
             created_at: now,
             updated_at: Some(now),
         };
@@ -231,7 +232,7 @@ impl Core {
         self.discard_unused_image(saved.is_ok(), replaced_photo, new_photo)
             .await;
         saved?;
-        self.chats_by_num.remove(&membership.chat.num);
+        self.forget_chat(&membership.chat).await;
         membership.chat.group = Some(group);
         membership.chat.updated_at = Some(now);
         self.publish(ChatEvent::ChatUpdated {
@@ -351,7 +352,7 @@ impl Core {
             .participants
             .delete_one(doc! { "_id": removed.id })
             .await?;
-        self.members.remove(&id);
+        self.forget_chat(&membership.chat).await;
         if deleted.deleted_count == 0 {
             return Err(Error::NotFound("participant"));
         }
@@ -507,8 +508,7 @@ impl Core {
             .participants
             .delete_many(doc! { "chat_id": id })
             .await?;
-        self.members.remove(&id);
-        self.chats_by_num.remove(&membership.chat.num);
+        self.forget_chat(&membership.chat).await;
         if let Some(media) = self.media.clone() {
             let urls: Vec<String> = group
                 .photo

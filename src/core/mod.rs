@@ -15,12 +15,13 @@ pub mod tokens;
 pub mod users;
 
 use std::hash::Hash;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
 use quick_cache::sync::Cache;
-use rooms::Hub;
+use rooms::{Hub, Transport};
+use serde::{Deserialize, Serialize};
 
 use crate::media::Media;
 use crate::store::{Chat, Store, User};
@@ -36,23 +37,29 @@ pub struct Core {
     pub hub: Hub,
     /// Photo storage, when configured.
     pub media: Option<Media>,
-    dialects: RwLock<Vec<Arc<dyn Dialect>>>,
+    /// Each dialect, with the transport that carries its events.
+    dialects: RwLock<Vec<DialectRoute>>,
     system_user: User,
-    /// Hot-path lookups of every message: which chat a numeric id is, and who is in it.
-    /// Every write to participants goes through the core, which drops the stale entry here;
-    /// other nodes see the change within `CACHE_TTL`.
+    /// Hot-path lookups of every message: which chat a numeric id is, who is in it, and whether
+    /// the two users of a one-to-one chat blocked each other. Every change to these goes
+    /// through the core, which drops the stale entry here and tells the other nodes to drop
+    /// theirs (through Redis) before answering. `CACHE_TTL` only bounds how long an entry
+    /// survives a change whose word was lost (Redis unreachable at that moment).
     chats_by_num: HotCache<i64, Chat>,
     members: HotCache<ObjectId, Arc<[ObjectId]>>,
-    /// Chats whose last activity was written within the last second.
-    recently_touched: HotCache<ObjectId, ()>,
+    blocked: HotCache<String, bool>,
     sign_in_limits: accounts::SignInLimits,
 }
 
+/// A dialect and the transport its clients hear it through.
+type DialectRoute = (Arc<dyn Dialect>, Arc<dyn Transport>);
+
 /// Entries per cache; a chat costs well under a kilobyte in each.
 const CACHE_CHATS: usize = 100_000;
-/// How long a cached entry is trusted. This node drops entries it changes at once; this bounds
-/// how long a change made on another node (a participant removed, a chat deleted) goes unseen.
+/// How long a cached entry is trusted at most (see `Core`).
 const CACHE_TTL: Duration = Duration::from_secs(5);
+/// The Redis channel on which nodes tell each other which cached entries changed.
+const CACHES_CHANNEL: &str = "palaver:caches";
 
 /// A bounded cache whose entries expire.
 struct HotCache<K, V> {
@@ -86,17 +93,32 @@ impl<K: Eq + Hash + Clone, V: Clone> HotCache<K, V> {
     fn remove(&self, key: &K) {
         self.entries.remove(key);
     }
+
+    fn clear(&self) {
+        self.entries.clear();
+    }
+}
+
+/// What changed, as one node tells the others.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stale {
+    node: String,
+    #[serde(default)]
+    chat: Option<(ObjectId, i64)>,
+    #[serde(default)]
+    pair: Option<String>,
 }
 
 impl Core {
-    pub async fn new(
+    /// The core, and (when clustered) the tasks that keep its caches in step with other nodes.
+    pub async fn start(
         store: Store,
         tokens: Tokens,
         hub: Hub,
         media: Option<Media>,
-    ) -> crate::error::Result<Self> {
+    ) -> crate::error::Result<App> {
         let system_user = users::ensure_system_user(&store).await?;
-        Ok(Self {
+        let core = Arc::new(Self {
             store,
             tokens,
             hub,
@@ -105,19 +127,124 @@ impl Core {
             system_user,
             chats_by_num: HotCache::new(),
             members: HotCache::new(),
-            recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
+            blocked: HotCache::new(),
             sign_in_limits: accounts::SignInLimits::default(),
-        })
+        });
+        if let Some(link) = core.hub.cluster().cloned() {
+            let stale = link
+                .subscribe(CACHES_CHANNEL, 4096)
+                .await
+                .map_err(|e| anyhow::anyhow!("subscribing to cache changes: {e}"))?;
+            tokio::spawn(follow_other_nodes(
+                Arc::downgrade(&core),
+                link.node().to_owned(),
+                stale,
+                link.returns(),
+            ));
+        }
+        Ok(core)
     }
 
-    /// A dialect that wants the core's events rendered for its clients.
-    pub fn add_dialect(&self, dialect: Arc<dyn Dialect>) {
-        self.dialects.write().unwrap().push(dialect);
+    /// A dialect whose clients hear the core's events through `transport`.
+    pub fn add_dialect(&self, dialect: Arc<dyn Dialect>, transport: Arc<dyn Transport>) {
+        self.dialects.write().unwrap().push((dialect, transport));
+    }
+
+    /// Every transport, once each.
+    fn transports(&self) -> Vec<Arc<dyn Transport>> {
+        let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
+        for (_, transport) in self.dialects.read().unwrap().iter() {
+            if !transports.iter().any(|t| Arc::ptr_eq(t, transport)) {
+                transports.push(transport.clone());
+            }
+        }
+        transports
     }
 
     /// The user that greets newcomers in their welcome chat.
     pub fn system_user(&self) -> &User {
         &self.system_user
+    }
+
+    /// A chat or who is in it changed: drop it here and on every other node.
+    async fn forget_chat(&self, chat: &Chat) {
+        self.members.remove(&chat.id);
+        self.chats_by_num.remove(&chat.num);
+        self.tell_others(Stale {
+            node: String::new(),
+            chat: Some((chat.id, chat.num)),
+            pair: None,
+        })
+        .await;
+    }
+
+    /// Whether two users blocked each other changed.
+    async fn forget_pair(&self, pair: String) {
+        self.blocked.remove(&pair);
+        self.tell_others(Stale {
+            node: String::new(),
+            chat: None,
+            pair: Some(pair),
+        })
+        .await;
+    }
+
+    async fn tell_others(&self, mut stale: Stale) {
+        let Some(link) = self.hub.cluster() else {
+            return;
+        };
+        stale.node = link.node().to_owned();
+        match serde_json::to_vec(&stale) {
+            Ok(payload) => link.publish(CACHES_CHANNEL, &payload).await,
+            Err(e) => tracing::error!("could not encode a cache change: {e}"),
+        }
+    }
+
+    fn drop_stale(&self, stale: Stale) {
+        if let Some((id, num)) = stale.chat {
+            self.members.remove(&id);
+            self.chats_by_num.remove(&num);
+        }
+        if let Some(pair) = stale.pair {
+            self.blocked.remove(&pair);
+        }
+    }
+
+    fn drop_all_cached(&self) {
+        self.members.clear();
+        self.chats_by_num.clear();
+        self.blocked.clear();
+    }
+}
+
+/// Apply other nodes' changes to this node's caches; after an outage of the link, whose
+/// changes were lost, drop everything.
+async fn follow_other_nodes(
+    core: Weak<Core>,
+    node: String,
+    mut stale: tokio::sync::mpsc::Receiver<rooms::cluster::Message>,
+    mut returns: tokio::sync::watch::Receiver<u64>,
+) {
+    loop {
+        tokio::select! {
+            message = stale.recv() => {
+                let Some((_, payload)) = message else { return };
+                let Some(core) = core.upgrade() else { return };
+                match serde_json::from_slice::<Stale>(&payload) {
+                    Ok(stale) if stale.node == node => {}
+                    Ok(stale) => core.drop_stale(stale),
+                    Err(e) => tracing::warn!("unreadable cache change from another node: {e}"),
+                }
+            }
+            changed = returns.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let Some(core) = core.upgrade() else { return };
+                core.drop_all_cached();
+                tracing::info!("caches dropped: changes made elsewhere during the Redis outage are unknown");
+            }
+        }
     }
 }
 
@@ -135,5 +262,8 @@ mod tests {
         cache.insert(2, "chat");
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&2), None, "a stale entry is not trusted");
+        cache.insert(3, "chat");
+        cache.clear();
+        assert_eq!(cache.get(&3), None);
     }
 }

@@ -39,7 +39,7 @@ impl Core {
         match stored {
             Ok(notification) => {
                 self.publish(ChatEvent::Notified { notification, push })
-                    .await
+                    .await;
             }
             Err(e) => tracing::warn!(%user, ?kind, "could not store a notification: {e}"),
         }

@@ -7,7 +7,8 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
-use super::Core;
+use super::chats::pair_key;
+use super::{ChatEvent, Core};
 use crate::error::{Error, Result, is_duplicate_key};
 use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
 
@@ -101,12 +102,22 @@ impl Core {
             created_at: DateTime::now(),
         };
         match self.store.blocks.insert_one(&block).await {
-            Ok(_) => Ok(block),
+            Ok(_) => {}
             Err(e) if is_duplicate_key(&e) => {
-                Err(Error::Conflict("you already blocked this user".into()))
+                return Err(Error::Conflict("you already blocked this user".into()));
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         }
+        self.forget_pair(pair_key(&user.id, &blocked)).await;
+        if let Some(chat) = self.direct_chat_between(&user.id, &blocked).await? {
+            self.publish(ChatEvent::Blocked {
+                chat,
+                blocker: user.id,
+                blocked,
+            })
+            .await;
+        }
+        Ok(block)
     }
 
     pub async fn unblock(&self, user: &User, blocked: ObjectId) -> Result<()> {
@@ -118,16 +129,31 @@ impl Core {
         if deleted.deleted_count == 0 {
             return Err(Error::NotFound("block"));
         }
+        self.forget_pair(pair_key(&user.id, &blocked)).await;
+        if let Some(chat) = self.direct_chat_between(&user.id, &blocked).await? {
+            self.publish(ChatEvent::Unblocked {
+                chat,
+                blocker: user.id,
+                blocked,
+            })
+            .await;
+        }
         Ok(())
     }
 
     /// Whether either user blocked the other.
     pub async fn blocked_between(&self, a: &ObjectId, b: &ObjectId) -> Result<bool> {
+        let pair = pair_key(a, b);
+        if let Some(blocked) = self.blocked.get(&pair) {
+            return Ok(blocked);
+        }
         let filter = doc! { "$or": [
             { "blocker": a, "blocked": b },
             { "blocker": b, "blocked": a },
         ] };
-        Ok(self.store.blocks.find_one(filter).await?.is_some())
+        let blocked = self.store.blocks.find_one(filter).await?.is_some();
+        self.blocked.insert(pair, blocked);
+        Ok(blocked)
     }
 
     /// Ask `to` for a connection (a hooks "like"). One open or accepted connection per pair.

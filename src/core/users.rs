@@ -6,6 +6,8 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
+use rooms::{Closing, Room};
+
 use super::Core;
 use super::tokens::TokenType;
 use crate::error::{Error, Result};
@@ -147,7 +149,8 @@ impl Core {
         })
     }
 
-    /// Revoke every token the user holds, on every device.
+    /// Revoke every token the user holds, on every device, and close their live connections
+    /// on every node.
     pub async fn revoke_sessions(&self, user: &User) -> Result<()> {
         self.store
             .users
@@ -156,6 +159,10 @@ impl Core {
                 doc! { "$inc": { "token_version": 1 } },
             )
             .await?;
+        let everywhere = Room::account(&user.id.to_hex());
+        for transport in self.transports() {
+            transport.disconnect(&everywhere, Closing::SignedOut).await;
+        }
         tracing::info!(user = %user.id, "every session revoked");
         Ok(())
     }

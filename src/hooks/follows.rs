@@ -150,10 +150,11 @@ async fn recommended(
     Caller(me): Caller,
 ) -> Result<Json<Value>, HooksError> {
     let ranked = app.recommended_users(&me).await?;
-    let presence = app.hub.presence();
+    let ids: Vec<String> = ranked.iter().map(|r| r.user.id.to_hex()).collect();
+    let online = app.hub.online_among(&ids).await;
     let listed: Vec<Value> = ranked
         .iter()
-        .map(|r| views::recommended(r, presence.is_online(&r.user.id.to_hex())))
+        .map(|r| views::recommended(r, online.contains(&r.user.id.to_hex())))
         .collect();
     Ok(Json(Value::Array(listed)))
 }

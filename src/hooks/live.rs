@@ -1,32 +1,26 @@
 //! The plain WebSockets: `ws/notification/` streams the caller's new notifications, and
 //! `ws/chat/<user_id>/` is a chat session with another user, as Django Channels consumers
-//! would serve them: JSON text frames, `{"message": "…"}` from the client.
+//! would serve them: JSON text frames, `{"message": "…"}` from the client. Both run on the
+//! realtime layer's WebSocket pump.
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use rooms::{Room, Session};
+use rooms::Room;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{DIALECT, chat_room};
+use super::{DIALECT, chat_room, views};
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::EventBudget;
+use crate::realtime::websocket::refuse;
+use crate::realtime::{Close, Connection, Protocol};
 use crate::store::{Chat, User};
 
 /// A frame is one message of at most 4000 characters, in a small JSON object.
 const FRAME_MAX_BYTES: usize = 64 * 1024;
-
-/// Close codes (the 4000–4999 range is the application's): why a socket was refused.
-pub const CLOSE_UNAUTHORIZED: u16 = 4001;
-pub const CLOSE_FORBIDDEN: u16 = 4003;
-pub const CLOSE_UNKNOWN_USER: u16 = 4004;
-/// The server is stopping (RFC 6455's "going away").
-const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_INTERNAL: u16 = 1011;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -35,13 +29,15 @@ pub fn router() -> Router<App> {
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+struct SocketQuery {
     token: Option<String>,
+    /// The last message this client saw in the session, to be sent what it missed.
+    last_seen: Option<String>,
 }
 
 async fn notifications(
     State(app): State<App>,
-    Query(query): Query<TokenQuery>,
+    Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade
@@ -51,16 +47,17 @@ async fn notifications(
                 Ok(user) => user,
                 Err(e) => return refuse(socket, e).await,
             };
-            let rooms = vec![Room::user(DIALECT, &user.id.to_hex())];
-            let session = app.hub.sessions().open(rooms);
-            serve(&app, socket, &user, session, None).await;
+            let mut conn = Connection::open(&app, socket);
+            conn.join(&Room::user(DIALECT, &user.id.to_hex()));
+            conn.sign_in(user).await;
+            conn.run(Listening).await;
         })
 }
 
 async fn chat(
     State(app): State<App>,
     Path(other): Path<String>,
-    Query(query): Query<TokenQuery>,
+    Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     upgrade
@@ -71,15 +68,67 @@ async fn chat(
                 let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
                 let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
                 let chat = app.open_chat_session(&user, &other).await?;
-                Ok::<_, Error>((user, chat))
+                let last_seen = match query.last_seen.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(id) => Some(
+                        id.parse::<i64>()
+                            .map_err(|_| Error::invalid("last_seen must be a message id"))?,
+                    ),
+                };
+                Ok::<_, Error>((user, chat, last_seen))
             };
-            let (user, chat) = match opened.await {
+            let (user, chat, last_seen) = match opened.await {
                 Ok(opened) => opened,
                 Err(e) => return refuse(socket, e).await,
             };
-            let session = app.hub.sessions().open(vec![chat_room(&chat)]);
-            serve(&app, socket, &user, session, Some(chat)).await;
+            serve_session(&app, socket, user, chat, last_seen).await;
         })
+}
+
+/// Sign the socket in, send it what it missed (when it says what it saw last), then let it
+/// hear the session live.
+async fn serve_session(
+    app: &App,
+    socket: WebSocket,
+    user: User,
+    chat: Chat,
+    last_seen: Option<i64>,
+) {
+    let mut conn = Connection::open(app, socket);
+    conn.sign_in(user.clone()).await;
+    if let Some(last_seen) = last_seen
+        && let Err(e) = replay(app, &mut conn, &chat, last_seen).await
+    {
+        tracing::warn!(user = %user.id, chat = %chat.id, "could not replay missed messages: {e}");
+    }
+    conn.join(&chat_room(&chat));
+    conn.run(Session { user, chat }).await;
+}
+
+async fn replay(
+    app: &App,
+    conn: &mut Connection,
+    chat: &Chat,
+    last_seen: i64,
+) -> Result<(), Error> {
+    let mut replay = app.replay(chat, last_seen).await?;
+    loop {
+        let batch = app.replay_next(&mut replay).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let authors = app.authors_of(&batch).await?;
+        for message in &batch {
+            let Some(author) = authors.get(&message.author_id) else {
+                continue;
+            };
+            let mut frame = views::message(message, author);
+            frame["session_id"] = chat.num.into();
+            if conn.send(frame.to_string()).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
@@ -89,75 +138,19 @@ async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
     app.authenticate(token).await
 }
 
-/// Close the socket with a code that says why it cannot be served.
-async fn refuse(mut socket: WebSocket, err: Error) {
-    let code = match &err {
-        Error::MissingCredentials | Error::Unauthorized => CLOSE_UNAUTHORIZED,
-        Error::NotFound(_) => CLOSE_UNKNOWN_USER,
-        Error::Forbidden(_) | Error::Invalid(_) => CLOSE_FORBIDDEN,
-        _ => CLOSE_INTERNAL,
-    };
-    let mut reason = err.public_message();
-    // A close frame's reason is at most 123 bytes.
-    while reason.len() > 123 {
-        reason.pop();
+/// `ws/notification/`: the server speaks, the client listens.
+struct Listening;
+
+impl Protocol for Listening {
+    async fn on_text(&mut self, _: &mut Connection, _: &str) -> Result<(), Close> {
+        Ok(())
     }
-    tracing::debug!(code, %reason, "websocket refused");
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
-/// Relay the session's frames to the client, and (on a chat socket) post what the client
-/// says, until either side closes. The user counts as online meanwhile.
-async fn serve(
-    app: &App,
-    mut socket: WebSocket,
-    user: &User,
-    mut session: Session,
-    chat: Option<Chat>,
-) {
-    let presence = app.hub.presence();
-    let id = user.id.to_hex();
-    presence.connected(&id);
-    let budget = EventBudget::default();
-    loop {
-        tokio::select! {
-            frame = session.next_frame() => {
-                let Some(frame) = frame else {
-                    let frame = CloseFrame { code: CLOSE_GOING_AWAY, reason: "closing".into() };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
-                    break;
-                };
-                if socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
-                    break;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let Some(chat) = &chat else { continue };
-                    if let Err(e) = said(app, &budget, user, chat, &text).await {
-                        tracing::debug!(user = %id, "frame refused: {e}");
-                        let error = json!({ "error": e.public_message() }).to_string();
-                        if socket.send(Message::Text(error.into())).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    let error = json!({ "error": "frames must be JSON text" }).to_string();
-                    if socket.send(Message::Text(error.into())).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                Some(Ok(_)) => {}
-            }
-        }
-    }
-    presence.disconnected(&id);
+/// `ws/chat/`: each frame is a message for the session.
+struct Session {
+    user: User,
+    chat: Chat,
 }
 
 #[derive(Deserialize)]
@@ -165,18 +158,33 @@ struct Said {
     message: String,
 }
 
-/// Store what the client said; the core delivers it to both users' sockets, the sender's own
-/// included, as Django Channels' group send does.
-async fn said(
-    app: &App,
-    budget: &EventBudget,
-    user: &User,
-    chat: &Chat,
-    text: &str,
-) -> Result<(), Error> {
-    budget.spend()?;
-    let said: Said =
-        serde_json::from_str(text).map_err(|_| Error::invalid("expected {\"message\": \"…\"}"))?;
-    app.post_message(user, chat, &said.message).await?;
-    Ok(())
+/// A refused frame is answered on this socket only.
+async fn answer_error(conn: &mut Connection, err: Error) -> Result<(), Close> {
+    tracing::debug!("frame refused: {err}");
+    let error = json!({ "error": err.public_message() }).to_string();
+    conn.send(error)
+        .await
+        .map_err(|_| Close::new(crate::realtime::websocket::code::NORMAL, ""))
+}
+
+impl Protocol for Session {
+    /// Store what the client said; the core checks the user may still post, and delivers it
+    /// to both users' sockets, the sender's own included, as Django Channels' group send does.
+    async fn on_text(&mut self, conn: &mut Connection, text: &str) -> Result<(), Close> {
+        let app = conn.app().clone();
+        let posted = async {
+            let said: Said = serde_json::from_str(text)
+                .map_err(|_| Error::invalid("expected {\"message\": \"…\"}"))?;
+            app.post_message(&self.user, &self.chat, &said.message)
+                .await
+        };
+        match posted.await {
+            Ok(_) => Ok(()),
+            Err(e) => answer_error(conn, e).await,
+        }
+    }
+
+    async fn on_refused(&mut self, conn: &mut Connection, err: Error) -> Result<(), Close> {
+        answer_error(conn, err).await
+    }
 }

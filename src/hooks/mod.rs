@@ -15,7 +15,6 @@ use rooms::{Outgoing, Room};
 
 use crate::core::{App, ChatEvent, Dialect, Rendered};
 use crate::store::Chat;
-pub use live::{CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED, CLOSE_UNKNOWN_USER};
 
 const DIALECT: &str = "hooks";
 
@@ -55,11 +54,16 @@ impl Dialect for Hooks {
                 "notification",
                 views::notification(notification),
             ),
+            // A blocked user's open `ws/chat/` socket stops hearing the session (and what it
+            // sends is refused). Lifting the block does not bring it back: it reconnects.
+            ChatEvent::Blocked { chat, blocked, .. } => {
+                return Rendered {
+                    leaves: vec![(Room::account(&blocked.to_hex()), chat_room(chat))],
+                    ..Rendered::default()
+                };
+            }
             _ => return Rendered::default(),
         };
-        Rendered {
-            joins: Vec::new(),
-            outgoing: vec![outgoing],
-        }
+        Rendered::events(vec![outgoing])
     }
 }

@@ -7,6 +7,7 @@ pub mod models;
 use std::time::Duration;
 
 use bson::{Bson, Document, doc};
+use futures::TryStreamExt;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
@@ -89,9 +90,10 @@ impl Store {
         self.devices
             .create_index(plain(doc! { "user_id": 1 }))
             .await?;
-        // History reads walk one chat's messages newest first.
+        // History reads and catching up walk one chat's messages in order; one place each.
+        self.number_legacy_messages().await?;
         self.messages
-            .create_index(plain(doc! { "chat_id": 1, "num": -1 }))
+            .create_index(unique(doc! { "chat_id": 1, "seq": 1 }))
             .await?;
         // Chat lists: a user's chats by last activity; explore: groups by name.
         self.chats
@@ -144,6 +146,45 @@ impl Store {
         self.join_requests
             .create_index(plain(doc! { "chat_id": 1, "user_id": 1, "status": 1 }))
             .await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Messages stored before chats numbered their messages get their numbers, in the order
+    /// they were stored, and their chats the last one. Runs once: afterwards none lacks one.
+    async fn number_legacy_messages(&self) -> Result<()> {
+        let unnumbered = doc! { "seq": { "$exists": false } };
+        if self.messages.find_one(unnumbered.clone()).await?.is_none() {
+            return Ok(());
+        }
+        let chats = self.messages.distinct("chat_id", unnumbered).await?;
+        tracing::info!(
+            chats = chats.len(),
+            "numbering the messages of chats from before sequence numbers"
+        );
+        for chat in chats {
+            let mut ids = self
+                .messages
+                .clone_with_type::<Document>()
+                .find(doc! { "chat_id": &chat })
+                .sort(doc! { "num": 1 })
+                .projection(doc! { "_id": 1 })
+                .await?;
+            let mut seq = 0i64;
+            while let Some(message) = ids.try_next().await? {
+                seq += 1;
+                self.messages
+                    .update_one(
+                        doc! { "_id": message.get("_id") },
+                        doc! { "$set": { "seq": seq } },
+                    )
+                    .await?;
+            }
+            self.chats
+                .update_one(doc! { "_id": &chat }, doc! { "$max": { "seq": seq } })
+                .await?;
+        }
         Ok(())
     }
 }

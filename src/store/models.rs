@@ -124,6 +124,10 @@ pub struct Chat {
     pub group: Option<GroupDetails>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The sequence number of the chat's newest message (0 before the first): each message
+    /// takes the next one, so a chat's messages have one order on every node.
+    #[serde(default)]
+    pub seq: i64,
     pub created_at: DateTime,
     /// Last change to the chat or its newest message; absent until the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,8 +205,13 @@ impl Answer {
 pub struct Message {
     #[serde(rename = "_id")]
     pub id: ObjectId,
+    /// The message's id for dialects whose ids are numbers: unique, but only roughly ordered
+    /// across nodes (each node hands out blocks).
     pub num: i64,
     pub chat_id: ObjectId,
+    /// Its place in the chat: 1, 2, 3… in the order messages were accepted, on every node.
+    #[serde(default)]
+    pub seq: i64,
     pub author_id: ObjectId,
     pub content: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

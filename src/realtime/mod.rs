@@ -1,0 +1,17 @@
+//! The realtime layer, owned by no dialect: Socket.IO paths and the plain-WebSocket pump, each
+//! set up once. Dialects attach to them and render the core's events; an event goes only
+//! through the transport that carries its dialect (see `Core::add_dialect`).
+//!
+//! Across nodes, Socket.IO rooms span the nodes through socketioxide-redis, and the WebSocket
+//! sessions through the rooms crate's Redis fan-out; without `REDIS_URL` both are local.
+
+mod budget;
+mod driver;
+pub mod socketio;
+pub mod websocket;
+
+pub use budget::EventBudget;
+pub use socketio::{
+    Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport, TokenForms,
+};
+pub use websocket::{Close, Connection, Protocol};

@@ -1,0 +1,344 @@
+//! Socket.IO, set up once per path: its limits, its adapter (rooms across nodes through Redis
+//! when clustered), the handshake's authentication, and each connection's presence and event
+//! budget. The dialects attached to a path then add their handlers and rooms; they never see
+//! each other.
+
+use std::sync::Arc;
+
+use axum::http::request::Parts;
+use futures::future::BoxFuture;
+use rooms::{Closing, Outgoing, PresenceGuard, Room, Transport};
+use serde_json::Value;
+use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as PacketValue};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Socket as RawSocket;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+
+use super::budget::EventBudget;
+use super::driver::LinkDriver;
+use crate::core::App;
+use crate::error::Error;
+use crate::store::User;
+
+/// Every path's adapter: socketioxide-redis, publishing through the node's Redis link when
+/// there is one, local only otherwise.
+pub type IoAdapter = CustomRedisAdapter<Emitter, LinkDriver>;
+pub type Socket = SocketRef<IoAdapter>;
+
+/// Largest Socket.IO packet a client may send; a message is at most 4000 characters.
+const MAX_PAYLOAD: u64 = 64 * 1024;
+/// Packets queued per socket before it counts as too slow and is dropped.
+const BUFFER: usize = 1024;
+
+/// Where a dialect's clients may put their token when connecting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenForms {
+    /// `auth.token` (socket.io-client 3 and later; browsers cannot set WebSocket headers).
+    pub auth: bool,
+    /// These headers, in order; a `Bearer ` prefix is optional.
+    pub headers: &'static [&'static str],
+    /// `?token=` (socket.io-client 2 has no `auth`).
+    pub query: bool,
+}
+
+/// What a client said when connecting, from wherever it could put it.
+pub struct Handshake<'a> {
+    auth: Value,
+    parts: &'a Parts,
+}
+
+impl<'a> Handshake<'a> {
+    fn new(parts: &'a Parts, auth: Option<Value>) -> Self {
+        Self {
+            auth: auth.unwrap_or(Value::Null),
+            parts,
+        }
+    }
+
+    /// `auth.<name>` as sent.
+    pub fn auth(&self, name: &str) -> Option<&Value> {
+        self.auth.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn query(&self, name: &str) -> Option<String> {
+        let query = self.parts.uri.query().unwrap_or_default();
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A field from `auth`, else the header of that name, else the query parameter.
+    pub fn field(&self, name: &str) -> Option<Value> {
+        self.auth(name)
+            .cloned()
+            .or_else(|| self.header(name).map(|v| Value::String(v.to_owned())))
+            .or_else(|| self.query(name).map(Value::String))
+    }
+
+    fn token(&self, forms: &Accepted) -> Option<String> {
+        let from_auth = || {
+            forms
+                .auth
+                .then(|| {
+                    self.auth("token")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .flatten()
+        };
+        let from_headers = || {
+            forms
+                .headers
+                .iter()
+                .find_map(|h| self.header(h))
+                .map(str::to_owned)
+        };
+        let from_query = || forms.query.then(|| self.query("token")).flatten();
+        let raw = from_auth().or_else(from_headers).or_else(from_query)?;
+        crate::auth::strip_bearer(&raw).map(str::to_owned)
+    }
+}
+
+/// A dialect spoken on a Socket.IO path.
+pub trait SocketDialect: Send + Sync + 'static {
+    /// Where this dialect's clients put their token.
+    fn token_forms(&self) -> TokenForms;
+
+    /// Set up a socket before its client is told it is connected: handlers, and the rooms it
+    /// hears at once. `user` is `None` for a socket that gave no valid token.
+    fn attach<'a>(
+        &'a self,
+        app: &'a App,
+        socket: &'a Socket,
+        user: Option<&'a User>,
+        handshake: &'a Handshake<'a>,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Once the client knows it is connected (events can be sent to it): e.g. what it missed.
+    fn connected(&self, _app: App, _socket: Socket, _user: User) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Every token form any of a path's dialects accepts.
+#[derive(Debug, Clone, Default)]
+struct Accepted {
+    auth: bool,
+    headers: Vec<&'static str>,
+    query: bool,
+}
+
+impl Accepted {
+    fn of(dialects: &[Arc<dyn SocketDialect>]) -> Self {
+        let mut accepted = Self::default();
+        for dialect in dialects {
+            let own = dialect.token_forms();
+            accepted.auth |= own.auth;
+            accepted.query |= own.query;
+            for header in own.headers {
+                if !accepted.headers.contains(header) {
+                    accepted.headers.push(header);
+                }
+            }
+        }
+        accepted
+    }
+}
+
+/// A connection refused with `connect_error` gets no detail of a server fault; the log does.
+fn hide_fault(err: Error) -> Error {
+    tracing::error!("socket connection failed: {err}");
+    Error::Internal(anyhow::anyhow!("internal error"))
+}
+
+/// Socket.IO at `path`, speaking `dialects`: the layer to serve, and the transport that
+/// reaches its sockets on every node.
+pub async fn serve(
+    app: &App,
+    path: &'static str,
+    dialects: Vec<Arc<dyn SocketDialect>>,
+) -> anyhow::Result<(SocketIoLayer<IoAdapter>, Arc<SocketIoTransport>)> {
+    let link = app.hub.cluster().cloned();
+    // Each path's adapter talks on channels of its own.
+    let config = RedisAdapterConfig::new().with_prefix(format!("palaver{path}"));
+    let adapter = RedisAdapterCtr::new_with_driver(LinkDriver(link), config);
+    let (layer, io) = SocketIo::builder()
+        .req_path(path)
+        .max_payload(MAX_PAYLOAD)
+        .max_buffer_size(BUFFER)
+        .ws_max_message_size(MAX_PAYLOAD as usize)
+        .with_state(app.clone())
+        .with_adapter::<IoAdapter>(adapter)
+        .build_layer();
+
+    let dialects: Arc<[Arc<dyn SocketDialect>]> = dialects.into();
+    let forms = Accepted::of(&dialects);
+    let on_connect = {
+        let dialects = dialects.clone();
+        async move |socket: Socket, State(app): State<App>| {
+            let Some(user) = socket.extensions.get::<User>() else {
+                return;
+            };
+            for dialect in dialects.iter() {
+                dialect
+                    .connected(app.clone(), socket.clone(), user.clone())
+                    .await;
+            }
+        }
+    };
+    let middleware = async move |socket: Socket,
+                                 TryData(auth): TryData<Value>,
+                                 State(app): State<App>|
+                -> Result<(), Error> {
+        socket.extensions.insert(EventBudget::default());
+        let parts = socket.req_parts();
+        let handshake = Handshake::new(parts, auth.ok());
+        let user = match handshake.token(&forms) {
+            None => None,
+            Some(token) => match app.authenticate(&token).await {
+                Ok(user) => Some(user),
+                Err(Error::Unauthorized) => None,
+                Err(e) => return Err(hide_fault(e)),
+            },
+        };
+        if let Some(user) = &user {
+            let id = user.id.to_hex();
+            let guard = app.hub.connect(&id).await;
+            socket.extensions.insert(Arc::new(guard));
+            socket.join([
+                Room::account(&id).as_str().to_owned(),
+                Room::connection(&socket.id.to_string()).as_str().to_owned(),
+            ]);
+            socket.extensions.insert(user.clone());
+        }
+        for dialect in dialects.iter() {
+            dialect
+                .attach(&app, &socket, user.as_ref(), &handshake)
+                .await
+                .map_err(hide_fault)?;
+        }
+        socket.on_disconnect(async |socket: Socket| {
+            socket.extensions.remove::<Arc<PresenceGuard>>();
+        });
+        tracing::debug!(sid = %socket.id, path, user = ?user.map(|u| u.id), "socket connected");
+        Ok(())
+    };
+    io.ns("/", on_connect.with(middleware))
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the Socket.IO adapter at {path}: {e:?}"))?;
+    Ok((layer, Arc::new(SocketIoTransport(io))))
+}
+
+/// A Socket.IO server as a transport: its rooms span the nodes through the adapter.
+pub struct SocketIoTransport(pub SocketIo<IoAdapter>);
+
+impl SocketIoTransport {
+    /// Close every socket (the server is stopping).
+    pub async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+fn name(room: &Room) -> String {
+    room.as_str().to_owned()
+}
+
+impl Transport for SocketIoTransport {
+    fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let rooms: Vec<String> = outgoing.rooms.iter().map(name).collect();
+            let mut to = self.0.to(rooms);
+            if let Some(except) = &outgoing.except {
+                to = to.except(name(except));
+            }
+            if let Err(e) = to.emit(outgoing.event.as_ref(), &outgoing.payload).await {
+                tracing::warn!(rooms = ?outgoing.rooms, event = %outgoing.event, "broadcast failed: {e}");
+            }
+        })
+    }
+
+    fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.to(name(members_of)).join(name(room)).await {
+                tracing::warn!(%members_of, %room, "join failed: {e:?}");
+            }
+        })
+    }
+
+    fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.to(name(members_of)).leave(name(room)).await {
+                tracing::warn!(%members_of, %room, "leave failed: {e:?}");
+            }
+        })
+    }
+
+    fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.0.to(name(members_of)).disconnect().await {
+                tracing::warn!(%members_of, ?why, "disconnect failed: {e:?}");
+            }
+        })
+    }
+}
+
+/// The ack of an event, present only when the client asked for one.
+pub struct Ack<A: Adapter = IoAdapter>(pub Option<AckSender<A>>);
+
+impl<A: Adapter> FromMessageParts<A> for Ack<A> {
+    type Error = std::convert::Infallible;
+
+    fn from_message_parts(
+        s: &Arc<RawSocket<A>>,
+        v: &mut PacketValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Self::Error> {
+        match ack_id {
+            Some(_) => AckSender::from_message_parts(s, v, ack_id).map(|a| Self(Some(a))),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_come_from_auth_then_headers_then_query() {
+        let request = axum::http::Request::builder()
+            .uri("/socket.io/?token=q&channels=3")
+            .header("authorisation", "Bearer h")
+            .header("channels", "2")
+            .body(())
+            .unwrap();
+        let (parts, _) = request.into_parts();
+        let forms = Accepted {
+            auth: true,
+            headers: vec!["authorisation"],
+            query: true,
+        };
+        let with_auth = Handshake::new(
+            &parts,
+            Some(serde_json::json!({"token": "a", "channels": [1]})),
+        );
+        assert_eq!(with_auth.token(&forms).as_deref(), Some("a"));
+        assert_eq!(with_auth.field("channels"), Some(serde_json::json!([1])));
+        let without = Handshake::new(&parts, None);
+        assert_eq!(without.token(&forms).as_deref(), Some("h"));
+        assert_eq!(without.field("channels"), Some(serde_json::json!("2")));
+        let query_only = Accepted {
+            query: true,
+            ..Accepted::default()
+        };
+        assert_eq!(without.token(&query_only).as_deref(), Some("q"));
+        assert_eq!(without.token(&Accepted::default()), None);
+    }
+}

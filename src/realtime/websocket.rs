@@ -1,0 +1,233 @@
+//! One plain-WebSocket pump for every WebSocket dialect: a read/write loop, a bounded queue of
+//! what the rooms send, the event budget, presence while signed in, idle detection by ping,
+//! the closing handshake, and close codes that say why the server ended a connection.
+//!
+//! A dialect writes a [`Protocol`]: what to do with each text frame. Its connection may sign in
+//! and join rooms at any time, so a protocol that signs in after the socket opened (inside its
+//! own frames) is served the same way as one authenticated by its URL.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use rooms::{Closing, Ended, PresenceGuard, Room, Session};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::budget::EventBudget;
+use crate::core::App;
+use crate::error::Error;
+use crate::store::User;
+
+/// The server pings this often (as Django Channels' servers do)...
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+/// ...and drops a peer it has heard nothing from (not even a pong) for this long.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(45);
+
+/// Close codes: RFC 6455's, and the application's own (4000–4999) mirroring HTTP's.
+pub mod code {
+    pub const NORMAL: u16 = 1000;
+    /// The server is stopping (RFC 6455's "going away").
+    pub const GOING_AWAY: u16 = 1001;
+    pub const INTERNAL: u16 = 1011;
+    /// The client fell too far behind; it may reconnect and catch up.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// No, invalid, expired or revoked credentials; or the user signed out.
+    pub const UNAUTHORIZED: u16 = 4001;
+    pub const FORBIDDEN: u16 = 4003;
+    pub const NOT_FOUND: u16 = 4004;
+}
+
+/// Why the server closes a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: String,
+}
+
+impl Close {
+    pub fn new(code: u16, reason: impl Into<String>) -> Self {
+        let mut reason = reason.into();
+        // A close frame's reason is at most 123 bytes.
+        while reason.len() > 123 {
+            reason.pop();
+        }
+        Self { code, reason }
+    }
+
+    /// The close code for a request that cannot be served.
+    pub fn for_error(err: &Error) -> Self {
+        let code = match err {
+            Error::MissingCredentials | Error::Unauthorized => code::UNAUTHORIZED,
+            Error::NotFound(_) => code::NOT_FOUND,
+            Error::Forbidden(_) | Error::Invalid(_) => code::FORBIDDEN,
+            _ => code::INTERNAL,
+        };
+        Self::new(code, err.public_message())
+    }
+
+    fn ended(why: Ended) -> Self {
+        match why {
+            Ended::Closed(Closing::SignedOut) => Self::new(code::UNAUTHORIZED, "signed out"),
+            Ended::Closed(Closing::Shutdown) => Self::new(code::GOING_AWAY, "server stopping"),
+            Ended::TooSlow => Self::new(code::TRY_AGAIN_LATER, "too far behind; reconnect"),
+        }
+    }
+
+    fn frame(self) -> Message {
+        Message::Close(Some(CloseFrame {
+            code: self.code,
+            reason: self.reason.into(),
+        }))
+    }
+}
+
+/// Accept nothing: close at once with the code for `err`.
+pub async fn refuse(mut socket: WebSocket, err: Error) {
+    let close = Close::for_error(&err);
+    tracing::debug!(code = close.code, reason = %close.reason, "websocket refused");
+    let _ = socket.send(close.frame()).await;
+}
+
+/// The socket went away, or could not be written to.
+#[derive(Debug)]
+pub struct Gone;
+
+/// One open WebSocket, as its protocol sees it.
+pub struct Connection {
+    app: App,
+    socket: WebSocket,
+    session: Session,
+    budget: EventBudget,
+    user: Option<User>,
+    presence: Option<PresenceGuard>,
+}
+
+/// What a WebSocket dialect does with what its clients send.
+pub trait Protocol: Send {
+    /// A text frame, within the connection's budget. An `Err` closes the connection.
+    fn on_text(
+        &mut self,
+        conn: &mut Connection,
+        text: &str,
+    ) -> impl Future<Output = Result<(), Close>> + Send;
+
+    /// A frame refused before `on_text`: sent too fast, or not text. Ignored unless the
+    /// protocol answers it.
+    fn on_refused(
+        &mut self,
+        _conn: &mut Connection,
+        _err: Error,
+    ) -> impl Future<Output = Result<(), Close>> + Send {
+        async { Ok(()) }
+    }
+}
+
+impl Connection {
+    /// Take over an upgraded socket; it hears nothing until it signs in or joins a room.
+    pub fn open(app: &App, socket: WebSocket) -> Self {
+        Self {
+            session: app.hub.sessions().open([]),
+            app: app.clone(),
+            socket,
+            budget: EventBudget::default(),
+            user: None,
+            presence: None,
+        }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
+    }
+
+    /// The connection is now `user`'s: it counts as their presence on every node, and closes
+    /// when they sign out.
+    pub async fn sign_in(&mut self, user: User) {
+        let id = user.id.to_hex();
+        if self.user.as_ref().is_some_and(|u| u.id == user.id) {
+            return;
+        }
+        if let Some(previous) = &self.user {
+            self.session.leave(&Room::account(&previous.id.to_hex()));
+        }
+        self.presence = Some(self.app.hub.connect(&id).await);
+        self.session.join(&Room::account(&id));
+        self.user = Some(user);
+    }
+
+    pub fn join(&self, room: &Room) {
+        self.session.join(room);
+    }
+
+    pub fn leave(&self, room: &Room) {
+        self.session.leave(room);
+    }
+
+    /// Send a text frame to this client only (a reply).
+    pub async fn send(&mut self, frame: impl Into<String>) -> Result<(), Gone> {
+        let frame: String = frame.into();
+        self.socket
+            .send(Message::Text(frame.into()))
+            .await
+            .map_err(|_| Gone)
+    }
+
+    /// Serve the connection with `protocol` until either side closes it.
+    pub async fn run(mut self, mut protocol: impl Protocol) {
+        let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = Instant::now();
+        let close = loop {
+            tokio::select! {
+                frame = self.session.next_frame() => match frame {
+                    Ok(frame) => {
+                        if self.socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Err(ended) => break Some(Close::ended(ended)),
+                },
+                incoming = self.socket.recv() => {
+                    heard = Instant::now();
+                    let outcome = match incoming {
+                        Some(Ok(Message::Text(text))) => match self.budget.spend() {
+                            Ok(()) => protocol.on_text(&mut self, text.as_str()).await,
+                            Err(e) => protocol.on_refused(&mut self, e).await,
+                        },
+                        Some(Ok(Message::Binary(_))) => {
+                            let refused = Error::invalid("frames must be JSON text");
+                            protocol.on_refused(&mut self, refused).await
+                        }
+                        Some(Ok(Message::Close(_))) => {
+                            // Answer the client's Close (RFC 6455 §5.5.1): the reply was
+                            // queued when it was read; sending flushes it.
+                            let _ = self.socket.send(Message::Close(None)).await;
+                            break None;
+                        }
+                        // Pings are answered by the WebSocket layer itself.
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                        Some(Err(_)) | None => break None,
+                    };
+                    if let Err(close) = outcome {
+                        break Some(close);
+                    }
+                }
+                _ = ping.tick() => {
+                    if heard.elapsed() > IDLE_LIMIT {
+                        tracing::debug!(user = ?self.user.as_ref().map(|u| u.id), "websocket peer stopped answering; dropped");
+                        break None;
+                    }
+                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        };
+        if let Some(close) = close {
+            tracing::debug!(code = close.code, reason = %close.reason, "closing websocket");
+            let _ = self.socket.send(close.frame()).await;
+        }
+    }
+}
