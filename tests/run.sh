@@ -19,4 +19,7 @@ start_fcm_fake
 say "starting Palaver for the JavaScript tests"
 start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"
 say "JavaScript tests (real socket.io-client)"
-(cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" FAKE_FCM_URL="$FAKE_FCM_URL" node --test --test-concurrency=1 ./*.test.mjs)
+# multinode.test.mjs starts its own Redis and two more nodes from the same binary.
+(cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" FAKE_FCM_URL="$FAKE_FCM_URL" \
+  FAKE_FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" PALAVER_BIN="$ROOT/target/debug/palaver" \
+  TEST_LOGS="$LOGS" node --test --test-concurrency=1 ./*.test.mjs)

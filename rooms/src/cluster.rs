@@ -129,7 +129,8 @@ impl RedisLink {
     }
 
     /// Changes each time the link is re-established after losing Redis: whatever was
-    /// published meanwhile was lost, so caches must be dropped.
+    /// published or written meanwhile was lost, so caches must be dropped and presence
+    /// written again.
     pub fn returns(&self) -> watch::Receiver<u64> {
         self.returns.subscribe()
     }
@@ -218,10 +219,11 @@ async fn watch_health(link: Weak<RedisLink>) {
         .await;
         match asked {
             Ok(Ok(id)) => {
-                if !link.up.swap(true, Ordering::Relaxed) {
+                let was_down = !link.up.swap(true, Ordering::Relaxed);
+                if was_down {
                     tracing::info!(node = %link.node, "Redis answers again: cross-node delivery resumes");
                 }
-                if last_id.is_some_and(|last| last != id) {
+                if was_down || last_id.is_some_and(|last| last != id) {
                     link.returns.send_modify(|n| *n += 1);
                 }
                 last_id = Some(id);
@@ -237,6 +239,8 @@ async fn watch_health(link: Weak<RedisLink>) {
 pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
 /// How often each node renews its users' presence.
 const PRESENCE_RENEW: Duration = Duration::from_secs(5);
+/// The longest a new connection waits for its presence to be written.
+const CONNECT_WAIT: Duration = Duration::from_millis(500);
 /// Commands per pipeline when renewing many users at once.
 const PIPELINE: usize = 500;
 
@@ -274,7 +278,8 @@ impl RedisPresence {
             link,
             writes,
         });
-        tokio::spawn(write_presence(Arc::downgrade(&presence), queue));
+        let returns = presence.link.returns();
+        tokio::spawn(write_presence(Arc::downgrade(&presence), queue, returns));
         presence
     }
 
@@ -295,10 +300,9 @@ impl RedisPresence {
         }
     }
 
+    /// Run the pipeline even when Redis is thought down: the writer is the only one waiting,
+    /// and a write that gets through is one fewer wrong answer elsewhere.
     async fn run(&self, pipe: &redis::Pipeline) {
-        if !self.link.is_up() {
-            return;
-        }
         let mut connection = self.link.connection();
         match tokio::time::timeout(COMMAND_TIMEOUT, pipe.exec_async(&mut connection)).await {
             Ok(Ok(())) => {}
@@ -346,11 +350,17 @@ impl RedisPresence {
 async fn write_presence(
     presence: Weak<RedisPresence>,
     mut queue: mpsc::UnboundedReceiver<PresenceWrite>,
+    mut returns: watch::Receiver<u64>,
 ) {
     let mut renew = tokio::time::interval(PRESENCE_RENEW);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            changed = returns.changed() => {
+                if changed.is_err() { return }
+                let Some(presence) = presence.upgrade() else { return };
+                presence.renew().await;
+            }
             write = queue.recv() => {
                 let Some(write) = write else { return };
                 let mut batch = vec![write];
@@ -372,6 +382,8 @@ async fn write_presence(
 }
 
 impl Presence for RedisPresence {
+    /// Waits for the write, so that every node sees the user online once this is done; but
+    /// not for long when Redis is unwell: the connection is served either way.
     fn connected<'a>(&'a self, user: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.local.add(user);
@@ -381,7 +393,7 @@ impl Presence for RedisPresence {
                 .send(PresenceWrite::Online(user.to_owned(), notify))
                 .is_ok()
             {
-                let _ = written.await;
+                let _ = tokio::time::timeout(CONNECT_WAIT, written).await;
             }
         })
     }

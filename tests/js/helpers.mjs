@@ -1,4 +1,5 @@
-// Shared helpers: REST calls, and Socket.IO connections with either client generation.
+// Shared helpers: REST calls, Socket.IO connections with either client generation, and plain
+// WebSockets. Each takes the server's base URL (`base`), the test server's by default.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -6,32 +7,80 @@ export const clients = {
   v2: require('socket.io-client-v2'),
   v4: require('socket.io-client-v4').io,
 };
+const WebSocket = require('ws');
 
 export const BASE = process.env.PALAVER_URL;
 if (!BASE) throw new Error('PALAVER_URL is not set: run the tests with tests/run.sh');
+export const PASSWORD = 'correct horse battery';
 
-export async function call(method, path, { token, body } = {}) {
+export async function call(method, path, { token, body, base = BASE } = {}) {
   const headers = { 'content-type': 'application/json' };
   if (token) headers.Authorisation = token;
-  const res = await fetch(BASE + path, { method, headers, body: body && JSON.stringify(body) });
+  const res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
   return { status: res.status, body: await res.json() };
 }
 
-export async function signup(username) {
-  const { status, body } = await call('POST', '/new', { body: { username } });
+export async function signup(username, base = BASE) {
+  const { status, body } = await call('POST', '/new', { body: { username }, base });
   if (status !== 201) throw new Error(`signup ${username}: ${status}`);
   return { id: body.id, token: body.token, username };
 }
 
-export async function createChannel(from, to) {
-  const { status, body } = await call('POST', '/create-channel', { token: from.token, body: { to: to.id, type: 1 } });
+export async function createChannel(from, to, base = BASE) {
+  const { status, body } = await call('POST', '/create-channel', { token: from.token, body: { to: to.id, type: 1 }, base });
   if (status !== 201) throw new Error(`create-channel: ${status}`);
   return body.channel_id;
 }
 
+// A request as the hooks and chats dialects' clients make it: Bearer token, JSON (an empty
+// answer reads as null).
+export async function bearer(method, path, { token, body, base = BASE } = {}) {
+  const headers = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(base + path, { method, headers, body: body && JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+// A hooks password account, signed in: its integer id and access token.
+export async function hooksAccount(name, base = BASE) {
+  const email = `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.org`;
+  const signup = await bearer('POST', '/user/signup/', { body: { email, password: PASSWORD, password2: PASSWORD }, base });
+  if (signup.status !== 201) throw new Error(`signup ${name}: ${signup.status} ${JSON.stringify(signup.body)}`);
+  const signin = await bearer('POST', '/user/signin/', { body: { email, password: PASSWORD }, base });
+  if (signin.status !== 200) throw new Error(`signin ${name}: ${signin.status}`);
+  return { id: signin.body.user.user_id, token: signin.body.access };
+}
+
+// A plain WebSocket with `nextFrame()` (the next JSON text frame) and `closed` (its close
+// code and reason, once closed).
+export function openSocket(path, token, { base = BASE, query = '' } = {}) {
+  const socket = new WebSocket(`${base.replace('http', 'ws')}${path}?token=${token}${query}`);
+  const frames = [];
+  const waiting = [];
+  socket.on('message', (data) => {
+    const frame = JSON.parse(data.toString());
+    const next = waiting.shift();
+    if (next) next(frame); else frames.push(frame);
+  });
+  socket.closed = new Promise((resolve) => socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  socket.nextFrame = (ms = 3000) => new Promise((resolve, reject) => {
+    if (frames.length) return resolve(frames.shift());
+    const timer = setTimeout(() => reject(new Error(`no frame within ${ms} ms`)), ms);
+    waiting.push((frame) => { clearTimeout(timer); resolve(frame); });
+  });
+  socket.pending = frames;
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
 // Connect and resolve once the server has accepted the socket.
 // `how` picks where credentials go: 'headers' (the spec's way), 'auth' (v3+) or 'query'.
-export function connect(version, transport, { token, channels = [], how = 'headers' } = {}) {
+// `auth` adds fields to the v3+ handshake (e.g. `lastSeen`); `on` attaches event handlers
+// before connecting, so events sent right after the connection are not missed.
+export function connect(version, transport, { token, channels = [], how = 'headers', base = BASE, auth = {}, on = {} } = {}) {
   const opts = { transports: [transport], forceNew: true, reconnection: false };
   const list = channels.join(',');
   if (how === 'headers') {
@@ -39,11 +88,12 @@ export function connect(version, transport, { token, channels = [], how = 'heade
     if (token) opts.extraHeaders.Authorisation = token;
     if (list) opts.extraHeaders.channels = list;
   } else if (how === 'auth') {
-    opts.auth = { token, channels: list };
+    opts.auth = { token, channels: list, ...auth };
   } else {
     opts.query = { token, channels: list };
   }
-  const socket = clients[version](BASE, opts);
+  const socket = clients[version](base, opts);
+  for (const [event, handler] of Object.entries(on)) socket.on(event, handler);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${version}/${transport}: no connect`)), 5000);
     socket.on('connect', () => { clearTimeout(timer); resolve(socket); });

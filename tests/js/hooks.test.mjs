@@ -4,48 +4,7 @@
 // is stored once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
-import { BASE, connect, nextEvent, emitAck } from './helpers.mjs';
-
-const WebSocket = createRequire(import.meta.url)('ws');
-const PASSWORD = 'correct horse battery';
-
-async function hooks(method, path, { token, body } = {}) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(BASE + path, { method, headers, body: body && JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
-
-async function account(name) {
-  const email = `${name}-${Date.now()}@example.org`;
-  const signup = await hooks('POST', '/user/signup/', { body: { email, password: PASSWORD, password2: PASSWORD } });
-  assert.equal(signup.status, 201, JSON.stringify(signup.body));
-  const signin = await hooks('POST', '/user/signin/', { body: { email, password: PASSWORD } });
-  assert.equal(signin.status, 200);
-  return { id: signin.body.user.user_id, token: signin.body.access };
-}
-
-function openSocket(path, token) {
-  const socket = new WebSocket(`${BASE.replace('http', 'ws')}${path}?token=${token}`);
-  const frames = [];
-  const waiting = [];
-  socket.on('message', (data) => {
-    const frame = JSON.parse(data.toString());
-    const next = waiting.shift();
-    if (next) next(frame); else frames.push(frame);
-  });
-  socket.nextFrame = (ms = 3000) => new Promise((resolve, reject) => {
-    if (frames.length) return resolve(frames.shift());
-    const timer = setTimeout(() => reject(new Error(`no frame within ${ms} ms`)), ms);
-    waiting.push((frame) => { clearTimeout(timer); resolve(frame); });
-  });
-  return new Promise((resolve, reject) => {
-    socket.once('open', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
+import { connect, nextEvent, emitAck, bearer as hooks, hooksAccount as account, openSocket } from './helpers.mjs';
 
 test('a message crosses from ws/chat/ to socket.io-client 4 and 2 and back', async () => {
   const saliu = await account('saliu');

@@ -1,0 +1,363 @@
+// Two Palaver processes on one database and one Redis, with real clients on each: events
+// raised through one node reach sockets of the other, membership changes and sign-outs take
+// effect on both at once, presence (and so pushes) is cluster-wide and forgets a killed node,
+// a reconnecting client is sent what it missed, and both nodes ride out a Redis restart.
+// This file starts its own Redis and nodes, so it can stop and kill them.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import {
+  signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call,
+} from './helpers.mjs';
+
+const { MongoClient, ObjectId } = createRequire(import.meta.url)('mongodb');
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests with tests/run.sh`);
+  return value;
+};
+const BIN = env('PALAVER_BIN');
+const REDIS_SERVER = env('TEST_REDIS_SERVER');
+const MONGODB_URI = env('TEST_MONGODB_URI');
+const FCM = env('FAKE_FCM_URL');
+const FCM_CREDENTIALS = env('FAKE_FCM_CREDENTIALS');
+const LOGS = process.env.TEST_LOGS || mkdtempSync(join(tmpdir(), 'palaver-multinode-'));
+const DATABASE = `multinode_${process.pid}`;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// A WebSocket is open before the server has signed it in and joined its rooms.
+const settle = () => sleep(300);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, child, name) {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (see ${LOGS}/${name}.log)`);
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await sleep(100);
+  }
+  throw new Error(`${name} did not listen on ${port}`);
+}
+
+function run(name, command, args, extraEnv = {}) {
+  const child = spawn(command, args, { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(join(LOGS, `${name}.log`), { flags: 'a' });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  child.exited = new Promise((resolve) => child.once('exit', resolve));
+  return child;
+}
+
+const redis = {
+  port: 0,
+  child: null,
+  async start() {
+    this.port ||= await freePort();
+    this.child = run('multinode-redis', REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+    await waitForPort(this.port, this.child, 'multinode-redis');
+  },
+  async stop() {
+    this.child.kill('SIGKILL');
+    await this.child.exited;
+  },
+};
+
+// A Palaver node on the shared database and Redis; `base` is its URL.
+async function startNode(name) {
+  const port = await freePort();
+  const child = run(`multinode-${name}`, BIN, [], {
+    HOST: '127.0.0.1', PORT: String(port), MONGODB_URI, MONGODB_DATABASE: DATABASE,
+    REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: `multinode-${process.pid}`,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')), FCM_CREDENTIALS, FCM_BASE_URL: FCM,
+    RUST_LOG: process.env.RUST_LOG || 'info',
+  });
+  await waitForPort(port, child, `multinode-${name}`);
+  return { name, child, base: `http://127.0.0.1:${port}` };
+}
+
+let one;
+let two;
+let mongo;
+const open = [];
+// Sockets opened by a test, closed after it whatever happens.
+const track = (socket) => { open.push(socket); return socket; };
+
+before(async () => {
+  await redis.start();
+  [one, two] = await Promise.all([startNode('one'), startNode('two')]);
+  mongo = await new MongoClient(MONGODB_URI).connect();
+});
+
+after(async () => {
+  for (const socket of open) socket.close();
+  await mongo?.close();
+  for (const node of [one, two]) if (node && node.child.exitCode === null) node.child.kill('SIGTERM');
+  await Promise.all([one?.child.exited, two?.child.exited]);
+  if (redis.child?.exitCode === null) await redis.stop();
+});
+
+const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
+const numOf = async (hexId) => (await mongo.db(DATABASE).collection('chats').findOne({ _id: new ObjectId(hexId) })).num;
+
+// Two hooks users with a confirmed like, and their chat session (the channels DM too).
+async function likedPair(base) {
+  const saliu = await hooksAccount('saliu', base);
+  const rebecca = await hooksAccount('rebecca', base);
+  const like = await bearer('POST', '/follow/like/', { token: rebecca.token, body: { like: saliu.id }, base });
+  assert.equal(like.status, 200);
+  const answer = await bearer('POST', '/follow/like/respond/', { token: saliu.token, body: { like_instance: like.body.id, action: 'accept' }, base });
+  assert.equal(answer.status, 200);
+  const session = await bearer('POST', '/communication/chat/session/initiate/', { token: saliu.token, body: { user: rebecca.id }, base });
+  assert.equal(session.status, 200);
+  return { saliu, rebecca, chat: String(session.body.id) };
+}
+
+// Pushes the FCM stand-in received for a device token.
+async function pushesTo(device) {
+  const sent = await (await fetch(`${FCM}/sent`)).json();
+  return sent.filter((s) => s.body.message.token === device);
+}
+
+test('events raised through one node reach the clients of the other', async () => {
+  const { saliu, rebecca, chat } = await likedPair(one.base);
+
+  // Rebecca listens with socket.io-client 4 on node one; Saliu talks through node two.
+  const heard = track(await connect('v4', 'websocket', { token: rebecca.token, channels: [chat], how: 'auth', base: one.base }));
+  const saliuIo = track(await connect('v4', 'websocket', { token: saliu.token, channels: [chat], how: 'auth', base: two.base }));
+  const saliuWs = track(await openSocket(`/ws/chat/${rebecca.id}/`, saliu.token, { base: two.base }));
+  await settle();
+
+  // Socket.IO through node two.
+  let arrived = nextEvent(heard, 'message');
+  const sent = await emitAck(saliuIo, 'message', { content: 'over socket.io on two', channel: chat });
+  assert.deepEqual(await arrived, sent);
+  assert.equal((await saliuWs.nextFrame()).message, 'over socket.io on two');
+
+  // ws/chat/ through node two.
+  arrived = nextEvent(heard, 'message');
+  saliuWs.send(JSON.stringify({ message: 'over ws/chat on two' }));
+  assert.equal((await arrived).content, 'over ws/chat on two');
+  assert.equal((await saliuWs.nextFrame()).message, 'over ws/chat on two');
+
+  // REST through node two: a group made there is announced to her socket on node one.
+  const created = nextEvent(heard, 'chat-created');
+  const group = await bearer('POST', '/chats', {
+    token: saliu.token, base: two.base,
+    body: { isGroup: true, name: 'Two nodes', category: 'Study', participants: [subject(rebecca.token)] },
+  });
+  assert.equal(group.status, 201, JSON.stringify(group.body));
+  assert.equal((await created).chat._id, group.body.chat._id);
+
+  // The other way: Socket.IO on node one reaches ws/chat/ on node two...
+  const rebeccaSays = await emitAck(heard, 'message', { content: 'from node one', channel: chat });
+  const frame = await saliuWs.nextFrame();
+  assert.equal(frame.message, 'from node one');
+  assert.equal(String(frame.id), rebeccaSays.id);
+
+  // ...and a notification raised through node one reaches ws/notification/ on node two.
+  const notifications = track(await openSocket('/ws/notification/', saliu.token, { base: two.base }));
+  await settle();
+  const fan = await hooksAccount('fan', one.base);
+  const follow = await bearer('POST', '/follow/', { token: fan.token, body: { follow: saliu.id }, base: one.base });
+  assert.equal(follow.status, 201);
+  assert.match((await notifications.nextFrame()).message, /just followed you/);
+});
+
+test('a chat created or joined through one node is live on the other without reconnecting', async () => {
+  const ada = await signup('ada', one.base);
+  const bob = await signup('bob', one.base);
+  // Bob's socket on node two exists before the channel does.
+  const bobSocket = track(await connect('v4', 'websocket', { token: bob.token, how: 'auth', base: two.base }));
+  const channelCreated = nextEvent(bobSocket, 'channelCreate');
+  const channel = await createChannel(ada, bob, one.base);
+  assert.deepEqual(await channelCreated, { channel_id: channel });
+  const adaSocket = track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: one.base }));
+  const arrived = nextEvent(bobSocket, 'message');
+  const sent = await emitAck(adaSocket, 'message', { content: 'heard without reconnecting', channel });
+  assert.deepEqual(await arrived, sent);
+
+  // A group Bob is added to through node one: his socket on node two hears it at once.
+  const follow = await bearer('POST', `/users/${subject(bob.token)}/follow`, { token: ada.token, base: one.base });
+  assert.equal(follow.status, 201);
+  const group = await bearer('POST', '/chats', {
+    token: ada.token, base: one.base, body: { isGroup: true, name: 'Late joiners', category: 'Study', participants: [] },
+  });
+  assert.equal(group.status, 201, JSON.stringify(group.body));
+  const joined = nextEvent(bobSocket, 'chat-joined');
+  const added = await bearer('POST', `/chats/${group.body.chat._id}/participants/multiple`, {
+    token: ada.token, base: one.base, body: { participants: [subject(bob.token)] },
+  });
+  assert.equal(added.status, 201, JSON.stringify(added.body));
+  assert.equal((await joined).chat._id, group.body.chat._id);
+  // ...and its channels socket now hears the group's messages too.
+  const num = String(await numOf(group.body.chat._id));
+  const adaInGroup = track(await connect('v4', 'websocket', { token: ada.token, channels: [num], how: 'auth', base: one.base }));
+  const inGroup = nextEvent(bobSocket, 'message');
+  await emitAck(adaInGroup, 'message', { content: 'welcome to the group', channel: num });
+  assert.equal((await inGroup).content, 'welcome to the group');
+});
+
+test('a participant removed or blocked through one node is refused and deaf on the other at once', async () => {
+  const max = await signup('max', one.base);
+  const neha = await signup('neha', one.base);
+  const carl = await signup('carl', one.base);
+  for (const who of [neha, carl]) {
+    assert.equal((await bearer('POST', `/users/${subject(who.token)}/follow`, { token: max.token, base: one.base })).status, 201);
+  }
+  const group = await bearer('POST', '/chats', {
+    token: max.token, base: one.base,
+    body: { isGroup: true, name: 'Leavers', category: 'Study', participants: [subject(neha.token), subject(carl.token)] },
+  });
+  assert.equal(group.status, 201);
+  const id = group.body.chat._id;
+  const num = String(await numOf(id));
+  const nehaOnTwo = track(await connect('v4', 'websocket', { token: neha.token, channels: [num], how: 'auth', base: two.base }));
+  const carlOnTwo = track(await connect('v4', 'websocket', { token: carl.token, channels: [num], how: 'auth', base: two.base }));
+  const maxOnOne = track(await connect('v4', 'websocket', { token: max.token, channels: [num], how: 'auth', base: one.base }));
+  const before = nextEvent(nehaOnTwo, 'message');
+  await emitAck(maxOnOne, 'message', { content: 'before', channel: num });
+  assert.equal((await before).content, 'before');
+
+  const removed = await bearer('DELETE', `/chats/${id}/participants/${subject(neha.token)}`, { token: max.token, base: one.base });
+  assert.equal(removed.status, 200, JSON.stringify(removed.body));
+  // At once: her next message through node two is refused...
+  const refused = await emitAck(nehaOnTwo, 'message', { content: 'still here?', channel: num });
+  assert.equal(refused.status, 404);
+  // ...and she no longer hears the group there, while Carl does.
+  const nehaHears = collect(nehaOnTwo, 'message', 600);
+  const carlHears = nextEvent(carlOnTwo, 'message');
+  await emitAck(maxOnOne, 'message', { content: 'after', channel: num });
+  assert.equal((await carlHears).content, 'after');
+  assert.deepEqual(await nehaHears, []);
+
+  // A block through node one: the blocked user's open ws/chat/ on node two is refused and deaf.
+  const { saliu, rebecca, chat } = await likedPair(one.base);
+  const rebeccaWs = track(await openSocket(`/ws/chat/${saliu.id}/`, rebecca.token, { base: two.base }));
+  const saliuWs = track(await openSocket(`/ws/chat/${rebecca.id}/`, saliu.token, { base: one.base }));
+  await settle();
+  const blocked = await bearer('POST', `/users/${subject(rebecca.token)}/block`, { token: saliu.token, base: one.base });
+  assert.equal(blocked.status, 201, JSON.stringify(blocked.body));
+  rebeccaWs.send(JSON.stringify({ message: 'are you there?' }));
+  assert.match((await rebeccaWs.nextFrame()).error, /blocked/);
+  const saliuSaid = await call('GET', `/messages?channel_id=${chat}`, { token: saliu.token, base: two.base });
+  assert.equal(saliuSaid.status, 200);
+  assert.deepEqual(saliuSaid.body.messages, []);
+  await assert.rejects(saliuWs.nextFrame(400), /no frame/);
+});
+
+test('signing out through one node closes the user\'s sockets on the other within a second', async () => {
+  const ada = await hooksAccount('ada', one.base);
+  const io = track(await connect('v4', 'websocket', { token: ada.token, how: 'auth', base: two.base }));
+  const ws = track(await openSocket('/ws/notification/', ada.token, { base: two.base }));
+  await settle();
+  const disconnected = nextEvent(io, 'disconnect', 1000);
+  const started = Date.now();
+  const out = await bearer('POST', '/user/signout/', { token: ada.token, base: one.base });
+  assert.equal(out.status, 200);
+  assert.equal(await disconnected, 'io server disconnect');
+  const closed = await Promise.race([ws.closed, sleep(1000).then(() => null)]);
+  assert.deepEqual(closed, { code: 4001, reason: 'signed out' });
+  assert.ok(Date.now() - started < 1000);
+});
+
+test('a client cut off while messages flow through both nodes is sent what it missed, once, in order', async () => {
+  const ada = await signup('ada', one.base);
+  const bob = await signup('bob', one.base);
+  const channel = await createChannel(ada, bob, one.base);
+  const senders = [
+    track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: one.base })),
+    track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: two.base })),
+  ];
+  const received = [];
+  const listen = { message: (m) => received.push(m.id) };
+  let bobSocket = track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: two.base, on: listen }));
+
+  // 90 messages, one after the other, alternating between the nodes. Bob is cut off after
+  // the 25th and reconnects (to the other node) after the 55th, while they keep flowing.
+  for (let i = 0; i < 90; i++) {
+    if (i === 25) {
+      await sleep(200);
+      bobSocket.disconnect();
+    }
+    if (i === 55) {
+      const lastSeen = { [channel]: received.at(-1) };
+      connect('v4', 'websocket', { token: bob.token, how: 'auth', base: one.base, auth: { lastSeen }, on: listen })
+        .then((socket) => { bobSocket = track(socket); });
+    }
+    await emitAck(senders[i % 2], 'message', { content: `message ${i}`, channel });
+  }
+  await sleep(800);
+  const history = await call('GET', `/messages?channel_id=${channel}&limit=100`, { token: bob.token, base: two.base });
+  const stored = history.body.messages.map((m) => m.id);
+  assert.equal(stored.length, 90);
+  assert.deepEqual(received, stored);
+});
+
+test('both nodes ride out a Redis restart and resume cross-node delivery by themselves', async () => {
+  const ada = await signup('ada', one.base);
+  const bob = await signup('bob', one.base);
+  const channel = await createChannel(ada, bob, one.base);
+  const adaOnOne = track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: one.base }));
+  const bobOnOne = track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: one.base }));
+  const bobOnTwo = track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: two.base }));
+
+  await redis.stop();
+  // Each node still serves its own sockets, and answers fast.
+  const local = nextEvent(bobOnOne, 'message');
+  const started = Date.now();
+  const during = await emitAck(adaOnOne, 'message', { content: 'during the outage', channel });
+  assert.equal(during.content, 'during the outage');
+  assert.equal((await local).content, 'during the outage');
+  assert.ok(Date.now() - started < 2000, 'no wait on the missing Redis');
+
+  await redis.start();
+  let resumed = false;
+  for (let i = 0; i < 30 && !resumed; i++) {
+    const arrived = nextEvent(bobOnTwo, 'message', 500).then(() => true, () => false);
+    await emitAck(adaOnOne, 'message', { content: `after the outage ${i}`, channel });
+    resumed = await arrived;
+  }
+  assert.ok(resumed, 'cross-node delivery resumed');
+});
+
+test('presence spans the nodes, and a killed node stops counting within 30 s', async () => {
+  const ada = await signup('ada', one.base);
+  const bob = await signup('bob', one.base);
+  const channel = await createChannel(ada, bob, one.base);
+  const device = `bob-device-${process.pid}`;
+  const registered = await bearer('POST', '/devices', { token: bob.token, base: one.base, body: { token: device, platform: 'android' } });
+  assert.equal(registered.status, 201);
+  const adaOnOne = track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: one.base }));
+  // Bob is online on node two only: a message raised on node one pushes him nothing.
+  track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: two.base }));
+  await emitAck(adaOnOne, 'message', { content: 'you are online elsewhere', channel });
+  await sleep(1500);
+  assert.deepEqual(await pushesTo(device), [], 'no push while online on node two');
+
+  two.child.kill('SIGKILL');
+  await two.child.exited;
+  const killed = Date.now();
+  let pushed = false;
+  while (!pushed && Date.now() - killed < 30_000) {
+    await emitAck(adaOnOne, 'message', { content: 'are you still there?', channel });
+    await sleep(1000);
+    pushed = (await pushesTo(device)).length > 0;
+  }
+  assert.ok(pushed, 'pushed within 30 s of node two dying');
+  console.log(`# pushed ${((Date.now() - killed) / 1000).toFixed(1)} s after node two was killed`);
+});
