@@ -258,3 +258,53 @@ async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
     ts.stop().await;
     assert_eq!(close_code(saliu_socket).await, 1001);
 }
+
+#[tokio::test]
+async fn a_chat_socket_that_says_what_it_saw_last_is_sent_what_it_missed() {
+    let ts = TestServer::start().await;
+    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let mut saliu_socket = ws_open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
+    until_online(&ts, &saliu).await;
+    let mut seen = Vec::new();
+    for text in ["one", "two", "three", "four"] {
+        say(&mut saliu_socket, json!({ "message": text })).await;
+        seen.push(ws_next(&mut saliu_socket).await);
+    }
+
+    // Rebecca saw "two" last: she is sent "three" and "four", in order, then hears live.
+    let path = format!(
+        "/ws/chat/{}/?token={}&last_seen={}",
+        saliu.num, rebecca.access, seen[1]["id"]
+    );
+    let url = format!("ws://{}{path}", ts.server.addr);
+    let (mut rebecca_socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(ws_next(&mut rebecca_socket).await, seen[2]);
+    assert_eq!(ws_next(&mut rebecca_socket).await, seen[3]);
+    until_online(&ts, &rebecca).await;
+    say(&mut saliu_socket, json!({ "message": "five" })).await;
+    assert_eq!(ws_next(&mut rebecca_socket).await["message"], "five");
+
+    // A last_seen that is not a message id is refused like any bad request.
+    let bad = format!(
+        "ws://{}/ws/chat/{}/?token={}&last_seen=x",
+        ts.server.addr, saliu.num, rebecca.access
+    );
+    let (refused, _) = tokio_tungstenite::connect_async(bad).await.unwrap();
+    assert_eq!(close_code(refused).await, CLOSE_FORBIDDEN);
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered() {
+    let ts = TestServer::start().await;
+    let ada = ts.hooks_account("ada@example.org", "Fan").await;
+    let mut socket = ws_open(&ts, "/ws/notification/", &ada.access).await;
+    until_online(&ts, &ada).await;
+    socket.close(None).await.unwrap();
+    // The server's Close comes back (RFC 6455 §5.5.1), not a dropped connection.
+    let answer = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("an answer within 5 s");
+    assert!(matches!(answer, Some(Ok(Message::Close(_)))), "{answer:?}");
+    ts.stop().await;
+}

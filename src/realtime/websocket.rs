@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::SinkExt;
 use rooms::{Closing, Ended, PresenceGuard, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -202,8 +203,8 @@ impl Connection {
                         }
                         Some(Ok(Message::Close(_))) => {
                             // Answer the client's Close (RFC 6455 §5.5.1): the reply was
-                            // queued when it was read; sending flushes it.
-                            let _ = self.socket.send(Message::Close(None)).await;
+                            // queued when it was read, and goes out with a flush.
+                            let _ = self.socket.flush().await;
                             break None;
                         }
                         // Pings are answered by the WebSocket layer itself.

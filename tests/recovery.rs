@@ -1,0 +1,77 @@
+//! Catching up after a reconnect: a chat's messages carry a sequence number, and a client
+//! that names the last message it saw is sent what followed, in order, at most 500 per chat.
+
+mod common;
+
+use common::TestServer;
+use palaver::core::messages::{HistoryPage, REPLAY_MAX};
+
+#[tokio::test]
+async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
+    let s = TestServer::start().await;
+    let ada = s.member("ada").await;
+    let bob = s.member("bob").await;
+    let channel = s
+        .create_channel(&ada.token, &bob.user.num.to_string())
+        .await;
+    let app = &s.server.app;
+    let chat = app
+        .member_chat(&ada.user, channel.parse().unwrap())
+        .await
+        .unwrap();
+    let mut posted = Vec::new();
+    for i in 0..REPLAY_MAX + 20 {
+        let author = if i % 2 == 0 { &ada.user } else { &bob.user };
+        posted.push(
+            app.post_message(author, &chat, &format!("m{i}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let seqs: Vec<i64> = posted.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=posted.len() as i64).collect::<Vec<_>>());
+
+    // 509 missed: the newest 500 come, oldest first, then nothing more.
+    let mut replay = app.replay(&chat, posted[10].num).await.unwrap();
+    let first = app.replay_next(&mut replay).await.unwrap();
+    assert_eq!(first.len(), REPLAY_MAX);
+    assert_eq!(first[0].id, posted[20].id);
+    assert_eq!(first.last().unwrap().id, posted.last().unwrap().id);
+    assert!(app.replay_next(&mut replay).await.unwrap().is_empty());
+
+    // A few missed, and one posted during the replay: all of them, in order, once.
+    let mut replay = app
+        .replay(&chat, posted[posted.len() - 3].num)
+        .await
+        .unwrap();
+    let missed = app.replay_next(&mut replay).await.unwrap();
+    assert_eq!(missed.len(), 2);
+    let during = app.post_message(&ada.user, &chat, "during").await.unwrap();
+    let next = app.replay_next(&mut replay).await.unwrap();
+    assert_eq!(next.iter().map(|m| m.id).collect::<Vec<_>>(), [during.id]);
+    assert!(app.replay_next(&mut replay).await.unwrap().is_empty());
+
+    // The last message seen was deleted since: what came after it is still found.
+    let gone = &posted[posted.len() - 2];
+    let author = [&ada.user, &bob.user]
+        .into_iter()
+        .find(|u| u.id == gone.author_id)
+        .unwrap();
+    app.delete_message(author, &chat, gone.num).await.unwrap();
+    let mut replay = app.replay(&chat, gone.num).await.unwrap();
+    let after = app.replay_next(&mut replay).await.unwrap();
+    assert_eq!(
+        after.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [posted.last().unwrap().id, during.id]
+    );
+
+    // History pages by the same order.
+    let page = HistoryPage {
+        before: Some(posted[5].num),
+        after: None,
+        limit: 3,
+    };
+    let older = app.history(&chat, page).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    s.stop().await;
+}
