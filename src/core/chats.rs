@@ -81,7 +81,6 @@ impl Core {
             meet_me,
             group: None,
             tags: default_tags(),
-            seq: 0,
             created_at: now,
             updated_at: Some(now),
         };

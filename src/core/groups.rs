@@ -158,7 +158,6 @@ impl Core {
                 photo: None,
             }),
             tags: default_tags(),
-            seq: 0,
             created_at: now,
             updated_at: Some(now),
         };

@@ -2,15 +2,16 @@
 //! missed.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
-use mongodb::options::ReturnDocument;
 use serde::Deserialize;
 
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_duplicate_key};
 use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, User};
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
@@ -19,6 +20,9 @@ pub const CONTENT_MAX_CHARS: usize = 4000;
 pub const REPLAY_MAX: usize = 500;
 /// Rounds of replay: the first sends what was missed, the next ones what arrived meanwhile.
 const REPLAY_ROUNDS: u32 = 4;
+/// Tries at a free sequence number when other nodes keep taking the next one (the pauses
+/// between them add up to a second at most).
+const SEQ_ATTEMPTS: u32 = 10;
 
 /// Which slice of a chat's history to read; results are always oldest first.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,20 +87,83 @@ impl Core {
         Ok(())
     }
 
-    /// The chat's next sequence number, written with its last activity in one update.
-    async fn next_seq(&self, chat: &Chat, at: DateTime) -> Result<i64> {
-        let taken = self
+    /// The newest sequence number stored in the chat (0 before its first message).
+    async fn newest_seq(&self, chat: &Chat) -> Result<i64> {
+        let newest = self
             .store
-            .chats
+            .messages
             .clone_with_type::<Sequence>()
-            .find_one_and_update(
-                doc! { "_id": chat.id },
-                doc! { "$inc": { "seq": 1 }, "$max": { "updated_at": at } },
-            )
+            .find_one(doc! { "chat_id": chat.id })
+            .sort(doc! { "chat_id": 1, "seq": -1 })
             .projection(doc! { "seq": 1 })
-            .return_document(ReturnDocument::After)
             .await?;
-        Ok(taken.ok_or(Error::NotFound("chat"))?.seq)
+        Ok(newest.map_or(0, |m| m.seq))
+    }
+
+    /// This node's counter of the chat's sequence numbers, loaded from its newest message.
+    async fn seq_counter(&self, chat: &Chat) -> Result<Arc<AtomicI64>> {
+        if let Some(counter) = self.seqs.get(&chat.id) {
+            return Ok(counter);
+        }
+        let newest = self.newest_seq(chat).await?;
+        // Tasks that missed together share the first counter stored: each with its own would
+        // hand out the same numbers.
+        if let Some(counter) = self.seqs.get(&chat.id) {
+            counter.fetch_max(newest, Ordering::SeqCst);
+            return Ok(counter);
+        }
+        let counter = Arc::new(AtomicI64::new(newest));
+        self.seqs.insert(chat.id, counter.clone());
+        Ok(counter)
+    }
+
+    /// Store the message with the chat's next sequence number. The number comes from this
+    /// node's counter (no round trip); the unique (chat, seq) index refuses one another node
+    /// took meanwhile, and the counter moves past the chat's newest number. Numbers are unique
+    /// and follow the order messages were stored in; one refused here and taken by nobody
+    /// leaves a gap.
+    async fn insert_numbered(&self, chat: &Chat, message: &mut Message) -> Result<()> {
+        for attempt in 0..SEQ_ATTEMPTS {
+            let counter = self.seq_counter(chat).await?;
+            message.seq = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            match self.store.messages.insert_one(&*message).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_duplicate_key(&e) => {
+                    // Nodes that collide would read the same newest number and collide again:
+                    // a random pause, growing with each attempt, sets them apart.
+                    let pause = rand::random_range(0..=1u64 << attempt);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                    let newest = self.newest_seq(chat).await?;
+                    let counter = self.seq_counter(chat).await?;
+                    counter.fetch_max(newest, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    self.seqs.remove(&chat.id);
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(Error::Internal(anyhow::anyhow!(
+            "chat {}: no free sequence number after {SEQ_ATTEMPTS} attempts",
+            chat.id
+        )))
+    }
+
+    /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second
+    /// per chat and node: a busy chat would otherwise double the writes of every message.
+    async fn touch_chat(&self, chat: &Chat, at: DateTime) -> Result<()> {
+        if self.recently_touched.get(&chat.id).is_some() {
+            return Ok(());
+        }
+        self.recently_touched.insert(chat.id, ());
+        self.store
+            .chats
+            .update_one(
+                doc! { "_id": chat.id },
+                doc! { "$max": { "updated_at": at } },
+            )
+            .await?;
+        Ok(())
     }
 
     /// A new message of `author` in `chat`, numbered and stored (not yet delivered).
@@ -108,20 +175,19 @@ impl Core {
         files: Vec<Attachment>,
     ) -> Result<Message> {
         self.may_post(author, chat).await?;
-        let now = DateTime::now();
-        let (num, seq) =
-            tokio::try_join!(self.store.ids.next("messages"), self.next_seq(chat, now))?;
-        let message = Message {
+        let mut message = Message {
             id: ObjectId::new(),
-            num,
+            num: self.store.ids.next("messages").await?,
             chat_id: chat.id,
-            seq,
+            seq: 0,
             author_id: author.id,
             content,
             files,
-            created_at: now,
+            created_at: DateTime::now(),
         };
-        self.store.messages.insert_one(&message).await?;
+        let at = message.created_at;
+        let insert = self.insert_numbered(chat, &mut message);
+        tokio::try_join!(insert, self.touch_chat(chat, at))?;
         Ok(message)
     }
 

@@ -15,6 +15,7 @@ pub mod tokens;
 pub mod users;
 
 use std::hash::Hash;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,11 @@ pub struct Core {
     chats_by_num: HotCache<i64, Chat>,
     members: HotCache<ObjectId, Arc<[ObjectId]>>,
     blocked: HotCache<String, bool>,
+    /// Each busy chat's last sequence number handed out here (see `messages.rs`). Reloaded
+    /// from the database after `CACHE_TTL`, and whenever another node took a number.
+    seqs: HotCache<ObjectId, Arc<AtomicI64>>,
+    /// Chats whose last activity was written within the last second.
+    recently_touched: HotCache<ObjectId, ()>,
     sign_in_limits: accounts::SignInLimits,
 }
 
@@ -128,6 +134,8 @@ impl Core {
             chats_by_num: HotCache::new(),
             members: HotCache::new(),
             blocked: HotCache::new(),
+            seqs: HotCache::new(),
+            recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
             sign_in_limits: accounts::SignInLimits::default(),
         });
         if let Some(link) = core.hub.cluster().cloned() {

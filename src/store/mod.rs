@@ -152,7 +152,7 @@ impl Store {
 
 impl Store {
     /// Messages stored before chats numbered their messages get their numbers, in the order
-    /// they were stored, and their chats the last one. Runs once: afterwards none lacks one.
+    /// they were stored. Runs once: afterwards none lacks one.
     async fn number_legacy_messages(&self) -> Result<()> {
         let unnumbered = doc! { "seq": { "$exists": false } };
         if self.messages.find_one(unnumbered.clone()).await?.is_none() {
@@ -181,9 +181,6 @@ impl Store {
                     )
                     .await?;
             }
-            self.chats
-                .update_one(doc! { "_id": &chat }, doc! { "$max": { "seq": seq } })
-                .await?;
         }
         Ok(())
     }

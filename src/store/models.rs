@@ -124,10 +124,6 @@ pub struct Chat {
     pub group: Option<GroupDetails>,
     #[serde(default)]
     pub tags: Vec<Tag>,
-    /// The sequence number of the chat's newest message (0 before the first): each message
-    /// takes the next one, so a chat's messages have one order on every node.
-    #[serde(default)]
-    pub seq: i64,
     pub created_at: DateTime,
     /// Last change to the chat or its newest message; absent until the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -209,7 +205,8 @@ pub struct Message {
     /// across nodes (each node hands out blocks).
     pub num: i64,
     pub chat_id: ObjectId,
-    /// Its place in the chat: 1, 2, 3… in the order messages were accepted, on every node.
+    /// Its place in the chat: 1, 2, 3… in the order messages were accepted, whichever node
+    /// took them; unique per chat.
     #[serde(default)]
     pub seq: i64,
     pub author_id: ObjectId,
