@@ -232,6 +232,10 @@ test('a participant removed or blocked through one node is refused and deaf on t
   const before = nextEvent(nehaOnTwo, 'message');
   await emitAck(maxOnOne, 'message', { content: 'before', channel: num });
   assert.equal((await before).content, 'before');
+  // Node two has the group's members cached once Neha posted through it.
+  const heardAtOne = nextEvent(maxOnOne, 'message');
+  assert.equal((await emitAck(nehaOnTwo, 'message', { content: 'hello', channel: num })).content, 'hello');
+  assert.equal((await heardAtOne).content, 'hello');
 
   const removed = await bearer('DELETE', `/chats/${id}/participants/${subject(neha.token)}`, { token: max.token, base: one.base });
   assert.equal(removed.status, 200, JSON.stringify(removed.body));
