@@ -4,7 +4,18 @@
 mod common;
 
 use common::TestServer;
-use palaver::core::messages::{HistoryPage, REPLAY_MAX};
+use palaver::core::App;
+use palaver::core::messages::{HistoryPage, REPLAY_MAX, Replay};
+use palaver::store::Message;
+
+/// Every message the replay has left, in the order it sends them.
+async fn drain(app: &App, replay: &mut Replay) -> Vec<Message> {
+    let mut sent = Vec::new();
+    while let Some((message, _)) = app.next_missed(replay).await.unwrap() {
+        sent.push(message);
+    }
+    sent
+}
 
 #[tokio::test]
 async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
@@ -33,23 +44,22 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
 
     // 509 missed: the newest 500 come, oldest first, then nothing more.
     let mut replay = app.replay(&chat, posted[10].num).await.unwrap();
-    let first = app.replay_next(&mut replay).await.unwrap();
-    assert_eq!(first.len(), REPLAY_MAX);
-    assert_eq!(first[0].id, posted[20].id);
-    assert_eq!(first.last().unwrap().id, posted.last().unwrap().id);
-    assert!(app.replay_next(&mut replay).await.unwrap().is_empty());
+    let sent = drain(app, &mut replay).await;
+    assert_eq!(sent.len(), REPLAY_MAX);
+    assert_eq!(sent[0].id, posted[20].id);
+    assert_eq!(sent.last().unwrap().id, posted.last().unwrap().id);
 
-    // A few missed, and one posted during the replay: all of them, in order, once.
-    let mut replay = app
-        .replay(&chat, posted[posted.len() - 3].num)
-        .await
-        .unwrap();
-    let missed = app.replay_next(&mut replay).await.unwrap();
-    assert_eq!(missed.len(), 2);
+    // A few missed, and one posted during the replay: all of them, in order, once, each
+    // with its author.
+    let last_seen = posted[posted.len() - 3].num;
+    let mut replay = app.replay(&chat, last_seen).await.unwrap();
+    for expected in &posted[posted.len() - 2..] {
+        let (message, author) = app.next_missed(&mut replay).await.unwrap().unwrap();
+        assert_eq!((message.id, author.id), (expected.id, expected.author_id));
+    }
     let during = app.post_message(&ada.user, &chat, "during").await.unwrap();
-    let next = app.replay_next(&mut replay).await.unwrap();
-    assert_eq!(next.iter().map(|m| m.id).collect::<Vec<_>>(), [during.id]);
-    assert!(app.replay_next(&mut replay).await.unwrap().is_empty());
+    let rest = drain(app, &mut replay).await;
+    assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), [during.id]);
 
     // The last message seen was deleted since: what came after it is still found.
     let gone = &posted[posted.len() - 2];
@@ -59,7 +69,7 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
         .unwrap();
     app.delete_message(author, &chat, gone.num).await.unwrap();
     let mut replay = app.replay(&chat, gone.num).await.unwrap();
-    let after = app.replay_next(&mut replay).await.unwrap();
+    let after = drain(app, &mut replay).await;
     assert_eq!(
         after.iter().map(|m| m.id).collect::<Vec<_>>(),
         [posted.last().unwrap().id, during.id]

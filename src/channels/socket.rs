@@ -93,22 +93,13 @@ impl SocketDialect for ChannelsSocket {
 
 async fn replay(app: &App, socket: &Socket, chat: &Chat, last_seen: i64) -> Result<(), Error> {
     let mut replay = app.replay(chat, last_seen).await?;
-    loop {
-        let batch = app.replay_next(&mut replay).await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let authors = app.authors_of(&batch).await?;
-        for message in &batch {
-            let Some(author) = authors.get(&message.author_id) else {
-                continue;
-            };
-            let view = MessageView::new(message, author, chat.num);
-            if socket.emit("message", &view).is_err() {
-                return Ok(());
-            }
+    while let Some((message, author)) = app.next_missed(&mut replay).await? {
+        let view = MessageView::new(&message, &author, chat.num);
+        if socket.emit("message", &view).is_err() {
+            break;
         }
     }
+    Ok(())
 }
 
 /// Channel ids as `"1,2,3"`, a JSON array of ids, or a single id. Unparseable entries are dropped.

@@ -1,7 +1,7 @@
 //! Messages: posting, deleting, reading history, and replaying what a reconnecting client
 //! missed.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -59,13 +59,14 @@ enum Position {
     Past(i64),
 }
 
-/// What a reconnecting client missed in one chat, sent in rounds until it has caught up.
+/// What a reconnecting client missed in one chat, read in rounds until it has caught up.
 #[derive(Debug)]
 pub struct Replay {
     chat: Chat,
     after: i64,
     sent: usize,
     rounds: u32,
+    pending: VecDeque<(Message, User)>,
 }
 
 impl Core {
@@ -377,14 +378,32 @@ impl Core {
             after,
             sent: 0,
             rounds: 0,
+            pending: VecDeque::new(),
         })
     }
 
-    /// The next messages to replay, oldest first; empty once the client has caught up. The
-    /// first round holds the newest `REPLAY_MAX` missed; later rounds, what arrived during
-    /// the replay, up to `REPLAY_MAX` in all. The caller joins the chat's room when this is
-    /// empty, so what follows arrives live.
-    pub async fn replay_next(&self, replay: &mut Replay) -> Result<Vec<Message>> {
+    /// The next message to replay, oldest first, with its author; `None` once the client has
+    /// caught up. The first round holds the newest `REPLAY_MAX` missed; later rounds, what
+    /// arrived during the replay, up to `REPLAY_MAX` in all. The caller joins the chat's room
+    /// after `None`, so what follows arrives live.
+    pub async fn next_missed(&self, replay: &mut Replay) -> Result<Option<(Message, User)>> {
+        while replay.pending.is_empty() {
+            let batch = self.replay_round(replay).await?;
+            if batch.is_empty() {
+                return Ok(None);
+            }
+            let authors = self.authors_of(&batch).await?;
+            replay
+                .pending
+                .extend(batch.into_iter().filter_map(|message| {
+                    let author = authors.get(&message.author_id)?.clone();
+                    Some((message, author))
+                }));
+        }
+        Ok(replay.pending.pop_front())
+    }
+
+    async fn replay_round(&self, replay: &mut Replay) -> Result<Vec<Message>> {
         let room = REPLAY_MAX.saturating_sub(replay.sent);
         if replay.rounds >= REPLAY_ROUNDS || room == 0 {
             return Ok(Vec::new());

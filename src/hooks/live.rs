@@ -112,23 +112,14 @@ async fn replay(
     last_seen: i64,
 ) -> Result<(), Error> {
     let mut replay = app.replay(chat, last_seen).await?;
-    loop {
-        let batch = app.replay_next(&mut replay).await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let authors = app.authors_of(&batch).await?;
-        for message in &batch {
-            let Some(author) = authors.get(&message.author_id) else {
-                continue;
-            };
-            let mut frame = views::message(message, author);
-            frame["session_id"] = chat.num.into();
-            if conn.send(frame.to_string()).await.is_err() {
-                return Ok(());
-            }
+    while let Some((message, author)) = app.next_missed(&mut replay).await? {
+        let mut frame = views::message(&message, &author);
+        frame["session_id"] = chat.num.into();
+        if conn.send(frame.to_string()).await.is_err() {
+            break;
         }
     }
+    Ok(())
 }
 
 async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
