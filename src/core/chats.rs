@@ -156,7 +156,9 @@ impl Core {
                 added.push(participant.clone());
             }
         }
-        self.forget_chat(chat).await;
+        if !added.is_empty() {
+            self.forget_chat(chat).await;
+        }
         Ok(added)
     }
 
