@@ -1,8 +1,7 @@
-//! The core's one error type. Each dialect maps it to its own wire shape and status codes.
+//! The core's one error type. Each dialect maps it to its own wire shape and status codes at
+//! the edge (`crate::http`, and the realtime layer's close codes).
 
 use std::borrow::Cow;
-
-use axum::http::StatusCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,20 +43,6 @@ impl Error {
         Self::Invalid(message.into())
     }
 
-    /// The HTTP status of this error, for dialects whose spec does not say otherwise.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingCredentials | Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::Invalid(_) | Self::NotModified(_) | Self::Fields(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// What the client may be told. A server fault is logged here and its details withheld.
     pub fn public_message(&self) -> String {
         if self.is_server_fault() {
@@ -79,8 +64,24 @@ fn describe(fields: &[(&'static str, String)]) -> String {
     each.join("; ")
 }
 
-/// True when a MongoDB write failed on a unique index.
-pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+/// A write that a unique index may refuse because what it writes exists already.
+pub trait UniqueWrite<T> {
+    /// The write's outcome, or `None` when a unique index refused it; other failures are
+    /// errors.
+    fn unless_duplicate(self) -> Result<Option<T>>;
+}
+
+impl<T> UniqueWrite<T> for std::result::Result<T, mongodb::error::Error> {
+    fn unless_duplicate(self) -> Result<Option<T>> {
+        match self {
+            Ok(done) => Ok(Some(done)),
+            Err(e) if is_duplicate_key(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,

@@ -8,6 +8,7 @@ pub mod core;
 pub mod error;
 pub mod fixtures;
 pub mod hooks;
+pub mod http;
 pub mod media;
 pub mod push;
 pub mod realtime;

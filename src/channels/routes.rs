@@ -7,13 +7,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::wire::{
-    Body, Caller, ChannelsError, MessageView, NumericId, UserView, array_param, parse_id,
-};
+use super::wire::{Body, Caller, ChannelsError, MessageView, UserView, array_param};
 use crate::core::App;
 use crate::core::chats::Opened;
 use crate::core::messages::HistoryPage;
 use crate::error::Error;
+use crate::http::ids::{NumericId, parse_id};
 use crate::store::User;
 
 /// The spec's page of history, and the most one request may ask for.
@@ -53,7 +52,7 @@ struct Session {
 /// Create an account (201), or log in with `accountID` + `username` (202).
 async fn new_session(
     State(app): State<App>,
-    Body(req): Body<NewSession>,
+    Body { value: req, .. }: Body<NewSession>,
 ) -> Result<(StatusCode, Json<Session>)> {
     let username = req
         .username
@@ -101,8 +100,8 @@ struct UpdateAccount {
 
 async fn update_account(
     State(app): State<App>,
-    Caller(user): Caller,
-    Body(req): Body<UpdateAccount>,
+    Caller { user, .. }: Caller,
+    Body { value: req, .. }: Body<UpdateAccount>,
 ) -> Result<(StatusCode, Json<UserView>)> {
     let (Some(avatar_url), Some(username)) = (req.avatar_url, req.username) else {
         return Err(Error::invalid("avatarURL and username are both required").into());
@@ -120,8 +119,8 @@ struct CreateChannel {
 
 async fn create_channel(
     State(app): State<App>,
-    Caller(user): Caller,
-    Body(req): Body<CreateChannel>,
+    Caller { user, .. }: Caller,
+    Body { value: req, .. }: Body<CreateChannel>,
 ) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let (Some(NumericId(to)), Some(NumericId(kind))) = (req.to, req.kind) else {
         return Err(Error::invalid("to and type are both required").into());
@@ -143,7 +142,7 @@ async fn create_channel(
 
 async fn fetch_users(
     State(app): State<App>,
-    Caller(_): Caller,
+    Caller { user: _, .. }: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let nums = lookup_ids(query.as_deref(), "users")?;
@@ -159,7 +158,7 @@ async fn fetch_users(
 
 async fn fetch_dm_channels(
     State(app): State<App>,
-    Caller(user): Caller,
+    Caller { user, .. }: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let nums = lookup_ids(query.as_deref(), "channels")?;
@@ -202,7 +201,7 @@ struct MessagesQuery {
 /// The last messages of a channel; with no channel (`null`/`undefined`), the welcome channel.
 async fn fetch_messages(
     State(app): State<App>,
-    Caller(user): Caller,
+    Caller { user, .. }: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<(StatusCode, Json<serde_json::Value>)> {
     let query: MessagesQuery = serde_urlencoded::from_str(query.as_deref().unwrap_or_default())

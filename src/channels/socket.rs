@@ -7,11 +7,14 @@ use serde_json::{Value, json};
 use socketioxide::ParserError;
 use socketioxide::extract::{MaybeExtension, State, TryData};
 
-use super::wire::{DeletedView, MessageView, NumericId, parse_id};
+use super::wire::{ChannelsWire, DeletedView, MessageView};
 use super::{DIALECT, chat_room, user_room};
+use crate::auth::TokenForm;
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::{Ack, EventBudget, Handshake, Socket, SocketDialect, TokenForms};
+use crate::http::Wire;
+use crate::http::ids::{NumericId, parse_id};
+use crate::realtime::{Ack, EventBudget, Handshake, Socket, SocketDialect};
 use crate::store::{Chat, User};
 
 /// The channels dialect on a Socket.IO path.
@@ -23,12 +26,15 @@ pub struct ChannelsSocket;
 struct CatchUp(Vec<(Chat, i64)>);
 
 impl SocketDialect for ChannelsSocket {
-    fn token_forms(&self) -> TokenForms {
-        TokenForms {
-            auth: true,
-            headers: &["authorisation", "authorization"],
-            query: true,
-        }
+    /// `auth.token` (browsers cannot set WebSocket headers), then the spec's headers, then
+    /// `?token=` (socket.io-client 2 has no `auth`).
+    fn token_forms(&self) -> &'static [TokenForm] {
+        &[
+            TokenForm::Auth,
+            TokenForm::Raw("authorisation"),
+            TokenForm::Raw("authorization"),
+            TokenForm::Query("token"),
+        ]
     }
 
     /// Handlers, then the user's room and the rooms of the channels the client listed. A
@@ -226,7 +232,7 @@ fn reply<T: serde::Serialize>(
         (Ok(_), None) => Ok(()),
         (Err(err), ack) => {
             tracing::debug!(sid = %socket.id, event, "event refused: {err}");
-            let status = super::wire::status_of(&err).as_u16();
+            let status = ChannelsWire::status(&err).as_u16();
             let message = err.public_message();
             let body = json!({ "event": event, "status": status, "error": message });
             match ack {

@@ -50,8 +50,8 @@ impl From<Device> for DeviceView {
 /// Register this install's FCM token for the caller (again: idempotent).
 async fn register(
     State(app): State<App>,
-    Caller(user): Caller,
-    Body(req): Body<Registration>,
+    Caller { user, .. }: Caller,
+    Body { value: req, .. }: Body<Registration>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ChatsError> {
     let device = app.register_device(&user, &req.token, req.platform).await?;
     Ok((
@@ -62,7 +62,7 @@ async fn register(
 
 async fn remove(
     State(app): State<App>,
-    Caller(user): Caller,
+    Caller { user, .. }: Caller,
     Path(token): Path<String>,
 ) -> Result<StatusCode, ChatsError> {
     app.remove_device(&user, &token).await?;

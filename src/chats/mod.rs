@@ -14,8 +14,9 @@ use futures::future::BoxFuture;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
+use crate::auth::TokenForm;
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
-use crate::realtime::{Handshake, Socket, SocketDialect, TokenForms};
+use crate::realtime::{Handshake, Socket, SocketDialect};
 use crate::store::User;
 use views::{chat_document, participant};
 
@@ -35,12 +36,12 @@ pub fn router() -> Router<App> {
 pub struct ChatsSocket;
 
 impl SocketDialect for ChatsSocket {
-    fn token_forms(&self) -> TokenForms {
-        TokenForms {
-            auth: true,
-            headers: &["authorization"],
-            query: true,
-        }
+    fn token_forms(&self) -> &'static [TokenForm] {
+        &[
+            TokenForm::Auth,
+            TokenForm::Bearer("authorization"),
+            TokenForm::Query("token"),
+        ]
     }
 
     fn attach<'a>(

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views;
-use super::wire::{Body, Caller, ChatsError, Ids, object_id, object_ids, origin, socket_of};
+use super::wire::{Body, Caller, ChatsError, Ids, origin, socket_of};
 use crate::core::App;
+use crate::http::ids::{object_id, object_ids};
 use crate::store::Answer;
 
 type Reply = Result<Json<Value>, ChatsError>;
@@ -38,8 +39,8 @@ pub fn router() -> Router<App> {
 
 async fn join(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
     request: Request,
 ) -> Created {
     let socket = socket_of(request).await?;
@@ -59,9 +60,9 @@ struct Many {
 
 async fn add_many(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
-    Body(req): Body<Many>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Body { value: req, .. }: Body<Many>,
 ) -> Created {
     let users = object_ids(&req.participants, "participants")?;
     let added = app.add_to_group(&me, object_id(&id, "id")?, &users).await?;
@@ -74,8 +75,11 @@ async fn add_many(
 
 async fn remove(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids((id, participant)): Ids<(String, String)>,
+    Caller { user: me, .. }: Caller,
+    Ids {
+        value: (id, participant),
+        ..
+    }: Ids<(String, String)>,
     request: Request,
 ) -> Reply {
     let socket = socket_of(request).await?;
@@ -97,9 +101,12 @@ struct Status {
 
 async fn answer(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids((id, participant)): Ids<(String, String)>,
-    Body(req): Body<Status>,
+    Caller { user: me, .. }: Caller,
+    Ids {
+        value: (id, participant),
+        ..
+    }: Ids<(String, String)>,
+    Body { value: req, .. }: Body<Status>,
 ) -> Reply {
     let participant = app
         .answer_participant(
@@ -130,24 +137,24 @@ async fn set_admin(app: App, me: crate::store::User, ids: (String, String), admi
 
 async fn grant_admin(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(ids): Ids<(String, String)>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: ids, .. }: Ids<(String, String)>,
 ) -> Reply {
     set_admin(app, me, ids, true).await
 }
 
 async fn remove_admin(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(ids): Ids<(String, String)>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: ids, .. }: Ids<(String, String)>,
 ) -> Reply {
     set_admin(app, me, ids, false).await
 }
 
 async fn request_to_join(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
 ) -> Created {
     let request = app.request_to_join(&me, object_id(&id, "id")?).await?;
     Ok((
@@ -158,9 +165,12 @@ async fn request_to_join(
 
 async fn answer_request(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids((id, request)): Ids<(String, String)>,
-    Body(req): Body<Status>,
+    Caller { user: me, .. }: Caller,
+    Ids {
+        value: (id, request),
+        ..
+    }: Ids<(String, String)>,
+    Body { value: req, .. }: Body<Status>,
 ) -> Reply {
     let request = app
         .answer_join_request(

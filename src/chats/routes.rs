@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views::{self, Viewer, chat_document};
-use super::wire::{
-    Body, Caller, ChatsError, Ids, Params, object_id, object_ids, origin, socket_of,
-};
+use super::wire::{Body, Caller, ChatsError, Ids, Params, origin, socket_of};
 use crate::core::App;
 use crate::core::chats::Opened;
 use crate::core::groups::{GroupChanges, NewGroup, PHOTO_MAX_BYTES};
-use crate::core::listing::{ChatFilter, Page};
+use crate::core::listing::ChatFilter;
 use crate::error::Error;
+use crate::http::ids::{object_id, object_ids};
+use crate::http::paging::page_window;
 use crate::store::FileKind;
 
 type Reply = Result<Json<Value>, ChatsError>;
@@ -50,14 +50,18 @@ struct ListQuery {
     meet_me_only: bool,
 }
 
-async fn list(State(app): State<App>, Caller(me): Caller, Params(q): Params<ListQuery>) -> Reply {
+async fn list(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Params { value: q, .. }: Params<ListQuery>,
+) -> Reply {
     let filter = ChatFilter {
         search: q.search,
         group: q.group,
         meet_me_only: q.meet_me_only,
     };
     let listing = app
-        .list_chats(&me, &filter, Page::new(q.page, q.limit)?)
+        .list_chats(&me, &filter, page_window(q.page, q.limit)?)
         .await?;
     let viewer = Viewer::new(&app, &me, &listing.users).await;
     let chats: Vec<Value> = listing.items.iter().map(|s| viewer.summary(s)).collect();
@@ -77,10 +81,10 @@ struct ExploreQuery {
 
 async fn explore(
     State(app): State<App>,
-    Caller(me): Caller,
-    Params(q): Params<ExploreQuery>,
+    Caller { user: me, .. }: Caller,
+    Params { value: q, .. }: Params<ExploreQuery>,
 ) -> Reply {
-    let page = Page::new(q.page, q.limit)?;
+    let page = page_window(q.page, q.limit)?;
     let (listing, followed) = app
         .explore_communities(
             &me,
@@ -99,7 +103,11 @@ async fn explore(
     Ok(Json(json!({ "chats": chats, "count": listing.count })))
 }
 
-async fn show(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
+async fn show(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Reply {
     let (summary, users) = app.chat_summary(&me, object_id(&id, "id")?).await?;
     let viewer = Viewer::new(&app, &me, &users).await;
     Ok(Json(json!({ "chat": viewer.summary(&summary) })))
@@ -117,11 +125,11 @@ struct FilesQuery {
 
 async fn files(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
-    Params(q): Params<FilesQuery>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Params { value: q, .. }: Params<FilesQuery>,
 ) -> Reply {
-    let page = Page::new(q.page, q.limit)?;
+    let page = page_window(q.page, q.limit)?;
     // The spec's defaults: videos, tagged "others".
     let kind = q.kind.unwrap_or(FileKind::Video);
     let tag = q.tag.unwrap_or_else(|| "others".to_owned());
@@ -149,8 +157,8 @@ struct CreateChat {
 
 async fn create(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(req): Body<CreateChat>,
+    Caller { user: me, .. }: Caller,
+    Body { value: req, .. }: Body<CreateChat>,
 ) -> Result<(StatusCode, Json<Value>), ChatsError> {
     let origin = origin(req.socket)?;
     if req.is_group {
@@ -189,8 +197,8 @@ async fn create(
 /// `PUT /chats/:id` takes form data (with an optional `photo` file) or, for convenience, JSON.
 async fn update(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
     request: Request,
 ) -> Reply {
     let id = object_id(&id, "id")?;
@@ -200,7 +208,7 @@ async fn update(
             .map_err(|e| Error::invalid(e.body_text()))?;
         read_changes(form).await?
     } else {
-        let Body(json) = Body::<JsonChanges>::from_request(request, &()).await?;
+        let Body { value: json, .. } = Body::<JsonChanges>::from_request(request, &()).await?;
         json.into_changes()?
     };
     let group = app.update_group(&me, id, changes, origin(socket)?).await?;
@@ -272,8 +280,8 @@ impl JsonChanges {
 
 async fn remove(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
     request: Request,
 ) -> Reply {
     let socket = socket_of(request).await?;
@@ -283,14 +291,22 @@ async fn remove(
     Ok(Json(json!({ "chat": { "_id": chat.id.to_hex() } })))
 }
 
-async fn read(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
+async fn read(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Reply {
     let participant = app.mark_read(&me, object_id(&id, "id")?).await?;
     Ok(Json(
         json!({ "participant": views::participant(&participant) }),
     ))
 }
 
-async fn event(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
+async fn event(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Reply {
     let membership = app.member_view(&me, object_id(&id, "id")?).await?;
     let event = app
         .event_of(&membership.chat)
@@ -309,9 +325,9 @@ struct NewEvent {
 
 async fn create_event(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
-    Body(req): Body<NewEvent>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Body { value: req, .. }: Body<NewEvent>,
 ) -> Result<(StatusCode, Json<Value>), ChatsError> {
     let date = |field: &str, raw: &str| {
         bson::DateTime::parse_rfc3339_str(raw)

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views;
-use super::wire::{Body, Caller, ChatsError, Ids, object_id};
+use super::wire::{Body, Caller, ChatsError, Ids};
 use crate::core::App;
+use crate::http::ids::object_id;
 use crate::store::Answer;
 
 type Reply = Result<Json<Value>, ChatsError>;
@@ -25,7 +26,11 @@ pub fn router() -> Router<App> {
         .route("/score", get(score))
 }
 
-async fn follow(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Created {
+async fn follow(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Created {
     let follow = app.follow(&me, object_id(&id, "id")?).await?;
     let view = json!({
         "_id": follow.id.to_hex(),
@@ -36,12 +41,20 @@ async fn follow(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>
     Ok((StatusCode::CREATED, Json(json!({ "follow": view }))))
 }
 
-async fn unfollow(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
+async fn unfollow(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Reply {
     app.unfollow(&me, object_id(&id, "id")?).await?;
     Ok(Json(json!({ "message": "unfollowed" })))
 }
 
-async fn block(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Created {
+async fn block(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Created {
     let block = app.block(&me, object_id(&id, "id")?).await?;
     let view = json!({
         "_id": block.id.to_hex(),
@@ -51,7 +64,11 @@ async fn block(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>)
     Ok((StatusCode::CREATED, Json(json!({ "block": view }))))
 }
 
-async fn unblock(State(app): State<App>, Caller(me): Caller, Ids(id): Ids<String>) -> Reply {
+async fn unblock(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+) -> Reply {
     app.unblock(&me, object_id(&id, "id")?).await?;
     Ok(Json(json!({ "message": "unblocked" })))
 }
@@ -61,7 +78,11 @@ struct Connect {
     user: String,
 }
 
-async fn connect(State(app): State<App>, Caller(me): Caller, Body(req): Body<Connect>) -> Created {
+async fn connect(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Body { value: req, .. }: Body<Connect>,
+) -> Created {
     let connection = app
         .request_connection(&me, object_id(&req.user, "user")?)
         .await?;
@@ -78,9 +99,9 @@ struct Answering {
 
 async fn answer(
     State(app): State<App>,
-    Caller(me): Caller,
-    Ids(id): Ids<String>,
-    Body(req): Body<Answering>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Body { value: req, .. }: Body<Answering>,
 ) -> Reply {
     let connection = app
         .answer_connection(&me, object_id(&id, "id")?, req.status)
@@ -90,7 +111,7 @@ async fn answer(
     ))
 }
 
-async fn score(State(app): State<App>, Caller(me): Caller) -> Reply {
+async fn score(State(app): State<App>, Caller { user: me, .. }: Caller) -> Reply {
     let score = app.score_of(&me).await?;
     Ok(Json(json!({ "score": views::score(&score) })))
 }

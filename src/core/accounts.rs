@@ -13,7 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
 
 use super::Core;
-use crate::error::{Error, Result, is_duplicate_key};
+use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{User, UserType};
 
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -181,17 +181,15 @@ impl Core {
             user_type: Some(kind),
             profile: Default::default(),
         };
-        match self.store.users.insert_one(&user).await {
-            Ok(_) => {
-                tracing::info!(user = %user.id, num = user.num, "password account created");
-                Ok(user)
-            }
-            Err(e) if is_duplicate_key(&e) => Err(Error::Fields(vec![(
+        let inserted = self.store.users.insert_one(&user).await;
+        inserted.unless_duplicate()?.ok_or_else(|| {
+            Error::Fields(vec![(
                 "email",
                 "user with this email already exists.".into(),
-            )])),
-            Err(e) => Err(e.into()),
-        }
+            )])
+        })?;
+        tracing::info!(user = %user.id, num = user.num, "password account created");
+        Ok(user)
     }
 
     /// The account with this email and password; any mismatch is the same 401.

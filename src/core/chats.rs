@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 
 use super::events::Origin;
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result, is_duplicate_key};
+use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Chat, ChatKind, Participant, Tag, User};
 
 /// The outcome of opening a one-to-one chat.
@@ -84,13 +84,18 @@ impl Core {
             created_at: now,
             updated_at: Some(now),
         };
-        let opened = match self.store.chats.insert_one(&chat).await {
-            Ok(_) => Opened::Created(chat),
-            Err(e) if is_duplicate_key(&e) => {
+        let opened = match self
+            .store
+            .chats
+            .insert_one(&chat)
+            .await
+            .unless_duplicate()?
+        {
+            Some(_) => Opened::Created(chat),
+            None => {
                 let existing = self.store.chats.find_one(doc! { "pair_key": &key }).await?;
                 Opened::Existing(existing.ok_or(Error::NotFound("chat"))?)
             }
-            Err(e) => return Err(e.into()),
         };
         // Idempotent, so a creation cut short by a crash is completed by the next attempt.
         let chat = opened.chat();

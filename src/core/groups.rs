@@ -8,7 +8,7 @@ use super::chats::default_tags;
 use super::events::Origin;
 use super::scores::JOIN_GROUP_CHAT;
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result, is_duplicate_key};
+use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{
     Answer, Chat, ChatFile, ChatKind, Event, GroupDetails, JoinRequest, Participant, User, to_bson,
 };
@@ -566,13 +566,13 @@ impl Core {
             ends_at,
             created_at: DateTime::now(),
         };
-        match self.store.events.insert_one(&event).await {
-            Ok(_) => Ok(event),
-            Err(e) if is_duplicate_key(&e) => {
-                Err(Error::Conflict("this chat already has an event".into()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.store
+            .events
+            .insert_one(&event)
+            .await
+            .unless_duplicate()?
+            .ok_or_else(|| Error::Conflict("this chat already has an event".into()))?;
+        Ok(event)
     }
 
     /// Ask to join a restricted group; one pending request per user and chat.

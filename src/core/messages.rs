@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result, is_duplicate_key};
+use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, User};
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
@@ -127,9 +127,11 @@ impl Core {
         for attempt in 0..SEQ_ATTEMPTS {
             let counter = self.seq_counter(chat).await?;
             message.seq = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            match self.store.messages.insert_one(&*message).await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_duplicate_key(&e) => {
+            let inserted = self.store.messages.insert_one(&*message).await;
+            match inserted.unless_duplicate() {
+                Ok(Some(_)) => return Ok(()),
+                // Another node took the number.
+                Ok(None) => {
                     // Nodes that collide would read the same newest number and collide again:
                     // a random pause, growing with each attempt, sets them apart.
                     let pause = rand::random_range(0..=1u64 << attempt);
@@ -140,7 +142,7 @@ impl Core {
                 }
                 Err(e) => {
                     self.seqs.remove(&chat.id);
-                    return Err(e.into());
+                    return Err(e);
                 }
             }
         }

@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 
 use super::chats::pair_key;
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result, is_duplicate_key};
+use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
 
 /// Which of a user's connections to list.
@@ -56,18 +56,16 @@ impl Core {
             followee,
             created_at: DateTime::now(),
         };
-        match self.store.follows.insert_one(&follow).await {
-            Ok(_) => {
-                let message = format!("{} just followed you.", user.display_name());
-                self.notify(followee, NotificationKind::Followed, message, true)
-                    .await;
-                Ok(follow)
-            }
-            Err(e) if is_duplicate_key(&e) => {
-                Err(Error::Conflict("you already follow this user".into()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.store
+            .follows
+            .insert_one(&follow)
+            .await
+            .unless_duplicate()?
+            .ok_or_else(|| Error::Conflict("you already follow this user".into()))?;
+        let message = format!("{} just followed you.", user.display_name());
+        self.notify(followee, NotificationKind::Followed, message, true)
+            .await;
+        Ok(follow)
     }
 
     pub async fn unfollow(&self, user: &User, followee: ObjectId) -> Result<()> {
@@ -101,13 +99,12 @@ impl Core {
             blocked,
             created_at: DateTime::now(),
         };
-        match self.store.blocks.insert_one(&block).await {
-            Ok(_) => {}
-            Err(e) if is_duplicate_key(&e) => {
-                return Err(Error::Conflict("you already blocked this user".into()));
-            }
-            Err(e) => return Err(e.into()),
-        }
+        self.store
+            .blocks
+            .insert_one(&block)
+            .await
+            .unless_duplicate()?
+            .ok_or_else(|| Error::Conflict("you already blocked this user".into()))?;
         self.forget_pair(pair_key(&user.id, &blocked)).await;
         if let Some(chat) = self.direct_chat_between(&user.id, &blocked).await? {
             self.publish(ChatEvent::Blocked {

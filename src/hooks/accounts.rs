@@ -39,7 +39,7 @@ struct SignUpForm {
 
 async fn sign_up(
     State(app): State<App>,
-    Body(form): Body<SignUpForm>,
+    Body { value: form, .. }: Body<SignUpForm>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), HooksError> {
     let [email, password, password2] = required([
         ("email", &form.email),
@@ -69,7 +69,7 @@ struct SignInForm {
 async fn sign_in(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Body(form): Body<SignInForm>,
+    Body { value: form, .. }: Body<SignInForm>,
 ) -> Result<Response, HooksError> {
     let [email, password] = required([("email", &form.email), ("password", &form.password)])?;
     let user = match app.sign_in(email, password, Some(peer.ip())).await {
@@ -88,7 +88,7 @@ async fn sign_in(
 /// Every token of the user, on every device, stops working at once.
 async fn sign_out(
     State(app): State<App>,
-    Caller(user): Caller,
+    Caller { user, .. }: Caller,
 ) -> Result<Json<serde_json::Value>, HooksError> {
     app.revoke_sessions(&user).await?;
     Ok(Json(json!({ "message": "Logged Out from all devices" })))
@@ -101,7 +101,7 @@ struct RefreshForm {
 
 async fn refresh(
     State(app): State<App>,
-    Body(form): Body<RefreshForm>,
+    Body { value: form, .. }: Body<RefreshForm>,
 ) -> Result<Json<serde_json::Value>, HooksError> {
     let [refresh] = required([("refresh", &form.refresh)])?;
     let access = app.refresh_access(refresh, ACCESS_TTL).await?;

@@ -1,7 +1,7 @@
 //! `/communication/`: notifications, and chat sessions (the core's one-to-one chats between
 //! users whose like was confirmed) with their messages.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views;
-use super::wire::{Body, Caller, HooksError, IdField, on_field, required_id};
+use super::wire::{Body, Caller, HooksError, IdValue, Params, on_field, required_id};
 use crate::core::App;
 use crate::core::messages::HistoryPage;
 use crate::error::Error;
@@ -30,7 +30,7 @@ pub fn router() -> Router<App> {
 
 async fn notifications(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
 ) -> Result<Json<Value>, HooksError> {
     let stored = app.notifications_of(&me).await?;
     Ok(Json(stored.iter().map(views::notification).collect()))
@@ -38,7 +38,7 @@ async fn notifications(
 
 async fn clear_notifications(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
 ) -> Result<StatusCode, HooksError> {
     app.clear_notifications(&me).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -46,13 +46,13 @@ async fn clear_notifications(
 
 #[derive(Deserialize)]
 struct InitiateForm {
-    user: Option<IdField>,
+    user: Option<IdValue>,
 }
 
 async fn initiate(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<InitiateForm>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<InitiateForm>,
 ) -> Result<Json<Value>, HooksError> {
     let num = required_id("user", &form.user)?;
     let other = app
@@ -70,7 +70,10 @@ async fn initiate(
 }
 
 /// Every one-to-one chat of the caller (the welcome chat aside), oldest first.
-async fn sessions(State(app): State<App>, Caller(me): Caller) -> Result<Json<Value>, HooksError> {
+async fn sessions(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+) -> Result<Json<Value>, HooksError> {
     let chats = app.direct_chats_of(&me).await?;
     let partners = app.direct_partners(&me, &chats).await?;
     let system = app.system_user().id;
@@ -86,15 +89,15 @@ async fn sessions(State(app): State<App>, Caller(me): Caller) -> Result<Json<Val
 
 #[derive(Deserialize)]
 struct SessionQuery {
-    session_id: Option<IdField>,
-    before: Option<IdField>,
+    session_id: Option<IdValue>,
+    before: Option<IdValue>,
 }
 
 /// A session's messages, oldest first: the latest ones, or those before `?before=`.
 async fn messages(
     State(app): State<App>,
-    Caller(me): Caller,
-    Query(query): Query<SessionQuery>,
+    Caller { user: me, .. }: Caller,
+    Params { value: query, .. }: Params<SessionQuery>,
 ) -> Result<Json<Value>, HooksError> {
     let num = required_id("session_id", &query.session_id)?;
     let before = match &query.before {

@@ -28,8 +28,8 @@ struct Registration {
 
 async fn register(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<Registration>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<Registration>,
 ) -> Result<(StatusCode, Json<Value>), HooksError> {
     let [token, platform] = required([
         ("registration_id", &form.registration_id),
@@ -59,7 +59,7 @@ async fn register(
 
 async fn remove(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
     Path(token): Path<String>,
 ) -> Result<StatusCode, HooksError> {
     app.remove_device(&me, &token).await?;

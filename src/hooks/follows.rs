@@ -1,6 +1,6 @@
 //! `/follow/`: following, followers, recommendations, and likes (the core's connections).
 
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views;
-use super::wire::{Body, Caller, HooksError, IdField, on_field, required, required_id};
+use super::wire::{Body, Caller, HooksError, IdValue, Params, on_field, required, required_id};
 use crate::core::App;
 use crate::core::social::{ConnectionKind, FollowSide};
 use crate::error::Error;
@@ -29,7 +29,7 @@ pub fn router() -> Router<App> {
 }
 
 /// The user with the numeric id in `field`, reported on that field when there is none.
-async fn user_in(app: &App, field: &'static str, value: &Option<IdField>) -> Result<User, Error> {
+async fn user_in(app: &App, field: &'static str, value: &Option<IdValue>) -> Result<User, Error> {
     let num = required_id(field, value)?;
     app.user_by_num(num)
         .await?
@@ -39,13 +39,13 @@ async fn user_in(app: &App, field: &'static str, value: &Option<IdField>) -> Res
 
 #[derive(Deserialize)]
 struct FollowForm {
-    follow: Option<IdField>,
+    follow: Option<IdValue>,
 }
 
 async fn follow(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<FollowForm>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<FollowForm>,
 ) -> Result<(StatusCode, Json<Value>), HooksError> {
     let followee = user_in(&app, "follow", &form.follow).await?;
     let follow = app
@@ -63,13 +63,13 @@ async fn follow(
 
 #[derive(Deserialize)]
 struct UnfollowForm {
-    unfollow: Option<IdField>,
+    unfollow: Option<IdValue>,
 }
 
 async fn unfollow(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<UnfollowForm>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<UnfollowForm>,
 ) -> Result<Json<Value>, HooksError> {
     let followee = user_in(&app, "unfollow", &form.unfollow).await?;
     if followee.id == me.id {
@@ -127,7 +127,7 @@ async fn follow_list(
 
 async fn followings(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HooksError> {
     Ok(Json(
@@ -137,7 +137,7 @@ async fn followings(
 
 async fn followers(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, HooksError> {
     Ok(Json(
@@ -147,7 +147,7 @@ async fn followers(
 
 async fn recommended(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
 ) -> Result<Json<Value>, HooksError> {
     let ranked = app.recommended_users(&me).await?;
     let ids: Vec<String> = ranked.iter().map(|r| r.user.id.to_hex()).collect();
@@ -161,14 +161,14 @@ async fn recommended(
 
 #[derive(Deserialize)]
 struct LikeForm {
-    like: Option<IdField>,
+    like: Option<IdValue>,
 }
 
 /// Ask another user for a like; they are notified.
 async fn like(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<LikeForm>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<LikeForm>,
 ) -> Result<Json<Value>, HooksError> {
     let liked = user_in(&app, "like", &form.like).await?;
     let connection = app
@@ -189,9 +189,9 @@ struct LikesQuery {
 /// One page of the caller's likes of one status, with DRF's `count`/`next`/`previous`.
 async fn likes(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
     headers: HeaderMap,
-    Query(query): Query<LikesQuery>,
+    Params { value: query, .. }: Params<LikesQuery>,
 ) -> Result<Json<Value>, HooksError> {
     let [status] = required([("status", &query.status)])?;
     let kind = match status {
@@ -258,15 +258,15 @@ fn page_link(headers: &HeaderMap, status: &str, page: u64) -> String {
 
 #[derive(Deserialize)]
 struct RespondForm {
-    like_instance: Option<IdField>,
+    like_instance: Option<IdValue>,
     action: Option<String>,
 }
 
 /// Accept or reject a like asked of the caller.
 async fn respond(
     State(app): State<App>,
-    Caller(me): Caller,
-    Body(form): Body<RespondForm>,
+    Caller { user: me, .. }: Caller,
+    Body { value: form, .. }: Body<RespondForm>,
 ) -> Result<Json<Value>, HooksError> {
     let num = required_id("like_instance", &form.like_instance)?;
     let [action] = required([("action", &form.action)])?;

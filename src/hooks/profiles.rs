@@ -1,13 +1,13 @@
 //! `/profile/`: read anyone's profile, change one's own (JSON, or form data with a picture).
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::views;
-use super::wire::{Body, Caller, HooksError, IdField, required_id};
+use super::wire::{Body, Caller, HooksError, IdValue, Params, required_id};
 use crate::core::App;
 use crate::core::profiles::{DISPLAY_PIC_MAX_BYTES, Picture, ProfileChange, text_field};
 use crate::error::Error;
@@ -22,14 +22,14 @@ pub fn router() -> Router<App> {
 
 #[derive(Deserialize)]
 struct Whose {
-    user_id: Option<IdField>,
+    user_id: Option<IdValue>,
 }
 
 /// The caller's profile, or with `?user_id=` anyone's.
 async fn show(
     State(app): State<App>,
-    Caller(me): Caller,
-    Query(whose): Query<Whose>,
+    Caller { user: me, .. }: Caller,
+    Params { value: whose, .. }: Params<Whose>,
 ) -> Result<Json<Value>, HooksError> {
     let user = match &whose.user_id {
         None => me,
@@ -58,7 +58,7 @@ struct JsonProfile {
 
 async fn update(
     State(app): State<App>,
-    Caller(me): Caller,
+    Caller { user: me, .. }: Caller,
     request: Request,
 ) -> Result<Json<Value>, HooksError> {
     let change = if crate::media::is_multipart(request.headers()) {
@@ -67,7 +67,7 @@ async fn update(
             .map_err(|e| Error::invalid(e.body_text()))?;
         read_form(form).await?
     } else {
-        let Body(json) = Body::<JsonProfile>::from_request(request, &()).await?;
+        let Body { value: json, .. } = Body::<JsonProfile>::from_request(request, &()).await?;
         from_json(json)?
     };
     let user = app.update_profile_details(&me, change).await?;

@@ -3,52 +3,60 @@
 //! `{"field": ["message"]}` for invalid fields.
 
 use axum::Json;
-use axum::extract::{Form, FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use crate::core::App;
+use crate::auth::TokenForm;
 use crate::error::Error;
-use crate::store::User;
+use crate::http::ids::BadId;
+pub use crate::http::ids::IdValue;
+use crate::http::{self, HttpError, Unreadable, Wire};
 
-/// The caller, from `Authorization: Bearer <access token>`.
-pub struct Caller(pub User);
+/// DRF's conventions: `Authorization: Bearer <access token>`, errors as `{"detail": "…"}` or
+/// `{"field": ["message"]}`.
+pub struct HooksWire;
 
-impl FromRequestParts<App> for Caller {
-    type Rejection = HooksError;
+pub type HooksError = HttpError<HooksWire>;
+pub type Caller = http::Caller<HooksWire>;
+pub type Body<T> = http::Body<T, HooksWire>;
+pub type Params<T> = http::Query<T, HooksWire>;
 
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = crate::auth::bearer_token(&parts.headers).ok_or(Error::MissingCredentials)?;
-        Ok(Self(app.authenticate(token).await?))
-    }
-}
+impl Wire for HooksWire {
+    const TOKEN_FORMS: &'static [TokenForm] = &[TokenForm::Bearer("authorization")];
 
-/// A JSON or form body, as DRF's parsers take either.
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
-    type Rejection = HooksError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let form = req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-            v.as_bytes()
-                .starts_with(b"application/x-www-form-urlencoded")
-        });
-        let value = if form {
-            Form::<T>::from_request(req, state)
-                .await
-                .map_err(|e| Error::invalid(e.body_text()))?
-                .0
-        } else {
-            Json::<T>::from_request(req, state)
-                .await
-                .map_err(|e| Error::invalid(format!("JSON parse error - {}", e.body_text())))?
-                .0
+    fn respond(err: &Error) -> Response {
+        let body = match err {
+            Error::Fields(fields) => {
+                let mut body = Map::new();
+                for (field, message) in fields {
+                    let messages = body.entry(*field).or_insert_with(|| json!([]));
+                    if let Value::Array(list) = messages {
+                        list.push(json!(message));
+                    }
+                }
+                Value::Object(body)
+            }
+            Error::MissingCredentials => {
+                json!({ "detail": "Authentication credentials were not provided." })
+            }
+            Error::Unauthorized => json!({
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+            }),
+            Error::NotFound(_) => json!({ "detail": "Not found." }),
+            Error::RateLimited => json!({ "detail": "Request was throttled." }),
+            other => json!({ "detail": other.public_message() }),
         };
-        Ok(Self(value))
+        (Self::status(err), Json(body)).into_response()
+    }
+
+    /// DRF's parsers' words.
+    fn unreadable(part: Unreadable, detail: String) -> Error {
+        match part {
+            Unreadable::Json => Error::invalid(format!("JSON parse error - {detail}")),
+            _ => Error::invalid(detail),
+        }
     }
 }
 
@@ -74,27 +82,14 @@ pub fn required<'a, const N: usize>(
     Ok(fields.map(|(_, v)| v.as_deref().unwrap_or_default()))
 }
 
-/// An id as clients send it: a JSON number, or text (form fields are always text).
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(untagged)]
-pub enum IdField {
-    Number(i64),
-    Text(String),
-}
-
 /// The integer id in a required field, or DRF's message for the field.
-pub fn required_id(name: &'static str, field: &Option<IdField>) -> Result<i64, Error> {
+pub fn required_id(name: &'static str, field: &Option<IdValue>) -> Result<i64, Error> {
     let invalid = |message: &str| Error::Fields(vec![(name, message.to_owned())]);
-    match field {
+    match field.as_ref().map(IdValue::integer) {
         None => Err(invalid("This field is required.")),
-        Some(IdField::Number(n)) => Ok(*n),
-        Some(IdField::Text(t)) if t.trim().is_empty() => {
-            Err(invalid("This field may not be blank."))
-        }
-        Some(IdField::Text(t)) => t
-            .trim()
-            .parse()
-            .map_err(|_| invalid("A valid integer is required.")),
+        Some(Ok(id)) => Ok(id),
+        Some(Err(BadId::Blank)) => Err(invalid("This field may not be blank.")),
+        Some(Err(BadId::NotAnInteger)) => Err(invalid("A valid integer is required.")),
     }
 }
 
@@ -122,44 +117,6 @@ fn capitalised(message: &str) -> String {
         sentence.push('.');
     }
     sentence
-}
-
-#[derive(Debug)]
-pub struct HooksError(pub Error);
-
-impl<E: Into<Error>> From<E> for HooksError {
-    fn from(err: E) -> Self {
-        Self(err.into())
-    }
-}
-
-impl IntoResponse for HooksError {
-    fn into_response(self) -> Response {
-        let status = self.0.status();
-        let body = match &self.0 {
-            Error::Fields(fields) => {
-                let mut body = Map::new();
-                for (field, message) in fields {
-                    let messages = body.entry(*field).or_insert_with(|| json!([]));
-                    if let Value::Array(list) = messages {
-                        list.push(json!(message));
-                    }
-                }
-                Value::Object(body)
-            }
-            Error::MissingCredentials => {
-                json!({ "detail": "Authentication credentials were not provided." })
-            }
-            Error::Unauthorized => json!({
-                "detail": "Given token not valid for any token type",
-                "code": "token_not_valid",
-            }),
-            Error::NotFound(_) => json!({ "detail": "Not found." }),
-            Error::RateLimited => json!({ "detail": "Request was throttled." }),
-            other => json!({ "detail": other.public_message() }),
-        };
-        (status, Json(body)).into_response()
-    }
 }
 
 /// simplejwt's answer to a wrong email or password.

@@ -11,7 +11,5 @@ pub mod socketio;
 pub mod websocket;
 
 pub use budget::EventBudget;
-pub use socketio::{
-    Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport, TokenForms,
-};
+pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport};
 pub use websocket::{Close, Connection, Protocol};

@@ -19,6 +19,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 
 use super::budget::EventBudget;
 use super::driver::LinkDriver;
+use crate::auth::TokenForm;
 use crate::core::App;
 use crate::error::Error;
 use crate::store::User;
@@ -32,17 +33,6 @@ pub type Socket = SocketRef<IoAdapter>;
 const MAX_PAYLOAD: u64 = 64 * 1024;
 /// Packets queued per socket before it counts as too slow and is dropped.
 const BUFFER: usize = 1024;
-
-/// Where a dialect's clients may put their token when connecting.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokenForms {
-    /// `auth.token` (socket.io-client 3 and later; browsers cannot set WebSocket headers).
-    pub auth: bool,
-    /// These headers, in order; a `Bearer ` prefix is optional.
-    pub headers: &'static [&'static str],
-    /// `?token=` (socket.io-client 2 has no `auth`).
-    pub query: bool,
-}
 
 /// What a client said when connecting, from wherever it could put it.
 pub struct Handshake<'a> {
@@ -82,34 +72,16 @@ impl<'a> Handshake<'a> {
             .or_else(|| self.query(name).map(Value::String))
     }
 
-    fn token(&self, forms: &Accepted) -> Option<String> {
-        let from_auth = || {
-            forms
-                .auth
-                .then(|| {
-                    self.auth("token")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-                .flatten()
-        };
-        let from_headers = || {
-            forms
-                .headers
-                .iter()
-                .find_map(|h| self.header(h))
-                .map(str::to_owned)
-        };
-        let from_query = || forms.query.then(|| self.query("token")).flatten();
-        let raw = from_auth().or_else(from_headers).or_else(from_query)?;
-        crate::auth::strip_bearer(&raw).map(str::to_owned)
+    fn token(&self, forms: &[TokenForm]) -> Option<String> {
+        let parts = self.parts;
+        crate::auth::token(forms, &parts.headers, parts.uri.query(), Some(&self.auth))
     }
 }
 
 /// A dialect spoken on a Socket.IO path.
 pub trait SocketDialect: Send + Sync + 'static {
-    /// Where this dialect's clients put their token.
-    fn token_forms(&self) -> TokenForms;
+    /// Where this dialect's clients put their token, in the order looked at.
+    fn token_forms(&self) -> &'static [TokenForm];
 
     /// Set up a socket before its client is told it is connected: handlers, and the rooms it
     /// hears at once. `user` is `None` for a socket that gave no valid token.
@@ -127,29 +99,15 @@ pub trait SocketDialect: Send + Sync + 'static {
     }
 }
 
-/// Every token form any of a path's dialects accepts.
-#[derive(Debug, Clone, Default)]
-struct Accepted {
-    auth: bool,
-    headers: Vec<&'static str>,
-    query: bool,
-}
-
-impl Accepted {
-    fn of(dialects: &[Arc<dyn SocketDialect>]) -> Self {
-        let mut accepted = Self::default();
-        for dialect in dialects {
-            let own = dialect.token_forms();
-            accepted.auth |= own.auth;
-            accepted.query |= own.query;
-            for header in own.headers {
-                if !accepted.headers.contains(header) {
-                    accepted.headers.push(header);
-                }
-            }
+/// Every token form any of a path's dialects accepts, each once, in their order.
+fn accepted(dialects: &[Arc<dyn SocketDialect>]) -> Vec<TokenForm> {
+    let mut forms: Vec<TokenForm> = Vec::new();
+    for form in dialects.iter().flat_map(|d| d.token_forms()) {
+        if !forms.contains(form) {
+            forms.push(*form);
         }
-        accepted
     }
+    forms
 }
 
 /// A connection refused with `connect_error` gets no detail of a server fault; the log does.
@@ -179,7 +137,7 @@ pub async fn serve(
         .build_layer();
 
     let dialects: Arc<[Arc<dyn SocketDialect>]> = dialects.into();
-    let forms = Accepted::of(&dialects);
+    let forms = accepted(&dialects);
     let on_connect = {
         let dialects = dialects.clone();
         async move |socket: Socket, State(app): State<App>| {
@@ -320,11 +278,11 @@ mod tests {
             .body(())
             .unwrap();
         let (parts, _) = request.into_parts();
-        let forms = Accepted {
-            auth: true,
-            headers: vec!["authorisation"],
-            query: true,
-        };
+        let forms = [
+            TokenForm::Auth,
+            TokenForm::Raw("authorisation"),
+            TokenForm::Query("token"),
+        ];
         let with_auth = Handshake::new(
             &parts,
             Some(serde_json::json!({"token": "a", "channels": [1]})),
@@ -334,11 +292,41 @@ mod tests {
         let without = Handshake::new(&parts, None);
         assert_eq!(without.token(&forms).as_deref(), Some("h"));
         assert_eq!(without.field("channels"), Some(serde_json::json!("2")));
-        let query_only = Accepted {
-            query: true,
-            ..Accepted::default()
-        };
-        assert_eq!(without.token(&query_only).as_deref(), Some("q"));
-        assert_eq!(without.token(&Accepted::default()), None);
+        assert_eq!(without.token(&forms[2..]).as_deref(), Some("q"));
+        assert_eq!(without.token(&[]), None);
+    }
+
+    #[test]
+    fn a_path_accepts_what_any_of_its_dialects_does() {
+        struct Speaks(&'static [TokenForm]);
+        impl SocketDialect for Speaks {
+            fn token_forms(&self) -> &'static [TokenForm] {
+                self.0
+            }
+            fn attach<'a>(
+                &'a self,
+                _: &'a App,
+                _: &'a Socket,
+                _: Option<&'a User>,
+                _: &'a Handshake<'a>,
+            ) -> BoxFuture<'a, Result<(), Error>> {
+                Box::pin(async { Ok(()) })
+            }
+        }
+        let dialects: Vec<Arc<dyn SocketDialect>> = vec![
+            Arc::new(Speaks(&[TokenForm::Auth, TokenForm::Query("token")])),
+            Arc::new(Speaks(&[
+                TokenForm::Auth,
+                TokenForm::Bearer("authorization"),
+            ])),
+        ];
+        assert_eq!(
+            accepted(&dialects),
+            [
+                TokenForm::Auth,
+                TokenForm::Query("token"),
+                TokenForm::Bearer("authorization")
+            ]
+        );
     }
 }

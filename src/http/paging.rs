@@ -1,0 +1,60 @@
+//! Paging parameters as clients send them, checked before they reach the database.
+
+use serde::Deserialize;
+
+use crate::core::listing::{PAGE_MAX, Window};
+use crate::error::Error;
+
+/// `?page=&limit=`: a 1-based page of `limit` items (10 by default, at most `PAGE_MAX`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct PageQuery {
+    pub page: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+impl PageQuery {
+    pub fn window(self) -> Result<Window, Error> {
+        page_window(self.page, self.limit)
+    }
+}
+
+/// The window of a 1-based `page` (the first by default) of `limit` items (10 by default);
+/// pages so far out that they cannot exist are refused rather than wrapped.
+pub fn page_window(page: Option<u64>, limit: Option<u64>) -> Result<Window, Error> {
+    let (page, limit) = (page.unwrap_or(1), limit.unwrap_or(10));
+    if page == 0 || limit == 0 || limit > PAGE_MAX {
+        return Err(Error::invalid(format!(
+            "page starts at 1 and limit must be between 1 and {PAGE_MAX}"
+        )));
+    }
+    let skip = (page - 1)
+        .checked_mul(limit)
+        .filter(|skip| *skip <= i64::MAX as u64)
+        .ok_or_else(|| Error::invalid("page is too large"))?;
+    Ok(Window { skip, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_checked() {
+        assert_eq!(
+            PageQuery::default().window().unwrap(),
+            Window { skip: 0, limit: 10 }
+        );
+        let window = |page, limit| page_window(Some(page), Some(limit));
+        assert_eq!(
+            window(3, 10).unwrap(),
+            Window {
+                skip: 20,
+                limit: 10
+            }
+        );
+        assert!(window(0, 10).is_err());
+        assert!(window(1, PAGE_MAX + 1).is_err());
+        assert!(window(u64::MAX, 2).is_err());
+        assert!(window(9_223_372_036_854_775_807, 2).is_err());
+    }
+}
