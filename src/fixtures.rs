@@ -176,7 +176,7 @@ pub async fn load(core: &Core, path: &Path) -> anyhow::Result<Loaded> {
             let date = |raw: &str| {
                 DateTime::parse_rfc3339_str(raw).with_context(|| format!("event date {raw:?}"))
             };
-            core.create_event(
+            core.create_meetup(
                 &creator,
                 chat.id,
                 &event.name,

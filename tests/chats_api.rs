@@ -821,7 +821,7 @@ async fn event_participants_are_answered_by_admins_while_the_event_is_active() {
     ts.server
         .app
         .store
-        .events
+        .meetups
         .update_many(
             bson::doc! {},
             bson::doc! { "$set": { "ends_at": bson::DateTime::from_millis(0) } },

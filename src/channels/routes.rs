@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::wire::{Body, Caller, ChannelsError, MessageView, UserView, array_param};
 use crate::core::App;
-use crate::core::chats::Opened;
+use crate::core::direct::Opened;
 use crate::core::messages::HistoryPage;
 use crate::error::Error;
 use crate::http::ids::{NumericId, parse_id};

@@ -77,7 +77,14 @@ fn to(users: Vec<Room>, event: &'static str, payload: Value, origin: &Origin) ->
 /// Renders the core's events as the spec's Socket.IO events, sent to users' personal rooms.
 pub struct Chats;
 
+/// "If category is Courses, then restricted field will always be false."
+const OPEN_CATEGORIES: &[&str] = &["Courses"];
+
 impl Dialect for Chats {
+    fn open_categories(&self) -> &'static [&'static str] {
+        OPEN_CATEGORIES
+    }
+
     fn render(&self, event: &ChatEvent) -> Rendered {
         let outgoing = match event {
             ChatEvent::ChatCreated {

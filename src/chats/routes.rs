@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::views::{self, Viewer, chat_document};
 use super::wire::{Body, Caller, ChatsError, Ids, Params, origin, socket_of};
 use crate::core::App;
-use crate::core::chats::Opened;
+use crate::core::direct::Opened;
 use crate::core::groups::{GroupChanges, NewGroup, PHOTO_MAX_BYTES};
 use crate::core::listing::ChatFilter;
 use crate::error::Error;
@@ -309,7 +309,7 @@ async fn event(
 ) -> Reply {
     let membership = app.member_view(&me, object_id(&id, "id")?).await?;
     let event = app
-        .event_of(&membership.chat)
+        .meetup_of(&membership.chat)
         .await?
         .ok_or(Error::NotFound("event"))?;
     Ok(Json(json!({ "event": views::event(&event) })))
@@ -334,7 +334,7 @@ async fn create_event(
             .map_err(|_| Error::invalid(format!("{field} must be an ISO 8601 date")))
     };
     let event = app
-        .create_event(
+        .create_meetup(
             &me,
             object_id(&id, "id")?,
             &req.name,

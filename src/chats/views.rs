@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::core::App;
-use crate::core::groups::Membership;
+use crate::core::chats::Membership;
 use crate::core::listing::{ChatSummary, Community};
 use crate::store::{
-    Answer, Attachment, Chat, ChatFile, Connection, Event, JoinRequest, Message, Participant, Reel,
-    Score, User,
+    Answer, Attachment, Chat, ChatFile, Connection, JoinRequest, Meetup, Message, Participant,
+    Reel, Score, Tag, User,
 };
 
 /// `2025-09-22T11:37:29.500Z`, as the spec's clients parse dates.
@@ -88,7 +88,7 @@ pub fn chat_document(chat: &Chat, participants: &[Participant]) -> Value {
         "creator": chat.created_by.map(|c| c.to_hex()),
         "isGroup": chat.is_group(),
         "participants": participants.iter().map(participant).collect::<Vec<_>>(),
-        "tags": chat.tags,
+        "tags": if chat.tags.is_empty() { default_tags() } else { chat.tags.clone() },
         "createdAt": iso(chat.created_at),
         "updatedAt": iso(chat.updated_at()),
     });
@@ -109,6 +109,18 @@ pub fn chat_document(chat: &Chat, participants: &[Participant]) -> Value {
         fields.insert("meetMe".into(), json!(meet_me.to_hex()));
     }
     view
+}
+
+/// The spec's example tags, shown for chats that have none of their own, to file media under
+/// (files with none of them are tagged `others`).
+fn default_tags() -> Vec<Tag> {
+    [("exams", "Exams"), ("lectures", "Lectures & Summaries")]
+        .into_iter()
+        .map(|(tag, label)| Tag {
+            tag: tag.into(),
+            label: label.into(),
+        })
+        .collect()
 }
 
 /// Renders what the reads return, for one caller.
@@ -221,7 +233,7 @@ impl<'a> Viewer<'a> {
         if let Some(creator) = &chat.created_by {
             fields.insert("creator".into(), self.user(creator));
         }
-        if let Some(event) = &community.event {
+        if let Some(event) = &community.meetup {
             fields.insert("event".into(), json!(event.id.to_hex()));
         }
         fields.insert("reelsCount".into(), json!(community.reels_count));
@@ -319,7 +331,7 @@ pub fn connection(connection: &Connection) -> Value {
     })
 }
 
-pub fn event(event: &Event) -> Value {
+pub fn event(event: &Meetup) -> Value {
     json!({
         "_id": event.id.to_hex(),
         "chat": event.chat_id.to_hex(),

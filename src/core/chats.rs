@@ -1,4 +1,5 @@
-//! Chats and who belongs to them.
+//! Chats of every kind: loading one and who is in it, the members every message is checked
+//! against (cached), and read marks.
 
 use std::sync::Arc;
 
@@ -6,135 +7,85 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
-use super::events::Origin;
-use super::{ChatEvent, Core};
-use crate::error::{Error, Result, UniqueWrite};
-use crate::store::{Chat, ChatKind, Participant, Tag, User};
+use super::Core;
+use crate::error::{Error, Result};
+use crate::store::{Chat, GroupDetails, Participant, User};
 
-/// The outcome of opening a one-to-one chat.
-#[derive(Debug)]
-pub enum Opened {
-    Created(Chat),
-    /// A one-to-one chat between these users already existed.
-    Existing(Chat),
+/// A chat and everyone in it.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub chat: Chat,
+    pub participants: Vec<Participant>,
 }
 
-pub(super) fn pair_key(a: &ObjectId, b: &ObjectId) -> String {
-    let (a, b) = if a.bytes() <= b.bytes() {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    format!("{}:{}", a.to_hex(), b.to_hex())
-}
+impl Membership {
+    pub fn of(&self, user: &ObjectId) -> Option<&Participant> {
+        self.participants.iter().find(|p| p.user_id == *user)
+    }
 
-/// Tags every new chat starts with, for sorting its files.
-pub fn default_tags() -> Vec<Tag> {
-    [("exams", "Exams"), ("lectures", "Lectures & Summaries")]
-        .into_iter()
-        .map(|(tag, label)| Tag {
-            tag: tag.into(),
-            label: label.into(),
-        })
-        .collect()
-}
+    /// The caller's place in the chat; outsiders are refused.
+    pub fn me(&self, user: &User) -> Result<&Participant> {
+        self.of(&user.id)
+            .ok_or_else(|| Error::Forbidden("you are not a participant of this chat".into()))
+    }
 
-impl Opened {
-    pub fn chat(&self) -> &Chat {
-        match self {
-            Self::Created(chat) | Self::Existing(chat) => chat,
+    pub fn admin(&self, user: &User) -> Result<&Participant> {
+        let me = self.me(user)?;
+        if !me.is_admin {
+            return Err(Error::Forbidden(
+                "only an admin of this chat may do this".into(),
+            ));
         }
+        Ok(me)
+    }
+
+    pub fn group(&self) -> Result<&GroupDetails> {
+        self.chat
+            .group
+            .as_ref()
+            .ok_or_else(|| Error::invalid("this is not a group chat"))
+    }
+
+    /// A participant named by their participant id or their user id.
+    pub fn find(&self, reference: &ObjectId) -> Result<&Participant> {
+        self.participants
+            .iter()
+            .find(|p| p.id == *reference || p.user_id == *reference)
+            .ok_or(Error::NotFound("participant"))
+    }
+
+    pub fn member_ids(&self) -> Vec<ObjectId> {
+        self.participants.iter().map(|p| p.user_id).collect()
+    }
+
+    pub(super) fn other_admins(&self, user: &ObjectId) -> usize {
+        self.participants
+            .iter()
+            .filter(|p| p.is_admin && p.user_id != *user)
+            .count()
     }
 }
 
 impl Core {
-    /// The one-to-one chat between `creator` and `other`: created, or the one that exists.
-    /// `meet_me`, when given, must be an accepted connection between the two.
-    pub async fn open_direct(
-        &self,
-        creator: &User,
-        other: &User,
-        meet_me: Option<ObjectId>,
-        origin: Origin,
-    ) -> Result<Opened> {
-        if creator.id == other.id {
-            return Err(Error::invalid("you cannot open a chat with yourself"));
-        }
-        if self.blocked_between(&creator.id, &other.id).await? {
-            return Err(Error::Forbidden(
-                "you cannot open a chat with this user".into(),
-            ));
-        }
-        if let Some(connection) = meet_me {
-            self.accepted_connection(connection, &creator.id, &other.id)
-                .await?;
-        }
-        let key = pair_key(&creator.id, &other.id);
-        let now = DateTime::now();
-        let chat = Chat {
-            id: ObjectId::new(),
-            num: self.store.ids.next("chats").await?,
-            kind: ChatKind::Direct,
-            pair_key: Some(key.clone()),
-            created_by: Some(creator.id),
-            addressee: Some(other.id),
-            meet_me,
-            group: None,
-            tags: default_tags(),
-            created_at: now,
-            updated_at: Some(now),
-        };
-        let opened = match self
-            .store
+    pub async fn chat_by_id(&self, id: ObjectId) -> Result<Chat> {
+        self.store
             .chats
-            .insert_one(&chat)
-            .await
-            .unless_duplicate()?
-        {
-            Some(_) => Opened::Created(chat),
-            None => {
-                let existing = self.store.chats.find_one(doc! { "pair_key": &key }).await?;
-                Opened::Existing(existing.ok_or(Error::NotFound("chat"))?)
-            }
-        };
-        // Idempotent, so a creation cut short by a crash is completed by the next attempt.
-        let chat = opened.chat();
-        let participants = vec![
-            Participant::new(chat.id, creator.id, true),
-            Participant::new(chat.id, other.id, false),
-        ];
-        self.add_participants(chat, &participants).await?;
-        if let Opened::Created(chat) = &opened {
-            let event = ChatEvent::ChatCreated {
-                chat: chat.clone(),
-                creator: creator.clone(),
-                members: vec![creator.clone(), other.clone()],
-                // A new chat's participants are exactly the two just inserted.
-                participants,
-                origin,
-            };
-            self.publish(event).await;
-        }
-        Ok(opened)
+            .find_one(doc! { "_id": id })
+            .await?
+            .ok_or(Error::NotFound("chat"))
     }
 
-    /// The one-to-one chat between two users whose connection was accepted (a hooks "chat
-    /// session"), opened if need be.
-    pub async fn open_chat_session(&self, user: &User, other: &User) -> Result<Chat> {
-        if other.id == user.id {
-            return Err(Error::invalid("you cannot chat with yourself"));
-        }
-        let connection = self.accepted_connection_between(user, other).await?;
-        let opened = self
-            .open_direct(user, other, Some(connection.id), None)
-            .await?;
-        Ok(opened.chat().clone())
+    pub async fn membership(&self, id: ObjectId) -> Result<Membership> {
+        let chat = self.chat_by_id(id).await?;
+        let participants = self.participants_of(&chat).await?;
+        Ok(Membership { chat, participants })
     }
 
-    /// The one-to-one chat between two users, if they have one.
-    pub async fn direct_chat_between(&self, a: &ObjectId, b: &ObjectId) -> Result<Option<Chat>> {
-        let filter = doc! { "pair_key": pair_key(a, b) };
-        Ok(self.store.chats.find_one(filter).await?)
+    /// A chat the user belongs to, with everyone in it.
+    pub async fn member_view(&self, user: &User, id: ObjectId) -> Result<Membership> {
+        let membership = self.membership(id).await?;
+        membership.me(user)?;
+        Ok(membership)
     }
 
     /// Add participants who are not in the chat yet; returns those who were added.
@@ -178,31 +129,10 @@ impl Core {
         Ok(cursor.try_collect().await?)
     }
 
-    /// The user's welcome chat with the system user, opened on first ask.
-    pub async fn welcome_chat(&self, user: &User) -> Result<Chat> {
-        let opened = self
-            .open_direct(user, self.system_user(), None, None)
-            .await?;
-        Ok(opened.chat().clone())
-    }
-
     /// Ids of every chat the user belongs to.
     pub async fn chat_ids_of(&self, user: &User) -> Result<Vec<ObjectId>> {
         let participants = self.participants_where(doc! { "user_id": user.id }).await?;
         Ok(participants.into_iter().map(|p| p.chat_id).collect())
-    }
-
-    /// The user's one-to-one chats, oldest first.
-    pub async fn direct_chats_of(&self, user: &User) -> Result<Vec<Chat>> {
-        let ids = self.chat_ids_of(user).await?;
-        let filter = doc! { "_id": { "$in": ids }, "kind": "direct" };
-        let cursor = self
-            .store
-            .chats
-            .find(filter)
-            .sort(doc! { "num": 1 })
-            .await?;
-        Ok(cursor.try_collect().await?)
     }
 
     /// Of the chats with these numeric ids, those the user belongs to.
@@ -241,23 +171,6 @@ impl Core {
         }
     }
 
-    /// For each one-to-one chat given, the member who is not `user`.
-    pub async fn direct_partners(
-        &self,
-        user: &User,
-        chats: &[Chat],
-    ) -> Result<std::collections::HashMap<ObjectId, User>> {
-        let ids: Vec<ObjectId> = chats.iter().map(|c| c.id).collect();
-        let filter = doc! { "chat_id": { "$in": ids }, "user_id": { "$ne": user.id } };
-        let others: Vec<Participant> = self.participants_where(filter).await?;
-        let user_ids: Vec<ObjectId> = others.iter().map(|p| p.user_id).collect();
-        let users = self.users_by_id(&user_ids).await?;
-        Ok(others
-            .into_iter()
-            .filter_map(|p| users.get(&p.user_id).map(|u| (p.chat_id, u.clone())))
-            .collect())
-    }
-
     pub(super) async fn participants_where(
         &self,
         filter: bson::Document,
@@ -275,17 +188,22 @@ impl Core {
         self.members.insert(chat.id, members.clone());
         Ok(members)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::pair_key;
-    use bson::oid::ObjectId;
-
-    #[test]
-    fn a_pair_has_one_key_whatever_the_order() {
-        let (a, b) = (ObjectId::new(), ObjectId::new());
-        assert_eq!(pair_key(&a, &b), pair_key(&b, &a));
-        assert_ne!(pair_key(&a, &b), pair_key(&a, &ObjectId::new()));
+    /// Mark everything in the chat read for the user.
+    pub async fn mark_read(&self, user: &User, id: ObjectId) -> Result<Participant> {
+        let membership = self.member_view(user, id).await?;
+        let me = membership.me(user)?.clone();
+        let now = DateTime::now();
+        self.store
+            .participants
+            .update_one(
+                doc! { "_id": me.id },
+                doc! { "$set": { "last_read_at": now } },
+            )
+            .await?;
+        Ok(Participant {
+            last_read_at: Some(now),
+            ..me
+        })
     }
 }

@@ -64,7 +64,7 @@ pub enum ChatEvent {
         participant: Participant,
         by: User,
     },
-    /// An admin let a participant into the chat's event, or did not.
+    /// An admin let a participant into the group's meetup, or did not.
     ParticipantAnswered {
         chat: Chat,
         participant: Participant,
@@ -116,6 +116,11 @@ impl Rendered {
 
 pub trait Dialect: Send + Sync + 'static {
     fn render(&self, event: &ChatEvent) -> Rendered;
+
+    /// Group categories this dialect's clients expect to be always open to everyone.
+    fn open_categories(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 impl ChatEvent {

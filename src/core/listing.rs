@@ -8,10 +8,10 @@ use futures::TryStreamExt;
 use futures::future::try_join_all;
 
 use super::Core;
-use super::groups::Membership;
+use super::chats::Membership;
 use crate::error::{Error, Result};
 use crate::store::{
-    Chat, ChatFile, Event, FileKind, JoinRequest, Message, Participant, Reel, User,
+    Chat, ChatFile, FileKind, JoinRequest, Meetup, Message, Participant, Reel, User,
 };
 
 /// The largest page any listing returns.
@@ -49,7 +49,7 @@ pub struct Community {
     pub reels: Vec<Reel>,
     pub reels_count: u64,
     pub request: Option<JoinRequest>,
-    pub event: Option<Event>,
+    pub meetup: Option<Meetup>,
     pub unread: u64,
 }
 
@@ -277,9 +277,9 @@ impl Core {
             .await?
             .try_collect()
             .await?;
-        let events: Vec<Event> = self
+        let meetups: Vec<Meetup> = self
             .store
-            .events
+            .meetups
             .find(doc! { "chat_id": { "$in": &ids } })
             .await?
             .try_collect()
@@ -287,7 +287,7 @@ impl Core {
         let items = try_join_all(chats.into_iter().map(|membership| {
             let chat_id = membership.chat.id;
             let request = requests.iter().find(|r| r.chat_id == chat_id).cloned();
-            let event = events.iter().find(|e| e.chat_id == chat_id).cloned();
+            let meetup = meetups.iter().find(|e| e.chat_id == chat_id).cloned();
             async move {
                 let filter = doc! { "chat_id": chat_id };
                 let reels_count = self.store.reels.count_documents(filter.clone()).await?;
@@ -307,7 +307,7 @@ impl Core {
                     reels,
                     reels_count,
                     request,
-                    event,
+                    meetup,
                 })
             }
         }))

@@ -3,11 +3,15 @@
 pub mod accounts;
 pub mod chats;
 pub mod devices;
+pub mod direct;
 pub mod events;
 pub mod groups;
+pub mod join_requests;
 pub mod listing;
+pub mod meetups;
 pub mod messages;
 pub mod notifications;
+pub mod participants;
 pub mod profiles;
 pub mod scores;
 pub mod social;
@@ -156,6 +160,16 @@ impl Core {
     /// A dialect whose clients hear the core's events through `transport`.
     pub fn add_dialect(&self, dialect: Arc<dyn Dialect>, transport: Arc<dyn Transport>) {
         self.dialects.write().unwrap().push((dialect, transport));
+    }
+
+    /// Categories in which groups are always open, as the dialects name them.
+    fn open_categories(&self) -> Vec<&'static str> {
+        let dialects = self.dialects.read().unwrap();
+        dialects
+            .iter()
+            .flat_map(|(dialect, _)| dialect.open_categories())
+            .copied()
+            .collect()
     }
 
     /// Every transport, once each.

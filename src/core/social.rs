@@ -7,7 +7,7 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
-use super::chats::pair_key;
+use super::direct::pair_key;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};

@@ -28,7 +28,8 @@ pub struct Store {
     pub follows: Collection<Follow>,
     pub connections: Collection<Connection>,
     pub blocks: Collection<Block>,
-    pub events: Collection<Event>,
+    /// Stored in `events`, the chats dialect's name for them.
+    pub meetups: Collection<Meetup>,
     pub reels: Collection<Reel>,
     pub join_requests: Collection<JoinRequest>,
     pub scores: Collection<Score>,
@@ -53,7 +54,7 @@ impl Store {
             follows: db.collection("follows"),
             connections: db.collection("connections"),
             blocks: db.collection("blocks"),
-            events: db.collection("events"),
+            meetups: db.collection("events"),
             reels: db.collection("reels"),
             join_requests: db.collection("join_requests"),
             scores: db.collection("scores"),
@@ -137,7 +138,7 @@ impl Store {
         self.users
             .create_index(plain(doc! { "profile.interests": 1 }))
             .await?;
-        self.events
+        self.meetups
             .create_index(unique(doc! { "chat_id": 1 }))
             .await?;
         self.reels

@@ -325,9 +325,9 @@ pub struct Block {
     pub created_at: DateTime,
 }
 
-/// A happening a group chat is about; participants of its chat are let in by an admin.
+/// A meetup a group chat is about; participants of its chat are let in by an admin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Event {
+pub struct Meetup {
     #[serde(rename = "_id")]
     pub id: ObjectId,
     pub chat_id: ObjectId,
@@ -337,8 +337,8 @@ pub struct Event {
     pub created_at: DateTime,
 }
 
-impl Event {
-    /// Until it ends, an event takes answers to its participants.
+impl Meetup {
+    /// Until it ends, a meetup takes answers to its participants.
     pub fn is_active(&self) -> bool {
         DateTime::now() < self.ends_at
     }
