@@ -70,7 +70,10 @@ async fn group(ts: &TestServer, owner: &Member, others: &[&Member], category: &s
 fn events(push: &RecordingPush) -> Vec<(String, String)> {
     push.take()
         .into_iter()
-        .map(|p| (p.user, p.data["event"].clone()))
+        .map(|p| {
+            let text = p.text_for(Some("chats")).unwrap();
+            (p.user.clone(), text.data["event"].clone())
+        })
         .filter(|(_, event)| event != "notification")
         .collect()
 }

@@ -169,9 +169,11 @@ async fn offline_devices_get_one_fcm_message_per_event() {
         ("gone-tablet", Platform::Ios),
         ("busy-browser", Platform::Web),
     ] {
-        app.register_device(&bob, token, platform).await.unwrap();
+        app.register_device(&bob, token, platform, "chats")
+            .await
+            .unwrap();
     }
-    app.register_device(&ada, "ada-phone", Platform::Android)
+    app.register_device(&ada, "ada-phone", Platform::Android, "chats")
         .await
         .unwrap();
 
@@ -259,7 +261,7 @@ async fn a_device_fcm_refuses_does_not_keep_the_others_from_their_push() {
     for token in ["bad-watch", "bob-phone"] {
         s.server
             .app
-            .register_device(&bob, token, Platform::Android)
+            .register_device(&bob, token, Platform::Android, "chats")
             .await
             .unwrap();
     }

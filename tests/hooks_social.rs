@@ -221,8 +221,8 @@ async fn follows_are_once_per_pair_counted_and_notified() {
     );
     let pushed = push.take();
     assert_eq!(pushed.len(), 1);
-    assert_eq!(pushed[0].title, "New follower");
-    assert_eq!(pushed[0].data["event"], "notification");
+    assert_eq!(pushed[0].texts["hooks"].title, "New follower");
+    assert_eq!(pushed[0].texts["hooks"].data["event"], "notification");
 
     let (status, body) = post(
         &ts,
@@ -573,8 +573,17 @@ async fn chat_sessions_need_a_confirmed_like_and_list_their_messages() {
     );
 
     // Both were offline: each message left the other a notification, pushed with the message.
-    let (_, notifications) = get(&ts, "/communication/notifications/", &rebecca).await;
-    assert!(messages_of(&notifications).contains(&"saliu sent you a message."));
+    // It is written after the sender's answer, so it may take a moment.
+    let mut found = false;
+    for _ in 0..50 {
+        let (_, notifications) = get(&ts, "/communication/notifications/", &rebecca).await;
+        found = messages_of(&notifications).contains(&"saliu sent you a message.");
+        if found {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(found, "the message-while-offline notification was stored");
     let (status, body) = ts
         .hooks(
             Method::DELETE,

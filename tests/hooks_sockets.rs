@@ -140,7 +140,10 @@ async fn notifications_stream_live_and_only_offline_users_are_pushed() {
     .await;
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
-    assert_eq!(pushed[0].body, "saliu sent you a like request.");
+    assert_eq!(
+        pushed[0].texts["hooks"].body,
+        "saliu sent you a like request."
+    );
     ts.stop().await;
 }
 

@@ -22,7 +22,7 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0].user, bob.id.to_hex());
-    assert_eq!(pushed[0].body, "ada started a chat with you");
+    assert_eq!(pushed[0].texts["chats"].body, "ada started a chat with you");
 
     // A message while bob is offline: one push with the author and a preview.
     let chat = app
@@ -32,14 +32,16 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     let message = app
         .post_message(&ada, &chat, "are you there?")
         .await
-        .unwrap();
+        .unwrap()
+        .message;
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     assert_eq!(pushed[0].user, bob.id.to_hex());
-    assert_eq!(pushed[0].title, "ada");
-    assert_eq!(pushed[0].body, "are you there?");
-    assert_eq!(pushed[0].data["chat_id"], chat.id.to_hex());
-    assert_eq!(pushed[0].data["message_id"], message.id.to_hex());
+    let text = &pushed[0].texts["chats"];
+    assert_eq!(text.title, "ada");
+    assert_eq!(text.body, "are you there?");
+    assert_eq!(text.data["chat_id"], chat.id.to_hex());
+    assert_eq!(text.data["message_id"], message.id.to_hex());
 
     // Once bob has a live connection, he gets the event and no push.
     let online = app.hub.connect(&bob.id.to_hex()).await;

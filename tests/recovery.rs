@@ -36,7 +36,8 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
         posted.push(
             app.post_message(author, &chat, &format!("m{i}"))
                 .await
-                .unwrap(),
+                .unwrap()
+                .message,
         );
     }
     let seqs: Vec<i64> = posted.iter().map(|m| m.seq).collect();
@@ -57,7 +58,11 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
         let (message, author) = app.next_missed(&mut replay).await.unwrap().unwrap();
         assert_eq!((message.id, author.id), (expected.id, expected.author_id));
     }
-    let during = app.post_message(&ada.user, &chat, "during").await.unwrap();
+    let during = app
+        .post_message(&ada.user, &chat, "during")
+        .await
+        .unwrap()
+        .message;
     let rest = drain(app, &mut replay).await;
     assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), [during.id]);
 
@@ -121,7 +126,7 @@ async fn two_nodes_number_one_chat_without_repeats() {
     let mut seqs: Vec<i64> = futures::future::join_all(posts)
         .await
         .into_iter()
-        .map(|posted| posted.unwrap().seq)
+        .map(|posted| posted.unwrap().message.seq)
         .collect();
     seqs.sort_unstable();
     seqs.dedup();

@@ -124,13 +124,30 @@ pub trait Transport: Send + Sync + 'static {
     fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()>;
 }
 
-/// What a user with no live connection should be told.
+/// What a push says, in the words of one dialect's apps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushIntent {
-    pub user: UserId,
+pub struct PushText {
     pub title: String,
     pub body: String,
     pub data: BTreeMap<String, String>,
+}
+
+/// What a user with no live connection should be told: the same news in the words of each
+/// dialect that has words for it, keyed by dialect. Each device gets its own app's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushIntent {
+    pub user: UserId,
+    pub texts: BTreeMap<String, PushText>,
+}
+
+impl PushIntent {
+    /// The text for a device of `dialect`'s app; a device of an app with no words for this
+    /// news (or of an unknown app) gets another dialect's rather than nothing.
+    pub fn text_for(&self, dialect: Option<&str>) -> Option<&PushText> {
+        dialect
+            .and_then(|d| self.texts.get(d))
+            .or_else(|| self.texts.values().next())
+    }
 }
 
 /// Takes push intents. It must not block: delivery happens elsewhere.
@@ -308,12 +325,33 @@ mod tests {
     }
 
     fn intent(user: &UserId) -> Option<PushIntent> {
-        Some(PushIntent {
-            user: user.clone(),
+        let text = PushText {
             title: "New message".into(),
             body: "hi".into(),
             data: BTreeMap::new(),
+        };
+        let texts = BTreeMap::from([("channels".to_owned(), text)]);
+        Some(PushIntent {
+            user: user.clone(),
+            texts,
         })
+    }
+
+    #[test]
+    fn each_device_gets_its_apps_words_or_else_anyones() {
+        let text = |title: &str| PushText {
+            title: title.into(),
+            body: String::new(),
+            data: BTreeMap::new(),
+        };
+        let intent = PushIntent {
+            user: "ada".into(),
+            texts: BTreeMap::from([("chats".into(), text("a")), ("hooks".into(), text("b"))]),
+        };
+        assert_eq!(intent.text_for(Some("hooks")).unwrap().title, "b");
+        assert_eq!(intent.text_for(Some("chats")).unwrap().title, "a");
+        assert_eq!(intent.text_for(Some("requests")).unwrap().title, "a");
+        assert_eq!(intent.text_for(None).unwrap().title, "a");
     }
 
     fn hello(room: Room) -> Outgoing {

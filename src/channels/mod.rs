@@ -27,6 +27,10 @@ fn user_room(user: &str) -> Room {
 pub struct Channels;
 
 impl Dialect for Channels {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
     fn render(&self, event: &ChatEvent) -> Rendered {
         match event {
             ChatEvent::MessagePosted {

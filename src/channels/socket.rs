@@ -185,8 +185,14 @@ async fn on_message(
             "expected {content: string, channel: id}",
         )?;
         let chat = app.member_chat(&user, data.channel.0).await?;
-        let message = app.post_message(&user, &chat, &data.content).await?;
-        Ok(MessageView::new(&message, &user, chat.num))
+        let posted = app.post_message(&user, &chat, &data.content).await?;
+        // The ack carries what the channel heard, rendered once for both.
+        let heard = posted.published.as_ref();
+        let view = match heard.and_then(|p| p.payload(DIALECT, "message")) {
+            Some(payload) => payload.clone(),
+            None => super::json(MessageView::new(&posted.message, &user, chat.num)),
+        };
+        Ok(view)
     }
     .await;
     reply(&socket, "message", ack, result);

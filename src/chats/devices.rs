@@ -53,7 +53,9 @@ async fn register(
     Caller { user, .. }: Caller,
     Body { value: req, .. }: Body<Registration>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ChatsError> {
-    let device = app.register_device(&user, &req.token, req.platform).await?;
+    let device = app
+        .register_device(&user, &req.token, req.platform, super::DIALECT)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "device": DeviceView::from(device) })),

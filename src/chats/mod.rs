@@ -3,6 +3,7 @@
 
 mod devices;
 mod participants;
+mod pushes;
 mod routes;
 mod social;
 pub mod views;
@@ -11,6 +12,7 @@ pub mod wire;
 use axum::Router;
 use bson::oid::ObjectId;
 use futures::future::BoxFuture;
+use rooms::PushText;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
@@ -81,8 +83,16 @@ pub struct Chats;
 const OPEN_CATEGORIES: &[&str] = &["Courses"];
 
 impl Dialect for Chats {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
     fn open_categories(&self) -> &'static [&'static str] {
         OPEN_CATEGORIES
+    }
+
+    fn push(&self, event: &ChatEvent, user: &ObjectId) -> Option<PushText> {
+        pushes::push(event, user)
     }
 
     fn render(&self, event: &ChatEvent) -> Rendered {

@@ -12,12 +12,13 @@ use crate::store::{Device, Platform, User, to_bson};
 pub const TOKEN_MAX_LEN: usize = 4096;
 
 impl Core {
-    /// Register (or move to this user) a device's push token.
+    /// Register (or move to this user) a device's push token, for an app of `dialect`.
     pub async fn register_device(
         &self,
         user: &User,
         token: &str,
         platform: Platform,
+        dialect: &str,
     ) -> Result<Device> {
         let token = token.trim();
         if token.is_empty() || token.len() > TOKEN_MAX_LEN || token.chars().any(char::is_whitespace)
@@ -27,7 +28,12 @@ impl Core {
             ));
         }
         let platform = to_bson(&platform)?;
-        let set = doc! { "user_id": user.id, "platform": platform, "updated_at": DateTime::now() };
+        let set = doc! {
+            "user_id": user.id,
+            "platform": platform,
+            "dialect": dialect,
+            "updated_at": DateTime::now(),
+        };
         self.store
             .devices
             .find_one_and_update(

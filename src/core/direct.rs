@@ -106,8 +106,8 @@ impl Core {
         Ok(opened)
     }
 
-    /// The one-to-one chat between two users whose connection was accepted (a hooks "chat
-    /// session"), opened if need be.
+    /// The one-to-one chat between two users whose connection was accepted, opened if need
+    /// be.
     pub async fn open_chat_session(&self, user: &User, other: &User) -> Result<Chat> {
         if other.id == user.id {
             return Err(Error::invalid("you cannot chat with yourself"));

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
-use rooms::{Outgoing, PushIntent, Report, Room, Route};
+use rooms::{Outgoing, PushIntent, PushText, Report, Room, Route};
 
 use super::Core;
-use crate::store::{Chat, Message, Notification, NotificationKind, Participant, Score, User};
+use crate::store::{Chat, Message, Notification, Participant, Score, User};
 
 /// The connection (a Socket.IO socket id) a change came from; that device already knows.
 pub type Origin = Option<String>;
@@ -76,9 +76,11 @@ pub enum ChatEvent {
         action: &'static str,
         points: i64,
     },
-    /// A notification was stored for its user; `push` says whether to push it when offline.
+    /// A notification was stored for its user, caused by `actor`; `push` says whether to push
+    /// it when they are offline.
     Notified {
         notification: Notification,
+        actor: User,
         push: bool,
     },
     /// One user of a one-to-one chat blocked the other, who stops hearing the chat.
@@ -114,8 +116,19 @@ impl Rendered {
     }
 }
 
+/// A dialect: how the core's events look to its clients. It says what happened in its own
+/// words; the core decides who is told and who is pushed.
 pub trait Dialect: Send + Sync + 'static {
+    /// Its name, which devices registered by its apps carry.
+    fn name(&self) -> &'static str;
+
     fn render(&self, event: &ChatEvent) -> Rendered;
+
+    /// What to push to `user` (who has no live connection) about the event, in words its
+    /// apps show; `None` when it has none for this event.
+    fn push(&self, _event: &ChatEvent, _user: &ObjectId) -> Option<PushText> {
+        None
+    }
 
     /// Group categories this dialect's clients expect to be always open to everyone.
     fn open_categories(&self) -> &'static [&'static str] {
@@ -158,138 +171,47 @@ impl ChatEvent {
             Self::Notified {
                 notification,
                 push: true,
+                ..
             } => vec![notification.user_id],
             _ => Vec::new(),
         }
     }
-
-    fn push_intent(&self, user: &str) -> Option<PushIntent> {
-        let (title, body, data) = match self {
-            Self::MessagePosted {
-                chat,
-                message,
-                author,
-                ..
-            } => (
-                author.username.clone(),
-                preview(&message.content),
-                [
-                    ("chat_id", chat.id.to_hex()),
-                    ("message_id", message.id.to_hex()),
-                ],
-            ),
-            Self::ChatCreated { chat, creator, .. } => match &chat.group {
-                Some(group) => (
-                    group.name.clone(),
-                    format!("{} added you to {}", creator.username, group.name),
-                    about(chat, "chat-created"),
-                ),
-                None => (
-                    "New chat".to_owned(),
-                    format!("{} started a chat with you", creator.username),
-                    about(chat, "chat-created"),
-                ),
-            },
-            Self::ParticipantsJoined { chat, by, .. } => (
-                chat_name(chat),
-                format!("{} added you to {}", by.username, chat_name(chat)),
-                about(chat, "chat-joined"),
-            ),
-            Self::ParticipantRemoved { chat, by, .. } => (
-                chat_name(chat),
-                format!("{} removed you from {}", by.username, chat_name(chat)),
-                about(chat, "chat-access-removed"),
-            ),
-            Self::AdminAccessChanged {
-                chat, participant, ..
-            } => {
-                let (event, body) = if participant.is_admin {
-                    ("chat-admin-access-granted", "You are now an admin of")
-                } else {
-                    ("chat-admin-access-removed", "You are no longer an admin of")
-                };
-                (
-                    chat_name(chat),
-                    format!("{body} {}", chat_name(chat)),
-                    about(chat, event),
-                )
-            }
-            Self::ParticipantAnswered {
-                chat, participant, ..
-            } => {
-                let verdict = match participant.status {
-                    Some(crate::store::Answer::Accepted) => "accepted",
-                    _ => "declined",
-                };
-                (
-                    chat_name(chat),
-                    format!("Your place at {} was {verdict}", chat_name(chat)),
-                    about(chat, "chat-participant-status-updated"),
-                )
-            }
-            Self::Notified { notification, .. } => {
-                let title = match notification.kind {
-                    NotificationKind::Followed => "New follower",
-                    NotificationKind::LikeRequested => "New like",
-                    NotificationKind::LikeAnswered => "Your like was answered",
-                    NotificationKind::MessageWhileOffline => "New message",
-                };
-                (
-                    title.to_owned(),
-                    notification.message.clone(),
-                    [
-                        ("event", "notification".to_owned()),
-                        ("notification_id", notification.num.to_string()),
-                    ],
-                )
-            }
-            _ => return None,
-        };
-        let data = data
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect::<BTreeMap<_, _>>();
-        Some(PushIntent {
-            user: user.to_owned(),
-            title,
-            body,
-            data,
-        })
-    }
 }
 
-fn about(chat: &Chat, event: &str) -> [(&'static str, String); 2] {
-    [("chat_id", chat.id.to_hex()), ("event", event.to_owned())]
+/// What publishing an event did: who was online, offline or pushed, and what each dialect
+/// rendered (so a reply to the client that caused it need not render it again).
+#[derive(Debug)]
+pub struct Published {
+    pub report: Report,
+    rendered: Vec<(&'static str, Rendered)>,
 }
 
-fn chat_name(chat: &Chat) -> String {
-    chat.group
-        .as_ref()
-        .map_or_else(|| "A chat".to_owned(), |g| g.name.clone())
-}
-
-fn preview(content: &str) -> String {
-    const MAX: usize = 100;
-    match content.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &content[..cut]),
-        None => content.to_owned(),
+impl Published {
+    /// The payload `dialect` rendered for its `event`.
+    pub fn payload(&self, dialect: &str, event: &str) -> Option<&serde_json::Value> {
+        self.rendered
+            .iter()
+            .filter(|(name, _)| *name == dialect)
+            .flat_map(|(_, rendered)| &rendered.outgoing)
+            .find(|out| out.event == event)
+            .map(|out| &out.payload)
     }
 }
 
 impl Core {
     /// Render the event for every dialect, send each rendering through its dialect's transport
-    /// only, and push to recipients with no live connection on any node.
-    pub async fn publish(&self, event: ChatEvent) -> Report {
-        let rendered: Vec<_> = self
-            .dialects
-            .read()
-            .unwrap()
+    /// only, and push to recipients with no live connection on any node, in the words of the
+    /// dialects whose apps their devices run.
+    pub async fn publish(&self, event: ChatEvent) -> Published {
+        let dialects = self.dialects.read().unwrap().clone();
+        let rendered: Vec<_> = dialects
             .iter()
-            .map(|(dialect, transport)| (transport.clone(), dialect.render(&event)))
+            .map(|(dialect, _)| (dialect.name(), dialect.render(&event)))
             .collect();
-        let routes: Vec<Route<'_>> = rendered
+        let routes: Vec<Route<'_>> = dialects
             .iter()
-            .map(|(transport, r)| Route {
+            .zip(&rendered)
+            .map(|((_, transport), (_, r))| Route {
                 transport: transport.as_ref(),
                 joins: &r.joins,
                 leaves: &r.leaves,
@@ -302,30 +224,24 @@ impl Core {
             .filter(|id| **id != self.system_user().id)
             .map(|id| id.to_hex())
             .collect();
-        let report = self
-            .hub
-            .deliver_or_push(&routes, &recipients, |u| event.push_intent(u))
-            .await;
+        let push = |user: &String| {
+            let id = ObjectId::parse_str(user).ok()?;
+            let texts: BTreeMap<String, PushText> = dialects
+                .iter()
+                .filter_map(|(d, _)| Some((d.name().to_owned(), d.push(&event, &id)?)))
+                .collect();
+            (!texts.is_empty()).then(|| PushIntent {
+                user: user.clone(),
+                texts,
+            })
+        };
+        let report = self.hub.deliver_or_push(&routes, &recipients, push).await;
         if !report.pushed.is_empty() {
             tracing::debug!(
                 pushed = report.pushed.len(),
                 "offline recipients get a push"
             );
         }
-        report
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::preview;
-
-    #[test]
-    fn previews_cut_long_content_on_a_char_boundary() {
-        assert_eq!(preview("hi"), "hi");
-        let long = "é".repeat(150);
-        let cut = preview(&long);
-        assert_eq!(cut.chars().count(), 101);
-        assert!(cut.ends_with('…'));
+        Published { report, rendered }
     }
 }

@@ -10,6 +10,7 @@ use bson::{DateTime, doc};
 use futures::TryStreamExt;
 use serde::Deserialize;
 
+use super::events::Published;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, User};
@@ -34,6 +35,15 @@ pub struct HistoryPage {
     pub limit: i64,
 }
 
+/// The start of a message, as a push or a list shows it: at most 100 characters.
+pub fn preview(content: &str) -> String {
+    const MAX: usize = 100;
+    match content.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &content[..cut]),
+        None => content.to_owned(),
+    }
+}
+
 pub fn valid_content(raw: &str) -> Result<&str> {
     if raw.trim().is_empty() {
         return Err(Error::invalid("content must not be empty"));
@@ -44,6 +54,13 @@ pub fn valid_content(raw: &str) -> Result<&str> {
         )));
     }
     Ok(raw)
+}
+
+/// A message stored, and what delivering it did (`None` if it could not be delivered).
+#[derive(Debug)]
+pub struct Posted {
+    pub message: Message,
+    pub published: Option<Published>,
 }
 
 #[derive(Deserialize)]
@@ -195,11 +212,11 @@ impl Core {
     }
 
     /// Store a message from a member of the chat and deliver it to everyone who can see it.
-    pub async fn post_message(&self, author: &User, chat: &Chat, content: &str) -> Result<Message> {
+    pub async fn post_message(&self, author: &User, chat: &Chat, content: &str) -> Result<Posted> {
         let content = valid_content(content)?.to_owned();
         let message = self.new_message(author, chat, content, Vec::new()).await?;
-        self.announce_message(author, chat, &message).await;
-        Ok(message)
+        let published = self.announce_message(author, chat, &message).await;
+        Ok(Posted { message, published })
     }
 
     /// Store a message carrying files, each filed under its kind and one of the chat's tags
@@ -210,7 +227,7 @@ impl Core {
         chat: &Chat,
         content: &str,
         files: Vec<(FileKind, String, Attachment)>,
-    ) -> Result<Message> {
+    ) -> Result<Posted> {
         if files.is_empty() {
             return Err(Error::invalid(
                 "a message with files needs at least one file",
@@ -234,18 +251,25 @@ impl Core {
             })
             .collect();
         self.store.files.insert_many(&filed).await?;
-        self.announce_message(author, chat, &message).await;
-        Ok(message)
+        let published = self.announce_message(author, chat, &message).await;
+        Ok(Posted { message, published })
     }
 
     /// Deliver a stored message. In a one-to-one chat, a recipient with no live connection
-    /// also finds a notification of it later (the message's own push has already gone out).
-    async fn announce_message(&self, author: &User, chat: &Chat, message: &Message) {
+    /// also finds a notification of it later (the message's own push has already gone out);
+    /// those are written after the sender has their answer, which waits for the sender's work
+    /// only.
+    async fn announce_message(
+        &self,
+        author: &User,
+        chat: &Chat,
+        message: &Message,
+    ) -> Option<Published> {
         let members = match self.member_ids(chat).await {
             Ok(members) => members,
             Err(e) => {
                 tracing::error!(chat = %chat.id, message = %message.id, "stored but not delivered: {e}");
-                return;
+                return None;
             }
         };
         let event = ChatEvent::MessagePosted {
@@ -254,23 +278,26 @@ impl Core {
             author: author.clone(),
             members: members.clone(),
         };
-        let report = self.publish(event).await;
-        if chat.is_group() {
-            return;
+        let published = self.publish(event).await;
+        let offline: Vec<ObjectId> = published
+            .report
+            .offline
+            .iter()
+            .filter_map(|user| ObjectId::parse_str(user).ok())
+            .collect();
+        if !chat.is_group()
+            && !offline.is_empty()
+            && let Some(app) = self.app()
+        {
+            let author = author.clone();
+            tokio::spawn(async move {
+                for recipient in offline {
+                    let kind = NotificationKind::MessageWhileOffline;
+                    app.notify(recipient, kind, &author, None, false).await;
+                }
+            });
         }
-        for recipient in report.offline {
-            let Ok(recipient) = ObjectId::parse_str(&recipient) else {
-                continue;
-            };
-            let text = format!("{} sent you a message.", author.display_name());
-            self.notify(
-                recipient,
-                NotificationKind::MessageWhileOffline,
-                text,
-                false,
-            )
-            .await;
-        }
+        Some(published)
     }
 
     /// Delete a message; only its author may.
@@ -436,6 +463,15 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_cut_long_content_on_a_char_boundary() {
+        assert_eq!(preview("hi"), "hi");
+        let long = "é".repeat(150);
+        let cut = preview(&long);
+        assert_eq!(cut.chars().count(), 101);
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn content_must_be_present_and_bounded() {

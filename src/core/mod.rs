@@ -37,6 +37,8 @@ pub use tokens::Tokens;
 pub type App = Arc<Core>;
 
 pub struct Core {
+    /// The core itself, for work it leaves running after answering.
+    me: Weak<Core>,
     pub store: Store,
     pub tokens: Tokens,
     pub hub: Hub,
@@ -128,7 +130,8 @@ impl Core {
         media: Option<Media>,
     ) -> crate::error::Result<App> {
         let system_user = users::ensure_system_user(&store).await?;
-        let core = Arc::new(Self {
+        let core = Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             store,
             tokens,
             hub,
@@ -155,6 +158,11 @@ impl Core {
             ));
         }
         Ok(core)
+    }
+
+    /// The shared core, to hand to work that outlives the current call.
+    fn app(&self) -> Option<App> {
+        self.me.upgrade()
     }
 
     /// A dialect whose clients hear the core's events through `transport`.

@@ -1,5 +1,6 @@
-//! Notifications: what a user is told about new followers, likes and the answers to them, and
-//! messages that reached them while they had no live connection. Stored until cleared.
+//! Notifications: what a user is told about new followers, connections asked of them and the
+//! answers to theirs, and messages that reached them while they had no live connection.
+//! Stored until cleared; each dialect that shows them says them in its own words.
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
@@ -7,7 +8,7 @@ use futures::TryStreamExt;
 
 use super::{ChatEvent, Core};
 use crate::error::Result;
-use crate::store::{Notification, NotificationKind, User};
+use crate::store::{Answer, Notification, NotificationKind, User};
 
 /// The most notifications one read returns, newest first.
 pub const NOTIFICATIONS_MAX: i64 = 100;
@@ -20,7 +21,8 @@ impl Core {
         &self,
         user: ObjectId,
         kind: NotificationKind,
-        message: String,
+        actor: &User,
+        answer: Option<Answer>,
         push: bool,
     ) {
         let stored = async {
@@ -29,7 +31,9 @@ impl Core {
                 num: self.store.ids.next("notifications").await?,
                 user_id: user,
                 kind,
-                message,
+                actor: Some(actor.id),
+                answer,
+                message: None,
                 created_at: DateTime::now(),
             };
             self.store.notifications.insert_one(&notification).await?;
@@ -38,8 +42,13 @@ impl Core {
         .await;
         match stored {
             Ok(notification) => {
-                self.publish(ChatEvent::Notified { notification, push })
-                    .await;
+                let actor = actor.clone();
+                let event = ChatEvent::Notified {
+                    notification,
+                    actor,
+                    push,
+                };
+                self.publish(event).await;
             }
             Err(e) => tracing::warn!(%user, ?kind, "could not store a notification: {e}"),
         }

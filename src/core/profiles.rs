@@ -12,29 +12,9 @@ use super::social::FollowSide;
 use crate::error::{Error, Result};
 use crate::store::{Follow, User};
 
-/// The interests a profile may list.
-pub const INTERESTS: [&str; 20] = [
-    "social networking",
-    "dancing",
-    "fun times",
-    "social",
-    "career",
-    "business",
-    "environment",
-    "fitness",
-    "nature",
-    "sports",
-    "recreation",
-    "running",
-    "cycling",
-    "comedy",
-    "coffee",
-    "night waalks",
-    "foodie",
-    "dating",
-    "relationship",
-    "others",
-];
+/// The most interests a profile lists, and the longest one.
+const INTERESTS_MAX: usize = 50;
+const INTEREST_MAX_CHARS: usize = 50;
 
 pub const DISPLAY_PIC_MAX_BYTES: usize = 2 * 1024 * 1024;
 const DISPLAY_PIC_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
@@ -72,6 +52,8 @@ pub struct ProfileChange {
     /// (field, value) for full_name, gender, bio, state, city and monthly_sub_keys.
     pub text: Vec<(&'static str, String)>,
     pub interests: Option<Vec<String>>,
+    /// The interests the dialect's clients choose from; any when `None`.
+    pub interest_choices: Option<&'static [&'static str]>,
     pub display_pic: Option<Picture>,
 }
 
@@ -116,7 +98,7 @@ impl Core {
             }
         }
         if let Some(interests) = change.interests {
-            match valid_interests(&interests) {
+            match valid_interests(&interests, change.interest_choices) {
                 Ok(interests) => {
                     set.insert("profile.interests", interests);
                 }
@@ -256,17 +238,26 @@ impl Core {
     }
 }
 
-/// The interests, lowercased and without repeats, or DRF's message for each invalid one.
-fn valid_interests(interests: &[String]) -> std::result::Result<Vec<String>, Vec<String>> {
+/// The interests, lowercased and without repeats, or what is wrong with each invalid one.
+fn valid_interests(
+    interests: &[String],
+    choices: Option<&[&str]>,
+) -> std::result::Result<Vec<String>, Vec<String>> {
     let mut valid: Vec<String> = Vec::new();
     let mut problems = Vec::new();
     for interest in interests {
         let interest = interest.trim().to_lowercase();
-        if !INTERESTS.contains(&interest.as_str()) {
+        let listed = choices.is_none_or(|c| c.contains(&interest.as_str()));
+        if !listed || interest.is_empty() || interest.chars().count() > INTEREST_MAX_CHARS {
             problems.push(format!("\"{interest}\" is not a valid choice."));
         } else if !valid.contains(&interest) {
             valid.push(interest);
         }
+    }
+    if valid.len() > INTERESTS_MAX {
+        problems.push(format!(
+            "Ensure this field has no more than {INTERESTS_MAX} elements."
+        ));
     }
     if problems.is_empty() {
         Ok(valid)
@@ -301,11 +292,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interests_come_from_the_list() {
+    fn interests_come_from_the_choices_given() {
+        let choices = Some(&["dancing", "sports"][..]);
         let given = vec!["Dancing".to_owned(), " sports ".into(), "dancing".into()];
-        assert_eq!(valid_interests(&given).unwrap(), vec!["dancing", "sports"]);
-        let problems = valid_interests(&["knitting".to_owned()]).unwrap_err();
+        assert_eq!(
+            valid_interests(&given, choices).unwrap(),
+            vec!["dancing", "sports"]
+        );
+        let problems = valid_interests(&["knitting".to_owned()], choices).unwrap_err();
         assert_eq!(problems, vec!["\"knitting\" is not a valid choice."]);
+        assert!(valid_interests(&["knitting".to_owned()], None).is_ok());
     }
 
     #[test]

@@ -62,8 +62,7 @@ impl Core {
             .await
             .unless_duplicate()?
             .ok_or_else(|| Error::Conflict("you already follow this user".into()))?;
-        let message = format!("{} just followed you.", user.display_name());
-        self.notify(followee, NotificationKind::Followed, message, true)
+        self.notify(followee, NotificationKind::Followed, user, None, true)
             .await;
         Ok(follow)
     }
@@ -153,7 +152,7 @@ impl Core {
         Ok(blocked)
     }
 
-    /// Ask `to` for a connection (a hooks "like"). One open or accepted connection per pair.
+    /// Ask `to` for a connection. One open or accepted connection per pair.
     pub async fn request_connection(&self, user: &User, to: ObjectId) -> Result<Connection> {
         self.other_user(user, to, "connect with").await?;
         if self.blocked_between(&user.id, &to).await? {
@@ -181,8 +180,7 @@ impl Core {
             created_at: DateTime::now(),
         };
         self.store.connections.insert_one(&connection).await?;
-        let message = format!("{} sent you a like request.", user.display_name());
-        self.notify(to, NotificationKind::LikeRequested, message, true)
+        self.notify(to, NotificationKind::LikeRequested, user, None, true)
             .await;
         Ok(connection)
     }
@@ -214,16 +212,11 @@ impl Core {
                 "this connection was already answered".into(),
             ));
         }
-        let verdict = if answer == Answer::Accepted {
-            "accepted"
-        } else {
-            "declined"
-        };
-        let message = format!("{} {verdict} your like request.", user.display_name());
         self.notify(
             connection.from,
             NotificationKind::LikeAnswered,
-            message,
+            user,
+            Some(answer),
             true,
         )
         .await;
@@ -268,7 +261,7 @@ impl Core {
             .find_one(filter)
             .await?
             .ok_or_else(|| {
-                Error::Forbidden("a like must be confirmed between you and this user first".into())
+                Error::Forbidden("you and this user must have an accepted connection first".into())
             })
     }
 

@@ -33,7 +33,13 @@ async fn notifications(
     Caller { user: me, .. }: Caller,
 ) -> Result<Json<Value>, HooksError> {
     let stored = app.notifications_of(&me).await?;
-    Ok(Json(stored.iter().map(views::notification).collect()))
+    let actors: Vec<_> = stored.iter().filter_map(|n| n.actor).collect();
+    let actors = app.users_by_id(&actors).await?;
+    let listed = stored
+        .iter()
+        .map(|n| views::notification(n, n.actor.and_then(|a| actors.get(&a))))
+        .collect();
+    Ok(Json(listed))
 }
 
 async fn clear_notifications(
@@ -60,6 +66,17 @@ async fn initiate(
         .await?
         .ok_or(Error::NotFound("user"))
         .map_err(on_field("user"))?;
+    if other.id != me.id {
+        // The core refuses a session without an accepted connection; say so in likes.
+        app.accepted_connection_between(&me, &other)
+            .await
+            .map_err(|e| match e {
+                Error::Forbidden(_) => Error::Forbidden(
+                    "a like must be confirmed between you and this user first".into(),
+                ),
+                other => other,
+            })?;
+    }
     let chat = app
         .open_chat_session(&me, &other)
         .await

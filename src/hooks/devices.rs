@@ -45,7 +45,7 @@ async fn register(
         }
     };
     let device = app
-        .register_device(&me, token, platform)
+        .register_device(&me, token, platform, super::DIALECT)
         .await
         .map_err(super::wire::on_field("registration_id"))?;
     let body = json!({

@@ -11,10 +11,12 @@ pub mod views;
 pub mod wire;
 
 use axum::Router;
-use rooms::{Outgoing, Room};
+use bson::oid::ObjectId;
+use rooms::{Outgoing, PushText, Room};
 
+use crate::core::messages::preview;
 use crate::core::{App, ChatEvent, Dialect, Rendered};
-use crate::store::Chat;
+use crate::store::{Chat, NotificationKind};
 
 const DIALECT: &str = "hooks";
 
@@ -37,6 +39,10 @@ pub fn router() -> Router<App> {
 pub struct Hooks;
 
 impl Dialect for Hooks {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
     fn render(&self, event: &ChatEvent) -> Rendered {
         let outgoing = match event {
             ChatEvent::MessagePosted {
@@ -49,10 +55,14 @@ impl Dialect for Hooks {
                 frame["session_id"] = chat.num.into();
                 Outgoing::new(chat_room(chat), "message", frame)
             }
-            ChatEvent::Notified { notification, .. } => Outgoing::new(
+            ChatEvent::Notified {
+                notification,
+                actor,
+                ..
+            } => Outgoing::new(
                 Room::user(DIALECT, &notification.user_id.to_hex()),
                 "notification",
-                views::notification(notification),
+                views::notification(notification, Some(actor)),
             ),
             // A blocked user's open `ws/chat/` socket stops hearing the session (and what it
             // sends is refused). Lifting the block does not bring it back: it reconnects.
@@ -65,5 +75,48 @@ impl Dialect for Hooks {
             _ => return Rendered::default(),
         };
         Rendered::events(vec![outgoing])
+    }
+
+    /// Notifications, titled by what happened (with `event: notification` and the
+    /// notification's id), and one-to-one messages (with the session's id).
+    fn push(&self, event: &ChatEvent, _user: &ObjectId) -> Option<PushText> {
+        let (title, body, data) = match event {
+            ChatEvent::Notified {
+                notification,
+                actor,
+                ..
+            } => {
+                let title = match notification.kind {
+                    NotificationKind::Followed => "New follower",
+                    NotificationKind::LikeRequested => "New like",
+                    NotificationKind::LikeAnswered => "Your like was answered",
+                    NotificationKind::MessageWhileOffline => "New message",
+                };
+                (
+                    title.to_owned(),
+                    views::notification_text(notification, Some(actor)),
+                    [
+                        ("event", "notification".to_owned()),
+                        ("notification_id", notification.num.to_string()),
+                    ],
+                )
+            }
+            ChatEvent::MessagePosted {
+                chat,
+                message,
+                author,
+                ..
+            } if !chat.is_group() => (
+                author.display_name().to_owned(),
+                preview(&message.content),
+                [
+                    ("session_id", chat.num.to_string()),
+                    ("message_id", message.num.to_string()),
+                ],
+            ),
+            _ => return None,
+        };
+        let data = data.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Some(PushText { title, body, data })
     }
 }

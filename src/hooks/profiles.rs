@@ -49,6 +49,30 @@ enum Interests {
     One(String),
 }
 
+/// The interests the spec lets a profile list.
+const INTERESTS: [&str; 20] = [
+    "social networking",
+    "dancing",
+    "fun times",
+    "social",
+    "career",
+    "business",
+    "environment",
+    "fitness",
+    "nature",
+    "sports",
+    "recreation",
+    "running",
+    "cycling",
+    "comedy",
+    "coffee",
+    "night waalks",
+    "foodie",
+    "dating",
+    "relationship",
+    "others",
+];
+
 #[derive(Deserialize)]
 struct JsonProfile {
     #[serde(flatten)]
@@ -69,6 +93,10 @@ async fn update(
     } else {
         let Body { value: json, .. } = Body::<JsonProfile>::from_request(request, &()).await?;
         from_json(json)?
+    };
+    let change = ProfileChange {
+        interest_choices: Some(&INTERESTS),
+        ..change
     };
     let user = app.update_profile_details(&me, change).await?;
     Ok(Json(views::profile(&user)))

@@ -5,7 +5,7 @@ use bson::DateTime;
 use serde_json::{Value, json};
 
 use crate::core::profiles::Recommendation;
-use crate::store::{Message, Notification, User};
+use crate::store::{Answer, Message, Notification, NotificationKind, User};
 
 /// What Django's serializers showed for a detail never filled in.
 const NOT_SET: &str = "N/A";
@@ -90,12 +90,33 @@ pub fn recommended(recommendation: &Recommendation, active: bool) -> Value {
     })
 }
 
-pub fn notification(notification: &Notification) -> Value {
+/// A notification as listed and as sent over `ws/notification/`; `actor` is who caused it.
+pub fn notification(notification: &Notification, actor: Option<&User>) -> Value {
     json!({
         "id": notification.num,
-        "message": notification.message,
+        "message": notification_text(notification, actor),
         "timestamp": timestamp(notification.created_at),
     })
+}
+
+/// What a notification says: "X just followed you.", with X the full name or the username.
+pub fn notification_text(notification: &Notification, actor: Option<&User>) -> String {
+    if let Some(stored) = &notification.message {
+        return stored.clone();
+    }
+    let who = actor.map_or("Someone", User::display_name);
+    match notification.kind {
+        NotificationKind::Followed => format!("{who} just followed you."),
+        NotificationKind::LikeRequested => format!("{who} sent you a like request."),
+        NotificationKind::LikeAnswered => {
+            let verdict = match notification.answer {
+                Some(Answer::Accepted) => "accepted",
+                _ => "declined",
+            };
+            format!("{who} {verdict} your like request.")
+        }
+        NotificationKind::MessageWhileOffline => format!("{who} sent you a message."),
+    }
 }
 
 /// A message of a chat session, as listed and as sent over `ws/chat/`.

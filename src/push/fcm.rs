@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use gcp_auth::{CustomServiceAccount, TokenProvider};
 use mongodb::Collection;
 use reqwest::StatusCode;
-use rooms::{PushIntent, PushSink};
+use rooms::{PushIntent, PushSink, PushText};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
@@ -131,7 +131,10 @@ impl Sender {
     }
 
     async fn send_with_retries(&self, device: &Device, intent: &PushIntent) -> anyhow::Result<()> {
-        let body = message(&device.token, intent);
+        let Some(text) = intent.text_for(device.dialect.as_deref()) else {
+            return Ok(());
+        };
+        let body = message(&device.token, text);
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=ATTEMPTS {
             match self.send(&body).await? {
@@ -205,12 +208,12 @@ fn classify(status: StatusCode, retry_after: Option<Duration>, error: &Value) ->
 }
 
 /// The FCM v1 message for one device.
-fn message(token: &str, intent: &PushIntent) -> Value {
+fn message(token: &str, text: &PushText) -> Value {
     json!({
         "message": {
             "token": token,
-            "notification": { "title": intent.title, "body": intent.body },
-            "data": intent.data,
+            "notification": { "title": text.title, "body": text.body },
+            "data": text.data,
             "android": { "priority": "high" },
             "apns": { "headers": { "apns-priority": "10" } },
         }

@@ -10,6 +10,7 @@ pub struct LogPushSink;
 
 impl PushSink for LogPushSink {
     fn push(&self, intent: PushIntent) {
-        tracing::info!(user = %intent.user, title = %intent.title, "push intent (no push service configured)");
+        let title = intent.text_for(None).map(|t| t.title.as_str());
+        tracing::info!(user = %intent.user, ?title, "push intent (no push service configured)");
     }
 }

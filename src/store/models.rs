@@ -295,6 +295,7 @@ impl Connection {
 }
 
 /// Something a user was told: stored until they clear it, streamed live when they listen.
+/// What it says is up to the dialect that shows it, from its kind and who caused it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Notification {
     #[serde(rename = "_id")]
@@ -302,7 +303,15 @@ pub struct Notification {
     pub num: i64,
     pub user_id: ObjectId,
     pub kind: NotificationKind,
-    pub message: String,
+    /// Who followed, asked, answered or wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<ObjectId>,
+    /// For an answered connection, the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Answer>,
+    /// The text of notifications stored before dialects wrote their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     pub created_at: DateTime,
 }
 
@@ -310,7 +319,9 @@ pub struct Notification {
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     Followed,
+    /// Asked for a connection (a hooks "like").
     LikeRequested,
+    /// The connection they asked for was answered.
     LikeAnswered,
     MessageWhileOffline,
 }
@@ -402,6 +413,9 @@ pub struct Device {
     pub user_id: ObjectId,
     pub token: String,
     pub platform: Platform,
+    /// The dialect whose app registered it: its pushes are written in that dialect's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
     pub updated_at: DateTime,
 }
 
