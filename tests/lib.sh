@@ -51,15 +51,17 @@ install_tools() {
   (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
-# Starts the database and exports TEST_MONGODB_URI.
+# start_database [NAME]: starts a database (its log is $LOGS/NAME.log) and exports
+# TEST_MONGODB_URI.
 start_database() {
-  say "starting the database"
+  local name=${1:-database}
+  say "starting the database ($name)"
   local port
   port=$(free_port)
   "$TOOLS/venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path :memory: \
-    --log-level WARNING >"$LOGS/database.log" 2>&1 &
+    --log-level WARNING >"$LOGS/$name.log" 2>&1 &
   PIDS+=($!)
-  wait_for_port "$port" database "$!"
+  wait_for_port "$port" "$name" "$!"
   export TEST_MONGODB_URI="mongodb://127.0.0.1:$port/?directConnection=true"
 }
 

@@ -13,6 +13,7 @@ use crate::core::App;
 use crate::core::direct::Opened;
 use crate::core::groups::{GroupChanges, NewGroup, PHOTO_MAX_BYTES};
 use crate::core::listing::ChatFilter;
+use crate::core::messages::HistoryPage;
 use crate::error::Error;
 use crate::http::ids::{object_id, object_ids};
 use crate::http::paging::page_window;
@@ -35,6 +36,7 @@ pub fn router() -> Router<App> {
                 )),
         )
         .route("/chats/{id}/files", get(files))
+        .route("/chats/{id}/messages", get(messages).post(post_message))
         .route("/chats/{id}/read", post(read))
         .route("/chats/{id}/event", get(event).post(create_event))
 }
@@ -289,6 +291,68 @@ async fn remove(
         .delete_group(&me, object_id(&id, "id")?, origin(socket)?)
         .await?;
     Ok(Json(json!({ "chat": { "_id": chat.id.to_hex() } })))
+}
+
+#[derive(Deserialize)]
+struct NewMessage {
+    content: String,
+}
+
+/// Post a message (not in the spec, whose clients see messages as `lastMessage` and `unread`;
+/// the other dialects' clients hear it). Participants only; the chat's rules apply.
+async fn post_message(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Body { value: req, .. }: Body<NewMessage>,
+) -> Result<(StatusCode, Json<Value>), ChatsError> {
+    let membership = app.member_view(&me, object_id(&id, "id")?).await?;
+    let posted = app
+        .post_message(&me, &membership.chat, &req.content)
+        .await?;
+    let users = std::collections::HashMap::from([(me.id, me.clone())]);
+    let viewer = Viewer::new(&app, &me, &users).await;
+    let message = viewer.message(&posted.message);
+    Ok((StatusCode::CREATED, Json(json!({ "message": message }))))
+}
+
+#[derive(Deserialize)]
+struct MessagesQuery {
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+/// A chat's latest messages, oldest first; `before` (a message id) pages back.
+async fn messages(
+    State(app): State<App>,
+    Caller { user: me, .. }: Caller,
+    Ids { value: id, .. }: Ids<String>,
+    Params { value: q, .. }: Params<MessagesQuery>,
+) -> Reply {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid("limit must be between 1 and 100").into());
+    }
+    let membership = app.member_view(&me, object_id(&id, "id")?).await?;
+    let before = match q.before {
+        Some(before) => {
+            let message = app
+                .message_in(&membership.chat, object_id(&before, "before")?)
+                .await?;
+            Some(message.num)
+        }
+        None => None,
+    };
+    let page = HistoryPage {
+        before,
+        after: None,
+        limit,
+    };
+    let history = app.history(&membership.chat, page).await?;
+    let users = app.authors_of(&history).await?;
+    let viewer = Viewer::new(&app, &me, &users).await;
+    let listed: Vec<Value> = history.iter().map(|m| viewer.message(m)).collect();
+    Ok(Json(json!({ "messages": listed })))
 }
 
 async fn read(

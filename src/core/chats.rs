@@ -11,6 +11,13 @@ use super::Core;
 use crate::error::{Error, Result};
 use crate::store::{Chat, GroupDetails, Participant, User};
 
+/// Who is in a chat, as every message checks it.
+#[derive(Debug)]
+pub struct Members {
+    pub ids: Arc<[ObjectId]>,
+    pub admins: Vec<ObjectId>,
+}
+
 /// A chat and everyone in it.
 #[derive(Debug, Clone)]
 pub struct Membership {
@@ -152,18 +159,21 @@ impl Core {
             .collect())
     }
 
+    /// The chat with this numeric id as it is now (from the cache its changes drop).
+    pub(super) async fn chat_by_num(&self, num: i64) -> Result<Chat> {
+        if let Some(chat) = self.chats_by_num.get(&num) {
+            return Ok(chat);
+        }
+        let chat = self.store.chats.find_one(doc! { "num": num }).await?;
+        let chat = chat.ok_or(Error::NotFound("chat"))?;
+        self.chats_by_num.insert(num, chat.clone());
+        Ok(chat)
+    }
+
     /// The chat with this numeric id, if the user belongs to it. Chats the user is not in are
     /// reported as not found, so their existence does not leak.
     pub async fn member_chat(&self, user: &User, num: i64) -> Result<Chat> {
-        let chat = match self.chats_by_num.get(&num) {
-            Some(chat) => chat,
-            None => {
-                let chat = self.store.chats.find_one(doc! { "num": num }).await?;
-                let chat = chat.ok_or(Error::NotFound("chat"))?;
-                self.chats_by_num.insert(num, chat.clone());
-                chat
-            }
-        };
+        let chat = self.chat_by_num(num).await?;
         if self.member_ids(&chat).await?.contains(&user.id) {
             Ok(chat)
         } else {
@@ -179,14 +189,26 @@ impl Core {
         Ok(cursor.try_collect().await?)
     }
 
-    pub async fn member_ids(&self, chat: &Chat) -> Result<Arc<[ObjectId]>> {
+    /// Who is in the chat, and who runs it (cached).
+    pub async fn members(&self, chat: &Chat) -> Result<Arc<Members>> {
         if let Some(members) = self.members.get(&chat.id) {
             return Ok(members);
         }
         let participants = self.participants_where(doc! { "chat_id": chat.id }).await?;
-        let members: Arc<[ObjectId]> = participants.into_iter().map(|p| p.user_id).collect();
+        let members = Arc::new(Members {
+            ids: participants.iter().map(|p| p.user_id).collect(),
+            admins: participants
+                .iter()
+                .filter(|p| p.is_admin)
+                .map(|p| p.user_id)
+                .collect(),
+        });
         self.members.insert(chat.id, members.clone());
         Ok(members)
+    }
+
+    pub async fn member_ids(&self, chat: &Chat) -> Result<Arc<[ObjectId]>> {
+        Ok(self.members(chat).await?.ids.clone())
     }
 
     /// Mark everything in the chat read for the user.

@@ -45,7 +45,8 @@ pub fn preview(content: &str) -> String {
 }
 
 pub fn valid_content(raw: &str) -> Result<&str> {
-    if raw.trim().is_empty() {
+    // Whitespace and control characters alone (NUL included) say nothing.
+    if raw.chars().all(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid("content must not be empty"));
     }
     if raw.chars().count() > CONTENT_MAX_CHARS {
@@ -87,20 +88,30 @@ pub struct Replay {
 }
 
 impl Core {
-    /// Whether `author` may post in `chat` now: a member, and (one-to-one) not blocked either
-    /// way. Asked for every message, so an open socket loses the right when its user does.
+    /// Whether `author` may post in `chat` now: a member; in a one-to-one chat, neither
+    /// blocked the other; in a group that allows no public posts, an admin. Asked for every
+    /// message, from the chat as it is now, so an open socket loses the right when its user
+    /// does.
     pub async fn may_post(&self, author: &User, chat: &Chat) -> Result<()> {
-        let members = self.member_ids(chat).await?;
-        if !members.contains(&author.id) {
+        let members = self.members(chat).await?;
+        if !members.ids.contains(&author.id) {
             return Err(Error::NotFound("chat"));
         }
-        if !chat.is_group()
-            && let Some(other) = members.iter().find(|m| **m != author.id)
-            && self.blocked_between(&author.id, other).await?
-        {
-            return Err(Error::Forbidden(
-                "you cannot post in this chat: one of you blocked the other".into(),
-            ));
+        if !chat.is_group() {
+            let other = members.ids.iter().find(|m| **m != author.id);
+            if let Some(other) = other
+                && self.blocked_between(&author.id, other).await?
+            {
+                return Err(Error::Forbidden(
+                    "you cannot post in this chat: one of you blocked the other".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let now = self.chat_by_num(chat.num).await?;
+        let public = now.group.as_ref().is_none_or(|g| g.allow_public_post);
+        if !public && !members.admins.contains(&author.id) {
+            return Err(Error::Forbidden("only admins may post in this chat".into()));
         }
         Ok(())
     }
@@ -124,14 +135,12 @@ impl Core {
             return Ok(counter);
         }
         let newest = self.newest_seq(chat).await?;
-        // Tasks that missed together share the first counter stored: each with its own would
-        // hand out the same numbers.
-        if let Some(counter) = self.seqs.get(&chat.id) {
-            counter.fetch_max(newest, Ordering::SeqCst);
-            return Ok(counter);
-        }
-        let counter = Arc::new(AtomicI64::new(newest));
-        self.seqs.insert(chat.id, counter.clone());
+        // Tasks that missed together share one counter: each with its own would hand out the
+        // same numbers.
+        let counter = self
+            .seqs
+            .get_or_insert(chat.id, || Arc::new(AtomicI64::new(newest)));
+        counter.fetch_max(newest, Ordering::SeqCst);
         Ok(counter)
     }
 
@@ -233,6 +242,11 @@ impl Core {
                 "a message with files needs at least one file",
             ));
         }
+        if content.chars().count() > CONTENT_MAX_CHARS {
+            return Err(Error::invalid(format!(
+                "content is longer than {CONTENT_MAX_CHARS} characters"
+            )));
+        }
         let attachments = files.iter().map(|(_, _, file)| file.clone()).collect();
         let message = self
             .new_message(author, chat, content.to_owned(), attachments)
@@ -330,6 +344,13 @@ impl Core {
         };
         self.publish(event).await;
         Ok(message)
+    }
+
+    /// The message with this id in `chat`.
+    pub async fn message_in(&self, chat: &Chat, id: ObjectId) -> Result<Message> {
+        let filter = doc! { "_id": id, "chat_id": chat.id };
+        let message = self.store.messages.find_one(filter).await?;
+        message.ok_or(Error::NotFound("message"))
     }
 
     /// Where the message with numeric id `num` sits in `chat`.
@@ -477,6 +498,7 @@ mod tests {
     fn content_must_be_present_and_bounded() {
         assert!(valid_content("hello").is_ok());
         assert!(valid_content("  \n").is_err());
+        assert!(valid_content("\0\u{1}\t").is_err());
         assert!(valid_content(&"x".repeat(CONTENT_MAX_CHARS)).is_ok());
         assert!(valid_content(&"x".repeat(CONTENT_MAX_CHARS + 1)).is_err());
     }

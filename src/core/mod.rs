@@ -53,7 +53,7 @@ pub struct Core {
     /// theirs (through Redis) before answering. `CACHE_TTL` only bounds how long an entry
     /// survives a change whose word was lost (Redis unreachable at that moment).
     chats_by_num: HotCache<i64, Chat>,
-    members: HotCache<ObjectId, Arc<[ObjectId]>>,
+    members: HotCache<ObjectId, Arc<chats::Members>>,
     blocked: HotCache<String, bool>,
     /// Each busy chat's last sequence number handed out here (see `messages.rs`). Reloaded
     /// from the database after `CACHE_TTL`, and whenever another node took a number.
@@ -100,6 +100,20 @@ impl<K: Eq + Hash + Clone, V: Clone> HotCache<K, V> {
 
     fn insert(&self, key: K, value: V) {
         self.entries.insert(key, (Instant::now(), value));
+    }
+
+    /// The entry for `key`, or `value` stored now: of tasks that ask at once, one stores and
+    /// the others get what it stored. For entries that stay right once made (counters that
+    /// only move forward): an expired one is renewed as it is.
+    fn get_or_insert(&self, key: K, value: impl FnOnce() -> V) -> V {
+        let stored = self.entries.get_or_insert_with(&key, || {
+            Ok::<_, std::convert::Infallible>((Instant::now(), value()))
+        });
+        let Ok((at, stored)) = stored;
+        if at.elapsed() >= self.ttl {
+            self.entries.insert(key, (Instant::now(), stored.clone()));
+        }
+        stored
     }
 
     fn remove(&self, key: &K) {

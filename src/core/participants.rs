@@ -172,6 +172,7 @@ impl Core {
                 doc! { "$set": { "is_admin": admin } },
             )
             .await?;
+        self.forget_chat(&membership.chat).await;
         let participant = Participant {
             is_admin: admin,
             ..target

@@ -8,6 +8,7 @@ export const clients = {
   v4: require('socket.io-client-v4').io,
 };
 const WebSocket = require('ws');
+const { MongoClient, ObjectId } = require('mongodb');
 
 export const BASE = process.env.PALAVER_URL;
 if (!BASE) throw new Error('PALAVER_URL is not set: run the tests with tests/run.sh');
@@ -24,6 +25,18 @@ export async function signup(username, base = BASE) {
   const { status, body } = await call('POST', '/new', { body: { username }, base });
   if (status !== 201) throw new Error(`signup ${username}: ${status}`);
   return { id: body.id, token: body.token, username };
+}
+
+// A chat's numeric id (what the channels dialect calls it) from its 24-hex id (the chats
+// dialect's), read from the server's database: no API gives both for a group.
+export async function chatNum(hexId, database = process.env.PALAVER_DATABASE) {
+  const client = await new MongoClient(process.env.TEST_MONGODB_URI).connect();
+  try {
+    const chat = await client.db(database).collection('chats').findOne({ _id: new ObjectId(hexId) });
+    return String(chat.num);
+  } finally {
+    await client.close();
+  }
 }
 
 export async function createChannel(from, to, base = BASE) {

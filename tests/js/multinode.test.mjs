@@ -10,12 +10,10 @@ import { createWriteStream, mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
 import {
-  signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call,
+  signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
 } from './helpers.mjs';
 
-const { MongoClient, ObjectId } = createRequire(import.meta.url)('mongodb');
 const env = (name) => {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run the tests with tests/run.sh`);
@@ -92,7 +90,6 @@ async function startNode(name) {
 
 let one;
 let two;
-let mongo;
 const open = [];
 // Sockets opened by a test, closed after it whatever happens.
 const track = (socket) => { open.push(socket); return socket; };
@@ -100,19 +97,17 @@ const track = (socket) => { open.push(socket); return socket; };
 before(async () => {
   await redis.start();
   [one, two] = await Promise.all([startNode('one'), startNode('two')]);
-  mongo = await new MongoClient(MONGODB_URI).connect();
 });
 
 after(async () => {
   for (const socket of open) socket.close();
-  await mongo?.close();
   for (const node of [one, two]) if (node && node.child.exitCode === null) node.child.kill('SIGTERM');
   await Promise.all([one?.child.exited, two?.child.exited]);
   if (redis.child?.exitCode === null) await redis.stop();
 });
 
 const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
-const numOf = async (hexId) => (await mongo.db(DATABASE).collection('chats').findOne({ _id: new ObjectId(hexId) })).num;
+const numOf = (hexId) => chatNum(hexId, DATABASE);
 
 // Two hooks users with a confirmed like, and their chat session (the channels DM too).
 async function likedPair(base) {
@@ -205,7 +200,7 @@ test('a chat created or joined through one node is live on the other without rec
   assert.equal(added.status, 201, JSON.stringify(added.body));
   assert.equal((await joined).chat._id, group.body.chat._id);
   // ...and its channels socket now hears the group's messages too.
-  const num = String(await numOf(group.body.chat._id));
+  const num = await numOf(group.body.chat._id);
   const adaInGroup = track(await connect('v4', 'websocket', { token: ada.token, channels: [num], how: 'auth', base: one.base }));
   const inGroup = nextEvent(bobSocket, 'message');
   await emitAck(adaInGroup, 'message', { content: 'welcome to the group', channel: num });
@@ -225,7 +220,7 @@ test('a participant removed or blocked through one node is refused and deaf on t
   });
   assert.equal(group.status, 201);
   const id = group.body.chat._id;
-  const num = String(await numOf(id));
+  const num = await numOf(id);
   const nehaOnTwo = track(await connect('v4', 'websocket', { token: neha.token, channels: [num], how: 'auth', base: two.base }));
   const carlOnTwo = track(await connect('v4', 'websocket', { token: carl.token, channels: [num], how: 'auth', base: two.base }));
   const maxOnOne = track(await connect('v4', 'websocket', { token: max.token, channels: [num], how: 'auth', base: one.base }));
