@@ -8,6 +8,7 @@ use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
 use super::direct::pair_key;
+use super::listing::Window;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
@@ -270,8 +271,7 @@ impl Core {
         &self,
         user: &User,
         kind: ConnectionKind,
-        skip: u64,
-        limit: i64,
+        window: Window,
     ) -> Result<(u64, Vec<Connection>)> {
         let filter = match kind {
             ConnectionKind::Asked => doc! { "from": user.id, "status": "pending" },
@@ -288,8 +288,8 @@ impl Core {
                 .connections
                 .find(filter.clone())
                 .sort(doc! { "created_at": -1, "_id": -1 })
-                .skip(skip)
-                .limit(limit)
+                .skip(window.skip)
+                .limit(window.limit as i64)
                 .await?;
             cursor.try_collect::<Vec<_>>().await
         };

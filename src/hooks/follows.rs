@@ -12,10 +12,11 @@ use super::wire::{Body, Caller, HooksError, IdValue, Params, on_field, required,
 use crate::core::App;
 use crate::core::social::{ConnectionKind, FollowSide};
 use crate::error::Error;
+use crate::http::paging::page_window;
 use crate::store::{Answer, Connection, User};
 
 /// Likes per page, as DRF's page-number pagination serves them.
-const LIKES_PAGE_SIZE: i64 = 20;
+const LIKES_PAGE_SIZE: u64 = 20;
 
 pub fn router() -> Router<App> {
     Router::new()
@@ -203,16 +204,15 @@ async fn likes(
             return Err(Error::Fields(vec![("status", message)]).into());
         }
     };
+    // DRF answers a page that is not a positive number, or lies past the end, with 404.
     let page: u64 = match query.page.as_deref() {
         None => 1,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|p| *p >= 1)
-            .ok_or(Error::NotFound("page"))?,
+        Some(p) => p.parse().map_err(|_| Error::NotFound("page"))?,
     };
-    let skip = (page - 1) * LIKES_PAGE_SIZE as u64;
-    let (count, connections) = app.connections_of(&me, kind, skip, LIKES_PAGE_SIZE).await?;
+    let window =
+        page_window(Some(page), Some(LIKES_PAGE_SIZE)).map_err(|_| Error::NotFound("page"))?;
+    let (count, connections) = app.connections_of(&me, kind, window).await?;
+    let skip = window.skip;
     if page > 1 && connections.is_empty() {
         return Err(Error::NotFound("page").into());
     }
