@@ -53,30 +53,6 @@ async fn until_online(ts: &TestServer, account: &HooksAccount) {
     panic!("the user never came online");
 }
 
-async fn confirmed_pair(ts: &TestServer) -> (HooksAccount, HooksAccount) {
-    let saliu = ts.hooks_account("saliu@example.org", "Fan").await;
-    let rebecca = ts.hooks_account("rebecca@example.org", "Creator").await;
-    let (_, like) = ts
-        .hooks(
-            Method::POST,
-            "/follow/like/",
-            Some(&rebecca.access),
-            Some(json!({ "like": saliu.num })),
-        )
-        .await;
-    let answer = json!({ "like_instance": like["id"], "action": "accept" });
-    let (status, _) = ts
-        .hooks(
-            Method::POST,
-            "/follow/like/respond/",
-            Some(&saliu.access),
-            Some(answer),
-        )
-        .await;
-    assert!(status.is_success());
-    (saliu, rebecca)
-}
-
 #[tokio::test]
 async fn notifications_stream_live_and_only_offline_users_are_pushed() {
     let push = Arc::new(RecordingPush::default());
@@ -150,7 +126,7 @@ async fn notifications_stream_live_and_only_offline_users_are_pushed() {
 #[tokio::test]
 async fn a_chat_socket_refuses_with_a_code_that_says_why() {
     let ts = TestServer::start().await;
-    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let (saliu, rebecca) = ts.confirmed_pair().await;
     let stranger = ts.hooks_account("stranger@example.org", "Fan").await;
     let cases = [
         (
@@ -189,7 +165,7 @@ async fn a_chat_socket_refuses_with_a_code_that_says_why() {
 #[tokio::test]
 async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
     let ts = TestServer::start().await;
-    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let (saliu, rebecca) = ts.confirmed_pair().await;
     let mut saliu_socket = ws_open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
     let mut rebecca_socket =
         ws_open(&ts, &format!("/ws/chat/{}/", saliu.num), &rebecca.access).await;
@@ -265,7 +241,7 @@ async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
 #[tokio::test]
 async fn a_chat_socket_that_says_what_it_saw_last_is_sent_what_it_missed() {
     let ts = TestServer::start().await;
-    let (saliu, rebecca) = confirmed_pair(&ts).await;
+    let (saliu, rebecca) = ts.confirmed_pair().await;
     let mut saliu_socket = ws_open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
     until_online(&ts, &saliu).await;
     let mut seen = Vec::new();

@@ -102,24 +102,7 @@ async fn chats_rest_posts_follow_the_rules() {
 #[tokio::test]
 async fn an_open_chat_socket_is_refused_once_its_user_may_no_longer_post() {
     let ts = TestServer::start().await;
-    let saliu = ts.hooks_account("saliu@example.org", "Fan").await;
-    let rebecca = ts.hooks_account("rebecca@example.org", "Fan").await;
-    let (_, like) = ts
-        .hooks(
-            Method::POST,
-            "/follow/like/",
-            Some(&rebecca.access),
-            Some(json!({ "like": saliu.num })),
-        )
-        .await;
-    let answer = json!({ "like_instance": like["id"], "action": "accept" });
-    ts.hooks(
-        Method::POST,
-        "/follow/like/respond/",
-        Some(&saliu.access),
-        Some(answer),
-    )
-    .await;
+    let (saliu, rebecca) = ts.confirmed_pair().await;
     let mut socket = ws_open(&ts, &format!("/ws/chat/{}/", saliu.num), &rebecca.access).await;
     let send = async |socket: &mut common::WsClient, text: &str| {
         let frame = json!({ "message": text }).to_string();

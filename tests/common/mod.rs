@@ -305,6 +305,34 @@ impl TestServer {
         }
     }
 
+    /// Two hooks accounts whose like was confirmed (saliu, a Fan, and rebecca, a Creator).
+    pub async fn confirmed_pair(&self) -> (HooksAccount, HooksAccount) {
+        let saliu = self.hooks_account("saliu@example.org", "Fan").await;
+        let rebecca = self.hooks_account("rebecca@example.org", "Creator").await;
+        let like = json!({ "like": saliu.num });
+        let path = "/follow/like/";
+        let (_, like) = self
+            .hooks(
+                reqwest::Method::POST,
+                path,
+                Some(&rebecca.access),
+                Some(like),
+            )
+            .await;
+        let answer = json!({ "like_instance": like["id"], "action": "accept" });
+        let path = "/follow/like/respond/";
+        let (status, _) = self
+            .hooks(
+                reqwest::Method::POST,
+                path,
+                Some(&saliu.access),
+                Some(answer),
+            )
+            .await;
+        assert!(status.is_success());
+        (saliu, rebecca)
+    }
+
     pub async fn stop(self) {
         self.server.stop().await.unwrap();
     }
