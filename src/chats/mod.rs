@@ -224,7 +224,9 @@ impl Dialect for Chats {
             | ChatEvent::MessageDeleted { .. }
             | ChatEvent::Notified { .. }
             | ChatEvent::Blocked { .. }
-            | ChatEvent::Unblocked { .. } => Vec::new(),
+            | ChatEvent::Unblocked { .. }
+            | ChatEvent::RequestAnswered { .. }
+            | ChatEvent::TotalsChanged { .. } => Vec::new(),
         };
         Rendered::events(outgoing)
     }

@@ -61,6 +61,7 @@ async fn list(
         search: q.search,
         group: q.group,
         meet_me_only: q.meet_me_only,
+        requests: None,
     };
     let listing = app
         .list_chats(&me, &filter, page_window(q.page, q.limit)?)

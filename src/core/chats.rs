@@ -102,8 +102,13 @@ impl Core {
         participants: &[Participant],
     ) -> Result<Vec<Participant>> {
         let mut added = Vec::new();
+        // What was said before someone joined is not unread for them.
+        let newest = self.newest_seq(chat).await?;
         for participant in participants {
-            let mut fields = crate::store::to_document(participant)?;
+            let mut fields = crate::store::to_document(&Participant {
+                last_read_seq: newest,
+                ..participant.clone()
+            })?;
             fields.remove("chat_id");
             fields.remove("user_id");
             let result = self
@@ -216,15 +221,18 @@ impl Core {
         let membership = self.member_view(user, id).await?;
         let me = membership.me(user)?.clone();
         let now = DateTime::now();
+        let newest = self.newest_seq(&membership.chat).await?;
         self.store
             .participants
             .update_one(
                 doc! { "_id": me.id },
-                doc! { "$set": { "last_read_at": now } },
+                doc! { "$set": { "last_read_at": now }, "$max": { "last_read_seq": newest } },
             )
             .await?;
+        self.refresh_totals(vec![user.id]);
         Ok(Participant {
             last_read_at: Some(now),
+            last_read_seq: newest.max(me.last_read_seq),
             ..me
         })
     }

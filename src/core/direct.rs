@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::{Chat, ChatKind, Participant, User};
+use crate::store::{Chat, ChatKind, ChatRequest, Participant, RequestStatus, User};
 
 /// The outcome of opening a one-to-one chat.
 #[derive(Debug)]
@@ -45,6 +45,20 @@ impl Core {
         meet_me: Option<ObjectId>,
         origin: Origin,
     ) -> Result<Opened> {
+        self.open_direct_chat(creator, other, meet_me, false, origin)
+            .await
+    }
+
+    /// As `open_direct`; a chat created here is a request of `creator`'s to `other` when
+    /// `asked` (an existing chat stays as it is).
+    pub(super) async fn open_direct_chat(
+        &self,
+        creator: &User,
+        other: &User,
+        meet_me: Option<ObjectId>,
+        asked: bool,
+        origin: Origin,
+    ) -> Result<Opened> {
         if creator.id == other.id {
             return Err(Error::invalid("you cannot open a chat with yourself"));
         }
@@ -68,6 +82,12 @@ impl Core {
             addressee: Some(other.id),
             meet_me,
             group: None,
+            request: asked.then_some(ChatRequest {
+                from: creator.id,
+                to: other.id,
+                status: RequestStatus::Pending,
+                answered_at: None,
+            }),
             tags: Vec::new(),
             created_at: now,
             updated_at: Some(now),

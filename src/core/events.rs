@@ -8,6 +8,7 @@ use bson::oid::ObjectId;
 use rooms::{Outgoing, PushIntent, PushText, Report, Room, Route};
 
 use super::Core;
+use super::requests::Totals;
 use crate::store::{Chat, Message, Notification, Participant, Score, User};
 
 /// The connection (a Socket.IO socket id) a change came from; that device already knows.
@@ -83,6 +84,14 @@ pub enum ChatEvent {
         actor: User,
         push: bool,
     },
+    /// The user asked for a chat answered the request.
+    RequestAnswered {
+        chat: Chat,
+        by: User,
+        accepted: bool,
+    },
+    /// What a user's badges count changed (sent only when some connection watches them).
+    TotalsChanged { user: ObjectId, totals: Totals },
     /// One user of a one-to-one chat blocked the other, who stops hearing the chat.
     Blocked {
         chat: Chat,
@@ -173,6 +182,11 @@ impl ChatEvent {
                 push: true,
                 ..
             } => vec![notification.user_id],
+            Self::RequestAnswered {
+                chat,
+                accepted: true,
+                ..
+            } => chat.request.iter().map(|r| r.from).collect(),
             _ => Vec::new(),
         }
     }

@@ -76,6 +76,7 @@ impl Core {
                 allow_public_post: true,
                 photo: None,
             }),
+            request: None,
             tags: Vec::new(),
             created_at: now,
             updated_at: Some(now),

@@ -32,6 +32,19 @@ pub struct ChatFilter {
     pub group: Option<bool>,
     /// Only one-to-one chats opened from a connection.
     pub meet_me_only: bool,
+    /// Only one-to-one chats (but the welcome chat) whose request stands so.
+    pub requests: Option<Requests>,
+}
+
+/// Which one-to-one chats, by where their request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requests {
+    /// Active: accepted, or never asked for.
+    Active,
+    /// Asked of the user, not answered.
+    Received,
+    /// Asked of the user and declined by them.
+    Declined,
 }
 
 /// A chat as a list shows it.
@@ -91,6 +104,24 @@ impl Core {
         if filter.meet_me_only && filter.group != Some(true) {
             query.insert("kind", "direct");
             query.insert("meet_me", doc! { "$exists": true });
+        }
+        if let Some(requests) = filter.requests {
+            query.insert("kind", "direct");
+            let welcome = super::direct::pair_key(&user.id, &self.system_user().id);
+            query.insert("pair_key", doc! { "$ne": welcome });
+            match requests {
+                Requests::Active => {
+                    query.insert("request.status", doc! { "$nin": ["pending", "declined"] })
+                }
+                Requests::Received => {
+                    query.insert("request.to", user.id);
+                    query.insert("request.status", "pending")
+                }
+                Requests::Declined => {
+                    query.insert("request.to", user.id);
+                    query.insert("request.status", "declined")
+                }
+            };
         }
         if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
             // Groups match on their name; one-to-one chats on the other person's username.
@@ -157,7 +188,7 @@ impl Core {
             .store
             .messages
             .find_one(doc! { "chat_id": chat_id })
-            .sort(doc! { "chat_id": 1, "num": -1 })
+            .sort(doc! { "chat_id": 1, "seq": -1 })
             .await?;
         let unread = self.unread(user, &membership).await?;
         Ok(ChatSummary {
@@ -172,12 +203,41 @@ impl Core {
         let Some(me) = membership.of(&user.id) else {
             return Ok(0);
         };
-        let filter = doc! {
-            "chat_id": membership.chat.id,
-            "author_id": { "$ne": user.id },
-            "created_at": { "$gt": me.last_read_at() },
-        };
-        Ok(self.store.messages.count_documents(filter).await?)
+        let counts = self.unread_in(user, std::slice::from_ref(me)).await?;
+        Ok(counts.get(&membership.chat.id).copied().unwrap_or_default())
+    }
+
+    /// For each of the user's participations, how many messages of others came after their
+    /// read mark: one query, walking only the unread part of each chat's index.
+    pub(super) async fn unread_in(
+        &self,
+        user: &User,
+        mine: &[Participant],
+    ) -> Result<HashMap<ObjectId, u64>> {
+        if mine.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let after_marks: Vec<Document> = mine
+            .iter()
+            .map(|p| doc! { "chat_id": p.chat_id, "seq": { "$gt": p.last_read_seq } })
+            .collect();
+        let pipeline = [
+            doc! { "$match": { "$or": after_marks, "author_id": { "$ne": user.id } } },
+            doc! { "$group": { "_id": "$chat_id", "unread": { "$sum": 1 } } },
+        ];
+        let mut counted = self.store.messages.aggregate(pipeline).await?;
+        let mut unread = HashMap::new();
+        while let Some(row) = counted.try_next().await? {
+            let (Ok(chat), Some(n)) = (row.get_object_id("_id"), row.get("unread")) else {
+                continue;
+            };
+            let n = n
+                .as_i64()
+                .or_else(|| n.as_i32().map(i64::from))
+                .unwrap_or(0);
+            unread.insert(chat, n.max(0) as u64);
+        }
+        Ok(unread)
     }
 
     /// A page of chats matching `query`, most recently active first, with everyone in them,

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use super::events::Published;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::{Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, User};
+use crate::store::{
+    Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, RequestStatus, User,
+};
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
 /// The most messages replayed per chat to a reconnecting client: beyond that it pages back
@@ -57,6 +59,65 @@ pub fn valid_content(raw: &str) -> Result<&str> {
     Ok(raw)
 }
 
+/// The longest link a message may carry, and the longest id a client may give its copy.
+pub const LINK_MAX_CHARS: usize = 2048;
+pub const CLIENT_ID_MAX_CHARS: usize = 128;
+
+/// A message as its author wrote it, before it is stored.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    /// May be empty when files come with it.
+    pub content: String,
+    /// Files, each filed under a kind and a tag (one of the chat's, or `others`) so the
+    /// chat's media can be browsed.
+    pub files: Vec<(FileKind, String, Attachment)>,
+    pub link: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl Draft {
+    pub fn text(content: &str) -> Self {
+        Self {
+            content: content.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// The draft as it may be stored: content present (or files), everything bounded.
+    fn checked(self) -> Result<Self> {
+        if self.files.is_empty() {
+            valid_content(&self.content)?;
+        } else if self.content.chars().count() > CONTENT_MAX_CHARS {
+            return Err(Error::invalid(format!(
+                "content is longer than {CONTENT_MAX_CHARS} characters"
+            )));
+        }
+        if let Some(link) = &self.link {
+            let web = link.starts_with("https://") || link.starts_with("http://");
+            if !web || link.chars().count() > LINK_MAX_CHARS || link.contains(char::is_whitespace) {
+                return Err(Error::invalid(format!(
+                    "a link must be an http(s) URL of at most {LINK_MAX_CHARS} characters"
+                )));
+            }
+        }
+        if let Some(id) = &self.client_id
+            && (id.chars().count() > CLIENT_ID_MAX_CHARS || id.contains(char::is_control))
+        {
+            return Err(Error::invalid(format!(
+                "a client's id for a message is at most {CLIENT_ID_MAX_CHARS} characters"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// What posting may do besides storing the message.
+enum Posting {
+    Plain,
+    /// The asked user writes in a pending request: that accepts it.
+    Accepts,
+}
+
 /// A message stored, and what delivering it did (`None` if it could not be delivered).
 #[derive(Debug)]
 pub struct Posted {
@@ -89,14 +150,19 @@ pub struct Replay {
 
 impl Core {
     /// Whether `author` may post in `chat` now: a member; in a one-to-one chat, neither
-    /// blocked the other; in a group that allows no public posts, an admin. Asked for every
-    /// message, from the chat as it is now, so an open socket loses the right when its user
-    /// does.
+    /// blocked the other, and not the asker of a declined request; in a group that allows no
+    /// public posts, an admin. Asked for every message, from the chat as it is now, so an open
+    /// socket loses the right when its user does.
     pub async fn may_post(&self, author: &User, chat: &Chat) -> Result<()> {
+        self.posting(author, chat).await.map(|_| ())
+    }
+
+    async fn posting(&self, author: &User, chat: &Chat) -> Result<Posting> {
         let members = self.members(chat).await?;
         if !members.ids.contains(&author.id) {
             return Err(Error::NotFound("chat"));
         }
+        let now = self.chat_by_num(chat.num).await?;
         if !chat.is_group() {
             let other = members.ids.iter().find(|m| **m != author.id);
             if let Some(other) = other
@@ -106,18 +172,25 @@ impl Core {
                     "you cannot post in this chat: one of you blocked the other".into(),
                 ));
             }
-            return Ok(());
+            return match &now.request {
+                Some(r) if r.status == RequestStatus::Declined && r.from == author.id => {
+                    Err(Error::Forbidden("your chat request was declined".into()))
+                }
+                Some(r) if r.status == RequestStatus::Pending && r.to == author.id => {
+                    Ok(Posting::Accepts)
+                }
+                _ => Ok(Posting::Plain),
+            };
         }
-        let now = self.chat_by_num(chat.num).await?;
         let public = now.group.as_ref().is_none_or(|g| g.allow_public_post);
         if !public && !members.admins.contains(&author.id) {
             return Err(Error::Forbidden("only admins may post in this chat".into()));
         }
-        Ok(())
+        Ok(Posting::Plain)
     }
 
     /// The newest sequence number stored in the chat (0 before its first message).
-    async fn newest_seq(&self, chat: &Chat) -> Result<i64> {
+    pub(super) async fn newest_seq(&self, chat: &Chat) -> Result<i64> {
         let newest = self
             .store
             .messages
@@ -195,41 +268,64 @@ impl Core {
         Ok(())
     }
 
-    /// A new message of `author` in `chat`, numbered and stored (not yet delivered).
-    async fn new_message(
-        &self,
-        author: &User,
-        chat: &Chat,
-        content: String,
-        files: Vec<Attachment>,
-    ) -> Result<Message> {
-        self.may_post(author, chat).await?;
+    /// Store a message of `author` in `chat`, after the rules of posting, and deliver it to
+    /// everyone who can see it. Every message of every dialect and transport comes here.
+    pub async fn post(&self, author: &User, chat: &Chat, draft: Draft) -> Result<Posted> {
+        let draft = draft.checked()?;
+        if let Posting::Accepts = self.posting(author, chat).await? {
+            let now = self.chat_by_num(chat.num).await?;
+            match self.settle_request(&now, author, true).await {
+                // Answered meanwhile (accepted by another of their devices): write on.
+                Ok(_) | Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut message = Message {
             id: ObjectId::new(),
             num: self.store.ids.next("messages").await?,
             chat_id: chat.id,
             seq: 0,
             author_id: author.id,
-            content,
-            files,
+            content: draft.content,
+            files: draft
+                .files
+                .iter()
+                .map(|(_, _, file)| file.clone())
+                .collect(),
+            link: draft.link,
+            client_id: draft.client_id,
             created_at: DateTime::now(),
         };
         let at = message.created_at;
         let insert = self.insert_numbered(chat, &mut message);
         tokio::try_join!(insert, self.touch_chat(chat, at))?;
-        Ok(message)
-    }
-
-    /// Store a message from a member of the chat and deliver it to everyone who can see it.
-    pub async fn post_message(&self, author: &User, chat: &Chat, content: &str) -> Result<Posted> {
-        let content = valid_content(content)?.to_owned();
-        let message = self.new_message(author, chat, content, Vec::new()).await?;
+        if !draft.files.is_empty() {
+            let filed: Vec<ChatFile> = draft
+                .files
+                .into_iter()
+                .map(|(kind, tag, file)| ChatFile {
+                    id: file.id,
+                    chat_id: chat.id,
+                    user_id: author.id,
+                    message_id: message.id,
+                    kind,
+                    tag,
+                    file,
+                    at,
+                })
+                .collect();
+            self.store.files.insert_many(&filed).await?;
+        }
         let published = self.announce_message(author, chat, &message).await;
         Ok(Posted { message, published })
     }
 
-    /// Store a message carrying files, each filed under its kind and one of the chat's tags
-    /// (or `others`) so the chat's media can be browsed. Delivered like any message.
+    /// A message of text only.
+    pub async fn post_message(&self, author: &User, chat: &Chat, content: &str) -> Result<Posted> {
+        self.post(author, chat, Draft::text(content)).await
+    }
+
+    /// A message carrying files.
     pub async fn post_files(
         &self,
         author: &User,
@@ -242,31 +338,12 @@ impl Core {
                 "a message with files needs at least one file",
             ));
         }
-        if content.chars().count() > CONTENT_MAX_CHARS {
-            return Err(Error::invalid(format!(
-                "content is longer than {CONTENT_MAX_CHARS} characters"
-            )));
-        }
-        let attachments = files.iter().map(|(_, _, file)| file.clone()).collect();
-        let message = self
-            .new_message(author, chat, content.to_owned(), attachments)
-            .await?;
-        let filed: Vec<ChatFile> = files
-            .into_iter()
-            .map(|(kind, tag, file)| ChatFile {
-                id: file.id,
-                chat_id: chat.id,
-                user_id: author.id,
-                message_id: message.id,
-                kind,
-                tag,
-                file,
-                at: message.created_at,
-            })
-            .collect();
-        self.store.files.insert_many(&filed).await?;
-        let published = self.announce_message(author, chat, &message).await;
-        Ok(Posted { message, published })
+        let draft = Draft {
+            content: content.to_owned(),
+            files,
+            ..Draft::default()
+        };
+        self.post(author, chat, draft).await
     }
 
     /// Deliver a stored message. In a one-to-one chat, a recipient with no live connection
@@ -299,17 +376,24 @@ impl Core {
             .iter()
             .filter_map(|user| ObjectId::parse_str(user).ok())
             .collect();
-        if !chat.is_group()
-            && !offline.is_empty()
-            && let Some(app) = self.app()
-        {
-            let author = author.clone();
-            tokio::spawn(async move {
-                for recipient in offline {
-                    let kind = NotificationKind::MessageWhileOffline;
-                    app.notify(recipient, kind, &author, None, false).await;
-                }
-            });
+        if !chat.is_group() {
+            let others: Vec<ObjectId> = members
+                .iter()
+                .filter(|m| **m != author.id)
+                .copied()
+                .collect();
+            self.refresh_totals(others);
+            if !offline.is_empty()
+                && let Some(app) = self.app()
+            {
+                let author = author.clone();
+                tokio::spawn(async move {
+                    for recipient in offline {
+                        let kind = NotificationKind::MessageWhileOffline;
+                        app.notify(recipient, kind, &author, None, false).await;
+                    }
+                });
+            }
         }
         Some(published)
     }

@@ -13,6 +13,7 @@ pub mod messages;
 pub mod notifications;
 pub mod participants;
 pub mod profiles;
+pub mod requests;
 pub mod scores;
 pub mod social;
 pub mod tokens;

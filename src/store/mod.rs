@@ -96,6 +96,11 @@ impl Store {
         self.messages
             .create_index(unique(doc! { "chat_id": 1, "seq": 1 }))
             .await?;
+        self.mark_legacy_reads().await?;
+        // Requests asked of a user, by where they stand.
+        self.chats
+            .create_index(plain(doc! { "request.to": 1, "request.status": 1 }))
+            .await?;
         // Chat lists: a user's chats by last activity; explore: groups by name.
         self.chats
             .create_index(plain(doc! { "updated_at": -1 }))
@@ -182,6 +187,44 @@ impl Store {
                     )
                     .await?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Participants from before read marks were sequence numbers get the number of the last
+    /// message they had read by time. Runs once: afterwards none lacks one.
+    async fn mark_legacy_reads(&self) -> Result<()> {
+        let unmarked = doc! { "last_read_seq": { "$exists": false } };
+        let participants = self.participants.clone_with_type::<Document>();
+        if participants.find_one(unmarked.clone()).await?.is_none() {
+            return Ok(());
+        }
+        let mut cursor = participants.find(unmarked).await?;
+        while let Some(participant) = cursor.try_next().await? {
+            let read_at = participant
+                .get_datetime("last_read_at")
+                .or_else(|_| participant.get_datetime("joined_at"))
+                .copied()
+                .unwrap_or(bson::DateTime::MIN);
+            let last_read = self
+                .messages
+                .clone_with_type::<Document>()
+                .find_one(doc! {
+                    "chat_id": participant.get("chat_id"),
+                    "created_at": { "$lte": read_at },
+                })
+                .sort(doc! { "chat_id": 1, "seq": -1 })
+                .projection(doc! { "seq": 1 })
+                .await?;
+            let seq = last_read.and_then(|m| m.get_i64("seq").ok()).unwrap_or(0);
+            participants
+                .update_one(
+                    doc! { "_id": participant.get("_id") },
+                    doc! { "$set": { "last_read_seq": seq } },
+                )
+                .await?;
         }
         Ok(())
     }

@@ -91,6 +91,28 @@ pub struct Tag {
     pub label: String,
 }
 
+/// A one-to-one chat `from` asked `to` for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    pub from: ObjectId,
+    pub to: ObjectId,
+    pub status: RequestStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<DateTime>,
+}
+
+/// Where a chat request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestStatus {
+    /// Asked, not answered: the asker may write; an answer from the other accepts it.
+    Pending,
+    /// Accepted (or never asked for): both talk.
+    Active,
+    /// The other declined: the asker may not write, the other may still accept.
+    Declined,
+}
+
 /// What only group chats have.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupDetails {
@@ -122,6 +144,9 @@ pub struct Chat {
     pub meet_me: Option<ObjectId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<GroupDetails>,
+    /// For a one-to-one chat one user asked the other for: where the request stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ChatRequest>,
     #[serde(default)]
     pub tags: Vec<Tag>,
     pub created_at: DateTime,
@@ -133,6 +158,13 @@ pub struct Chat {
 impl Chat {
     pub fn is_group(&self) -> bool {
         self.kind == ChatKind::Group
+    }
+
+    /// Whether its users may talk: a chat nobody had to ask for is active.
+    pub fn request_status(&self) -> RequestStatus {
+        self.request
+            .as_ref()
+            .map_or(RequestStatus::Active, |r| r.status)
     }
 
     pub fn updated_at(&self) -> DateTime {
@@ -149,9 +181,12 @@ pub struct Participant {
     pub joined_at: DateTime,
     #[serde(default)]
     pub is_admin: bool,
-    /// Messages after this are unread; absent means since joining.
+    /// When the participant last marked the chat read; absent means since joining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_read_at: Option<DateTime>,
+    /// Messages with a higher sequence number are unread (0: every message).
+    #[serde(default)]
+    pub last_read_seq: i64,
     /// In chats with an event, whether an admin let this participant in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Answer>,
@@ -167,6 +202,7 @@ impl Participant {
             joined_at: now,
             is_admin,
             last_read_at: Some(now),
+            last_read_seq: 0,
             status: None,
         }
     }
@@ -213,6 +249,12 @@ pub struct Message {
     pub content: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<Attachment>,
+    /// A link the author wants previewed with the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// The id the author's client gave its own copy, to match it with the stored one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     pub created_at: DateTime,
 }
 
