@@ -27,6 +27,9 @@ pub enum Error {
     Fields(Vec<(&'static str, String)>),
     #[error("too many requests; slow down")]
     RateLimited,
+    /// A read asked for more items at once than any may.
+    #[error("limit must be at most {0}")]
+    LimitTooLarge(u64),
     /// A part this request needs is not configured on this server.
     #[error("{0}")]
     Unavailable(Cow<'static, str>),

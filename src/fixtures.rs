@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::core::Core;
 use crate::core::groups::NewGroup;
-use crate::store::{Answer, Attachment, FileKind, Reel, User};
+use crate::store::{Answer, Attachment, FileKind, Reel, RequestStatus, User};
 
 #[derive(Deserialize)]
 struct Fixtures {
@@ -22,6 +22,18 @@ struct Fixtures {
     connections: Vec<FixtureConnection>,
     #[serde(default)]
     groups: Vec<FixtureGroup>,
+    #[serde(default)]
+    requests: Vec<FixtureRequest>,
+}
+
+/// A chat `from` asked `to` for, with what `from` wrote meanwhile, left as `status` says.
+#[derive(Deserialize)]
+struct FixtureRequest {
+    from: String,
+    to: String,
+    status: RequestStatus,
+    #[serde(default)]
+    messages: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +162,22 @@ pub async fn load(core: &Core, path: &Path) -> anyhow::Result<Loaded> {
         if fixture.chat {
             core.open_direct(&from, &to, Some(connection.id), None)
                 .await?;
+        }
+    }
+    for fixture in &fixtures.requests {
+        let (from, to) = (user(&fixture.from)?, user(&fixture.to)?);
+        let chat = core.request_chat(&from, &to).await?.chat().clone();
+        for text in &fixture.messages {
+            core.post_message(&from, &chat, text).await?;
+        }
+        match fixture.status {
+            RequestStatus::Pending => {}
+            RequestStatus::Active => {
+                core.answer_request(&to, chat.id, true).await?;
+            }
+            RequestStatus::Declined => {
+                core.answer_request(&to, chat.id, false).await?;
+            }
         }
     }
     for fixture in fixtures.groups {

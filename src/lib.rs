@@ -12,6 +12,7 @@ pub mod http;
 pub mod media;
 pub mod push;
 pub mod realtime;
+pub mod requests;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -96,8 +97,15 @@ impl Server {
         app.add_dialect(Arc::new(channels::Channels), socket_io.clone());
         app.add_dialect(Arc::new(chats::Chats), socket_io.clone());
         app.add_dialect(Arc::new(hooks::Hooks), app.hub.sessions_transport());
+        let (feed_layer, feed) = realtime::socketio::serve(
+            &app,
+            requests::SOCKET_PATH,
+            vec![Arc::new(requests::RequestsSocket)],
+        )
+        .await?;
+        app.add_dialect(Arc::new(requests::Requests), feed.clone());
 
-        let router = routes(app.clone()).layer(io_layer);
+        let router = routes(app.clone()).layer(io_layer).layer(feed_layer);
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -109,6 +117,7 @@ impl Server {
                 .with_graceful_shutdown(async move {
                     let _ = stop.await;
                     socket_io.close().await;
+                    feed.close().await;
                     sessions.close_all(Closing::Shutdown);
                 })
                 .await
@@ -157,6 +166,7 @@ fn routes(app: App) -> Router {
         .merge(channels::router())
         .merge(chats::router())
         .merge(hooks::router())
+        .merge(requests::router())
         .with_state(app)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))

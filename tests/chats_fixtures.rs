@@ -235,3 +235,38 @@ async fn a_chats_files_are_browsed_by_type_and_tag() {
     assert!(again.is_empty());
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn the_fixture_requests_stand_as_loaded() {
+    let (ts, members) = loaded().await;
+    let as_requests = async |path: &str, who: &Member| {
+        let response = ts
+            .http
+            .get(ts.url(path))
+            .header("authorization", &who.token)
+            .send()
+            .await
+            .unwrap();
+        response.json::<Value>().await.unwrap()
+    };
+    let max = named(&members, "Max_R");
+    let pending = as_requests("/chat/pending", max).await;
+    assert_eq!(pending[0]["user"]["username"], "sofia_m");
+    assert_eq!(
+        pending[0]["message"]["text"],
+        "Hi Max, loved your titration reel!"
+    );
+    let maneesha = named(&members, "Maneesha_1997");
+    let active = as_requests("/chat", maneesha).await;
+    let statuses: Vec<&str> = active
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["active", "active"], "{active}");
+    let neha = named(&members, "Neha_Sharma45");
+    let rejected = as_requests("/chat/rejected", neha).await;
+    assert_eq!(rejected[0]["user"]["username"], "amy.jackson");
+    ts.stop().await;
+}

@@ -82,6 +82,7 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
 
     // History pages by the same order.
     let page = HistoryPage {
+        skip: 0,
         before: Some(posted[5].num),
         after: None,
         limit: 3,

@@ -215,6 +215,7 @@ async fn fetch_messages(
         return Err(Error::invalid(format!("limit must be between 1 and {HISTORY_MAX}")).into());
     }
     let page = HistoryPage {
+        skip: 0,
         before: optional_id(query.before)?,
         after: optional_id(query.after)?,
         limit,

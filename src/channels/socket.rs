@@ -8,7 +8,7 @@ use socketioxide::ParserError;
 use socketioxide::extract::{MaybeExtension, State, TryData};
 
 use super::wire::{ChannelsWire, DeletedView, MessageView};
-use super::{DIALECT, chat_room, user_room};
+use super::{DIALECT, chat_room};
 use crate::auth::TokenForm;
 use crate::core::App;
 use crate::error::Error;
@@ -26,6 +26,10 @@ pub struct ChannelsSocket;
 struct CatchUp(Vec<(Chat, i64)>);
 
 impl SocketDialect for ChannelsSocket {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
     /// `auth.token` (browsers cannot set WebSocket headers), then the spec's headers, then
     /// `?token=` (socket.io-client 2 has no `auth`).
     fn token_forms(&self) -> &'static [TokenForm] {
@@ -64,7 +68,6 @@ impl SocketDialect for ChannelsSocket {
             let mut wanted = listed;
             wanted.extend(last_seen.iter().map(|(channel, _)| *channel));
             let chats = app.member_chats_by_num(user, &wanted).await?;
-            socket.join(user_room(&user.id.to_hex()).as_str().to_owned());
             let mut catch_up = Vec::new();
             for chat in chats {
                 match last_seen.iter().find(|(channel, _)| *channel == chat.num) {

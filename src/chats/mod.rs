@@ -11,15 +11,13 @@ pub mod wire;
 
 use axum::Router;
 use bson::oid::ObjectId;
-use futures::future::BoxFuture;
 use rooms::PushText;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
 use crate::auth::TokenForm;
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
-use crate::realtime::{Handshake, Socket, SocketDialect};
-use crate::store::User;
+use crate::realtime::SocketDialect;
 use views::{chat_document, participant};
 
 const DIALECT: &str = "chats";
@@ -38,25 +36,16 @@ pub fn router() -> Router<App> {
 pub struct ChatsSocket;
 
 impl SocketDialect for ChatsSocket {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
     fn token_forms(&self) -> &'static [TokenForm] {
         &[
             TokenForm::Auth,
             TokenForm::Bearer("authorization"),
             TokenForm::Query("token"),
         ]
-    }
-
-    fn attach<'a>(
-        &'a self,
-        _app: &'a App,
-        socket: &'a Socket,
-        user: Option<&'a User>,
-        _handshake: &'a Handshake<'a>,
-    ) -> BoxFuture<'a, Result<(), crate::error::Error>> {
-        if let Some(user) = user {
-            socket.join(user_room(&user.id).as_str().to_owned());
-        }
-        Box::pin(async { Ok(()) })
     }
 }
 

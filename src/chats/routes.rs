@@ -345,6 +345,7 @@ async fn messages(
         None => None,
     };
     let page = HistoryPage {
+        skip: 0,
         before,
         after: None,
         limit,

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bson::DateTime;
 use bson::oid::ObjectId;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -17,12 +16,7 @@ use crate::store::{
 };
 
 /// `2025-09-22T11:37:29.500Z`, as the spec's clients parse dates.
-pub fn iso(at: DateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.to_time_0_3().format(&format).unwrap_or_default()
-}
+pub use crate::http::time::iso_millis as iso;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -34,6 +34,8 @@ pub struct HistoryPage {
     pub before: Option<i64>,
     /// Only messages newer than the one with this numeric id (catching up after a reconnect).
     pub after: Option<i64>,
+    /// Leave out this many of the newest first (paging by count).
+    pub skip: u64,
     pub limit: i64,
 }
 
@@ -472,7 +474,8 @@ impl Core {
         }
         // Catching up reads forward from `after`; everything else reads back from the newest.
         let forward = page.after.is_some() && page.before.is_none();
-        self.messages_in(chat, range, forward, page.limit).await
+        self.messages_in(chat, range, forward, page.skip, page.limit)
+            .await
     }
 
     /// Messages of `chat` whose sequence numbers are in `range`, oldest first: the first
@@ -482,6 +485,7 @@ impl Core {
         chat: &Chat,
         range: bson::Document,
         forward: bool,
+        skip: u64,
         limit: i64,
     ) -> Result<Vec<Message>> {
         let mut filter = doc! { "chat_id": chat.id };
@@ -494,6 +498,7 @@ impl Core {
             .messages
             .find(filter)
             .sort(doc! { "chat_id": 1, "seq": order })
+            .skip(skip)
             .limit(limit)
             .await?;
         let mut messages: Vec<Message> = cursor.try_collect().await?;
@@ -546,7 +551,7 @@ impl Core {
         replay.rounds += 1;
         let range = doc! { "$gt": replay.after };
         let batch = self
-            .messages_in(&replay.chat, range, !first, room as i64)
+            .messages_in(&replay.chat, range, !first, 0, room as i64)
             .await?;
         if let Some(last) = batch.last() {
             replay.after = last.seq;

@@ -126,6 +126,7 @@ async fn messages(
         return Err(Error::NotFound("chat session").into());
     }
     let page = HistoryPage {
+        skip: 0,
         before,
         after: None,
         limit: SESSION_PAGE,

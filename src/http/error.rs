@@ -48,7 +48,9 @@ pub fn status(err: &Error) -> StatusCode {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Invalid(_) | Error::NotModified(_) | Error::Fields(_) => StatusCode::BAD_REQUEST,
+        Error::Invalid(_) | Error::NotModified(_) | Error::Fields(_) | Error::LimitTooLarge(_) => {
+            StatusCode::BAD_REQUEST
+        }
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 pub mod ids;
 pub mod paging;
+pub mod time;
 
 pub use error::{HttpError, Unreadable, Wire, status};
 pub use extract::{Body, Caller, Path, Query};

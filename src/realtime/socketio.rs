@@ -78,25 +78,49 @@ impl<'a> Handshake<'a> {
     }
 }
 
-/// A dialect spoken on a Socket.IO path.
+/// A dialect spoken on a Socket.IO path. A signed-in socket is in its user's room of each
+/// dialect on the path (`Room::user(name, user)`), where the dialect sends what is the user's.
 pub trait SocketDialect: Send + Sync + 'static {
+    /// The dialect's name, as its rooms carry it.
+    fn name(&self) -> &'static str;
+
     /// Where this dialect's clients put their token, in the order looked at.
     fn token_forms(&self) -> &'static [TokenForm];
 
     /// Set up a socket before its client is told it is connected: handlers, and the rooms it
-    /// hears at once. `user` is `None` for a socket that gave no valid token.
+    /// hears at once besides its user's. `user` is `None` for a socket that gave no valid
+    /// token.
     fn attach<'a>(
         &'a self,
-        app: &'a App,
-        socket: &'a Socket,
-        user: Option<&'a User>,
-        handshake: &'a Handshake<'a>,
-    ) -> BoxFuture<'a, Result<(), Error>>;
+        _app: &'a App,
+        _socket: &'a Socket,
+        _user: Option<&'a User>,
+        _handshake: &'a Handshake<'a>,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Once the client knows it is connected (events can be sent to it): e.g. what it missed.
     fn connected(&self, _app: App, _socket: Socket, _user: User) -> BoxFuture<'static, ()> {
         Box::pin(async {})
     }
+
+    /// Whether a socket with no valid token may connect (and hear nothing).
+    fn allows_anonymous(&self) -> bool {
+        true
+    }
+
+    /// Presence keys (besides the user's own) the socket holds while connected, so the core
+    /// knows that, on some node, someone is watching for this (e.g. a user's totals).
+    fn watches(&self, _user: &User) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// What a connection counts as while it is open: its user's presence, and what it watches.
+#[derive(Clone)]
+struct Held {
+    _guards: Arc<Vec<PresenceGuard>>,
 }
 
 /// Every token form any of a path's dialects accepts, each once, in their order.
@@ -166,14 +190,26 @@ pub async fn serve(
                 Err(e) => return Err(hide_fault(e)),
             },
         };
+        if user.is_none() && !dialects.iter().all(|d| d.allows_anonymous()) {
+            return Err(Error::Unauthorized);
+        }
         if let Some(user) = &user {
             let id = user.id.to_hex();
-            let guard = app.hub.connect(&id).await;
-            socket.extensions.insert(Arc::new(guard));
-            socket.join([
-                Room::account(&id).as_str().to_owned(),
-                Room::connection(&socket.id.to_string()).as_str().to_owned(),
-            ]);
+            let mut held = vec![app.hub.connect(&id).await];
+            for key in dialects.iter().flat_map(|d| d.watches(user)) {
+                held.push(app.hub.connect(&key).await);
+            }
+            socket.extensions.insert(Held {
+                _guards: Arc::new(held),
+            });
+            let mut rooms = vec![Room::account(&id), Room::connection(&socket.id.to_string())];
+            rooms.extend(dialects.iter().map(|d| Room::user(d.name(), &id)));
+            socket.join(
+                rooms
+                    .iter()
+                    .map(|r| r.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+            );
             socket.extensions.insert(user.clone());
         }
         for dialect in dialects.iter() {
@@ -183,7 +219,7 @@ pub async fn serve(
                 .map_err(hide_fault)?;
         }
         socket.on_disconnect(async |socket: Socket| {
-            socket.extensions.remove::<Arc<PresenceGuard>>();
+            socket.extensions.remove::<Held>();
         });
         tracing::debug!(sid = %socket.id, path, user = ?user.map(|u| u.id), "socket connected");
         Ok(())
@@ -300,17 +336,11 @@ mod tests {
     fn a_path_accepts_what_any_of_its_dialects_does() {
         struct Speaks(&'static [TokenForm]);
         impl SocketDialect for Speaks {
+            fn name(&self) -> &'static str {
+                "test"
+            }
             fn token_forms(&self) -> &'static [TokenForm] {
                 self.0
-            }
-            fn attach<'a>(
-                &'a self,
-                _: &'a App,
-                _: &'a Socket,
-                _: Option<&'a User>,
-                _: &'a Handshake<'a>,
-            ) -> BoxFuture<'a, Result<(), Error>> {
-                Box::pin(async { Ok(()) })
             }
         }
         let dialects: Vec<Arc<dyn SocketDialect>> = vec![
