@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::media::S3Config;
 use crate::push::fcm::FcmConfig;
+use crate::sms::TwilioConfig;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -80,6 +81,26 @@ pub struct Config {
     /// Public base URL of the bucket's objects (e.g. a CDN). Default: the bucket's own URL.
     #[arg(long, env = "S3_PUBLIC_URL")]
     pub s3_public_url: Option<String>,
+
+    /// Twilio account for phone verification codes (Verify v2). When the three TWILIO_*
+    /// settings are unset, codes are written to the log instead (development mode).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// The Verify service that sends the codes (its SID starts with `VA`).
+    #[arg(long, env = "TWILIO_VERIFY_SERVICE_SID")]
+    pub twilio_verify_service_sid: Option<String>,
+
+    /// Twilio Verify's API base URL.
+    #[arg(
+        long,
+        env = "TWILIO_BASE_URL",
+        default_value = "https://verify.twilio.com"
+    )]
+    pub twilio_base_url: String,
 }
 
 impl Config {
@@ -89,6 +110,26 @@ impl Config {
             credentials,
             base_url: self.fcm_base_url.clone(),
         })
+    }
+
+    pub fn twilio(&self) -> anyhow::Result<Option<TwilioConfig>> {
+        let settings = (
+            self.twilio_account_sid.clone(),
+            self.twilio_auth_token.clone(),
+            self.twilio_verify_service_sid.clone(),
+        );
+        match settings {
+            (None, None, None) => Ok(None),
+            (Some(account_sid), Some(auth_token), Some(service_sid)) => Ok(Some(TwilioConfig {
+                base_url: self.twilio_base_url.clone(),
+                account_sid,
+                auth_token,
+                service_sid,
+            })),
+            _ => anyhow::bail!(
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID go together: set all three or none"
+            ),
+        }
     }
 
     pub fn s3(&self) -> anyhow::Result<Option<S3Config>> {
@@ -137,6 +178,10 @@ impl Config {
             s3_public_url: None,
             load_fixtures: None,
             redis_url: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_verify_service_sid: None,
+            twilio_base_url: "https://verify.twilio.com".to_owned(),
         }
     }
 }

@@ -195,6 +195,7 @@ pub async fn load(core: &Core, path: &Path) -> anyhow::Result<Loaded> {
                     category: fixture.category,
                     participants,
                     restricted: fixture.restricted,
+                    open_invites: false,
                 },
                 None,
             )

@@ -13,6 +13,7 @@ pub mod media;
 pub mod push;
 pub mod realtime;
 pub mod requests;
+pub mod sms;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -82,7 +83,8 @@ impl Server {
         if let Some(media) = &media {
             media.ensure_bucket().await?;
         }
-        let app: App = Core::start(store, tokens, hub, media).await?;
+        let verifier = sms::Verifier::new(config.twilio()?)?;
+        let app: App = Core::start(store, tokens, hub, media, verifier).await?;
 
         // Each dialect is rendered for, and sent through, the transport its clients use.
         let (io_layer, socket_io) = realtime::socketio::serve(

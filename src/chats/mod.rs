@@ -144,6 +144,7 @@ impl Dialect for Chats {
                 by,
                 members,
                 origin,
+                ..
             } => {
                 let by_admin = removed.user_id != by.id;
                 // Everyone else hears of it; the one who left, on their other devices.

@@ -177,6 +177,7 @@ async fn create(
             category,
             participants: object_ids(&participants, "participants")?,
             restricted: req.restricted,
+            open_invites: false,
         };
         let group = app.create_group(&me, new, origin).await?;
         let chat = chat_document(&group.chat, &group.participants);

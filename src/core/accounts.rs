@@ -7,8 +7,7 @@ use std::sync::OnceLock;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use bson::oid::ObjectId;
-use bson::{DateTime, doc};
+use bson::doc;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
 
@@ -85,6 +84,41 @@ fn decoy_hash() -> &'static str {
     })
 }
 
+/// An argon2 PHC string of a secret (a password, a verification code). Hashing is
+/// deliberately slow: it runs off the async workers.
+pub(super) async fn hash_secret(secret: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(secret.as_bytes())
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?
+    .map_err(|e| Error::Internal(anyhow::anyhow!("hashing a secret: {e}")))
+}
+
+/// Whether `secret` matches the hash. With no hash, a decoy is checked so that the answer
+/// takes as long, and timing does not tell which accounts exist.
+pub(super) async fn secret_matches(secret: &str, hash: Option<String>) -> Result<bool> {
+    let secret = secret.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let real = hash.is_some();
+        let hash: &str = match &hash {
+            Some(hash) => hash,
+            None => decoy_hash(),
+        };
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let matches = Argon2::default()
+            .verify_password(secret.as_bytes(), &parsed)
+            .is_ok();
+        real && matches
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))
+}
+
 pub struct SignUp {
     pub email: String,
     pub password: String,
@@ -159,27 +193,13 @@ impl Core {
         if !invalid.is_empty() {
             return Err(Error::Fields(invalid));
         }
-        let password = form.password;
-        // Hashing is deliberately slow: keep it off the async workers.
-        let hash = tokio::task::spawn_blocking(move || {
-            Argon2::default()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing a password: {e}")))?;
+        let hash = hash_secret(form.password).await?;
+        let username = email.split('@').next().unwrap_or_default().to_owned();
         let user = User {
-            id: ObjectId::new(),
-            num: self.store.ids.next("users").await?,
-            username: email.split('@').next().unwrap_or_default().to_owned(),
-            avatar_url: String::new(),
-            token_version: 0,
-            created_at: DateTime::now(),
             email: Some(email),
             password_hash: Some(hash),
             user_type: Some(kind),
-            profile: Default::default(),
+            ..User::new(self.store.ids.next("users").await?, username)
         };
         let inserted = self.store.users.insert_one(&user).await;
         inserted.unless_duplicate()?.ok_or_else(|| {
@@ -205,21 +225,7 @@ impl Core {
         // An unknown address costs a verification too, so timing does not tell which exist.
         let user = user.filter(|u| u.password_hash.is_some());
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || {
-            let hash: &str = match &hash {
-                Some(hash) => hash,
-                None => decoy_hash(),
-            };
-            let Ok(parsed) = PasswordHash::new(hash) else {
-                return false;
-            };
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .await
-        .map_err(|e| Error::Internal(e.into()))?;
+        let matches = secret_matches(password, hash).await?;
         match user {
             Some(user) if matches => Ok(user),
             _ => Err(Error::Unauthorized),

@@ -102,11 +102,12 @@ impl Core {
         participants: &[Participant],
     ) -> Result<Vec<Participant>> {
         let mut added = Vec::new();
-        // What was said before someone joined is not unread for them.
+        // What was said before someone joined is neither unread nor owed to them.
         let newest = self.newest_seq(chat).await?;
         for participant in participants {
             let mut fields = crate::store::to_document(&Participant {
                 last_read_seq: newest,
+                delivered_seq: newest,
                 ..participant.clone()
             })?;
             fields.remove("chat_id");
@@ -139,6 +140,35 @@ impl Core {
             .sort(doc! { "joined_at": 1, "_id": 1 })
             .await?;
         Ok(cursor.try_collect().await?)
+    }
+
+    /// Every chat the user belongs to, oldest first, each with everyone in it.
+    pub async fn chats_with_members(&self, user: &User) -> Result<Vec<(Chat, Vec<User>)>> {
+        let ids = self.chat_ids_of(user).await?;
+        let chats: Vec<Chat> = self
+            .store
+            .chats
+            .find(doc! { "_id": { "$in": &ids } })
+            .sort(doc! { "num": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        let participants = self
+            .participants_where(doc! { "chat_id": { "$in": &ids } })
+            .await?;
+        let user_ids: Vec<ObjectId> = participants.iter().map(|p| p.user_id).collect();
+        let users = self.users_by_id(&user_ids).await?;
+        Ok(chats
+            .into_iter()
+            .map(|chat| {
+                let members = participants
+                    .iter()
+                    .filter(|p| p.chat_id == chat.id)
+                    .filter_map(|p| users.get(&p.user_id).cloned())
+                    .collect();
+                (chat, members)
+            })
+            .collect())
     }
 
     /// Ids of every chat the user belongs to.

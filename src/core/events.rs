@@ -50,6 +50,8 @@ pub enum ChatEvent {
         participants: Vec<Participant>,
         joined: Vec<Participant>,
         by: User,
+        /// Everyone in the group now, as users.
+        roster: Vec<User>,
         origin: Origin,
     },
     ParticipantRemoved {
@@ -58,6 +60,8 @@ pub enum ChatEvent {
         by: User,
         /// Everyone who was in the chat, the removed participant included.
         members: Vec<ObjectId>,
+        /// Everyone still in the chat, as users.
+        roster: Vec<User>,
         origin: Origin,
     },
     AdminAccessChanged {

@@ -20,6 +20,10 @@ pub struct NewGroup {
     pub category: String,
     pub participants: Vec<ObjectId>,
     pub restricted: bool,
+    /// Any member may add anyone, and the group goes when fewer than two remain (see
+    /// `GroupDetails`). Its first members need not be followed by or connected with the
+    /// creator.
+    pub open_invites: bool,
 }
 
 /// Changes to a group; `None` leaves a field as it is.
@@ -59,7 +63,11 @@ impl Core {
     ) -> Result<Membership> {
         let name = valid_text(&new.name, "name", NAME_MAX_CHARS)?;
         let category = valid_text(&new.category, "category", CATEGORY_MAX_CHARS)?;
-        let others = self.reachable_users(creator, &new.participants).await?;
+        let others = if new.open_invites {
+            self.other_users(creator, &new.participants).await?
+        } else {
+            self.reachable_users(creator, &new.participants).await?
+        };
         let now = DateTime::now();
         let chat = Chat {
             id: ObjectId::new(),
@@ -75,6 +83,7 @@ impl Core {
                 category,
                 allow_public_post: true,
                 photo: None,
+                open_invites: new.open_invites,
             }),
             request: None,
             tags: Vec::new(),
@@ -167,7 +176,18 @@ impl Core {
     pub async fn delete_group(&self, user: &User, id: ObjectId, origin: Origin) -> Result<Chat> {
         let membership = self.membership(id).await?;
         membership.admin(user)?;
-        let group = membership.group()?.clone();
+        membership.group()?;
+        self.erase_chat(membership, user, origin).await
+    }
+
+    /// Delete a chat with everything in it, on `by`'s word (already checked).
+    pub(super) async fn erase_chat(
+        &self,
+        membership: Membership,
+        by: &User,
+        origin: Origin,
+    ) -> Result<Chat> {
+        let id = membership.chat.id;
         // Dependents first and the participants last, so an interrupted deletion can be
         // retried by the same admin and finishes the job.
         let files: Vec<ChatFile> = self
@@ -197,8 +217,8 @@ impl Core {
             .await?;
         self.forget_chat(&membership.chat).await;
         if let Some(media) = self.media.clone() {
-            let urls: Vec<String> = group
-                .photo
+            let photo = membership.chat.group.as_ref().and_then(|g| g.photo.clone());
+            let urls: Vec<String> = photo
                 .into_iter()
                 .chain(
                     files
@@ -213,7 +233,7 @@ impl Core {
                 }
             });
         }
-        tracing::info!(chat = %id, by = %user.id, "group deleted");
+        tracing::info!(chat = %id, by = %by.id, "chat deleted");
         self.publish(ChatEvent::ChatDeleted {
             chat: membership.chat.clone(),
             members: membership.member_ids(),

@@ -12,7 +12,9 @@ pub mod meetups;
 pub mod messages;
 pub mod notifications;
 pub mod participants;
+pub mod phones;
 pub mod profiles;
+pub mod receipts;
 pub mod requests;
 pub mod scores;
 pub mod social;
@@ -30,6 +32,7 @@ use rooms::{Hub, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::media::Media;
+use crate::sms::Verifier;
 use crate::store::{Chat, Store, User};
 pub use events::{ChatEvent, Dialect, Origin, Rendered};
 pub use tokens::Tokens;
@@ -45,6 +48,8 @@ pub struct Core {
     pub hub: Hub,
     /// Photo storage, when configured.
     pub media: Option<Media>,
+    /// Who sends the codes that prove phones.
+    verifier: Verifier,
     /// Each dialect, with the transport that carries its events.
     dialects: RwLock<Vec<DialectRoute>>,
     system_user: User,
@@ -62,6 +67,7 @@ pub struct Core {
     /// Chats whose last activity was written within the last second.
     recently_touched: HotCache<ObjectId, ()>,
     sign_in_limits: accounts::SignInLimits,
+    phone_limits: phones::PhoneLimits,
 }
 
 /// A dialect and the transport its clients hear it through.
@@ -143,6 +149,7 @@ impl Core {
         tokens: Tokens,
         hub: Hub,
         media: Option<Media>,
+        verifier: Verifier,
     ) -> crate::error::Result<App> {
         let system_user = users::ensure_system_user(&store).await?;
         let core = Arc::new_cyclic(|me| Self {
@@ -151,6 +158,7 @@ impl Core {
             tokens,
             hub,
             media,
+            verifier,
             dialects: RwLock::default(),
             system_user,
             chats_by_num: HotCache::new(),
@@ -159,6 +167,7 @@ impl Core {
             seqs: HotCache::new(),
             recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
             sign_in_limits: accounts::SignInLimits::default(),
+            phone_limits: phones::PhoneLimits::default(),
         });
         if let Some(link) = core.hub.cluster().cloned() {
             let stale = link

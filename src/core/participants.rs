@@ -83,14 +83,81 @@ impl Core {
         origin: Origin,
     ) {
         membership.participants.extend(joined.iter().cloned());
+        let roster = self.roster(&membership.participants).await;
         self.publish(ChatEvent::ParticipantsJoined {
             chat: membership.chat,
             participants: membership.participants,
             joined,
             by: by.clone(),
+            roster,
             origin,
         })
         .await;
+    }
+
+    /// The users of these participants, in their order. The events that carry them are sent
+    /// whatever happens here: a failed read is logged and leaves the list empty.
+    async fn roster(&self, participants: &[Participant]) -> Vec<User> {
+        let ids: Vec<ObjectId> = participants.iter().map(|p| p.user_id).collect();
+        match self.users_by_id(&ids).await {
+            Ok(users) => ids.iter().filter_map(|id| users.get(id).cloned()).collect(),
+            Err(e) => {
+                tracing::error!("could not read the members of a chat for its event: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Add `user` to a group on the word of `by`, one of its members. In a group with open
+    /// invites any member adds anyone; in others, as `add_to_group`. Someone already in stays
+    /// in, and that is no error.
+    pub async fn invite(&self, by: &User, id: ObjectId, user: &User) -> Result<()> {
+        let membership = self.membership(id).await?;
+        membership.me(by)?;
+        if !membership.group()?.open_invites {
+            if user.id != by.id {
+                self.add_to_group(by, id, &[user.id]).await?;
+            }
+            return Ok(());
+        }
+        if membership.of(&user.id).is_some() {
+            return Ok(());
+        }
+        let newcomer = Participant::new(id, user.id, false);
+        let added = self
+            .add_participants(&membership.chat, std::slice::from_ref(&newcomer))
+            .await?;
+        if !added.is_empty() {
+            self.announce_joined(membership, added, by, None).await;
+        }
+        Ok(())
+    }
+
+    /// The user leaves a chat. A one-to-one chat goes with them, as does a group with open
+    /// invites once fewer than two remain, each with everything in it; from other groups they
+    /// leave as `remove_participant` says.
+    pub async fn leave_chat(&self, user: &User, id: ObjectId, origin: Origin) -> Result<()> {
+        let membership = self.membership(id).await?;
+        let me = membership.me(user)?.clone();
+        let open = match &membership.chat.group {
+            None => {
+                self.erase_chat(membership, user, origin).await?;
+                return Ok(());
+            }
+            Some(group) => group.open_invites,
+        };
+        if !open {
+            self.remove_participant(user, id, me.user_id, origin)
+                .await?;
+            return Ok(());
+        }
+        let remaining = self
+            .drop_participant(membership, me, user, origin.clone())
+            .await?;
+        if remaining.participants.len() < 2 {
+            self.erase_chat(remaining, user, origin).await?;
+        }
+        Ok(())
     }
 
     /// Remove a participant: oneself, or anyone when an admin. An admin always remains.
@@ -115,6 +182,20 @@ impl Core {
                 "at least one admin must remain: make someone else an admin first".into(),
             ));
         }
+        self.drop_participant(membership, removed.clone(), user, origin)
+            .await?;
+        Ok(removed)
+    }
+
+    /// Take a participant out of the chat (the rules were checked) and say so; the chat and
+    /// everyone still in it.
+    async fn drop_participant(
+        &self,
+        mut membership: Membership,
+        removed: Participant,
+        by: &User,
+        origin: Origin,
+    ) -> Result<Membership> {
         let deleted = self
             .store
             .participants
@@ -124,15 +205,19 @@ impl Core {
         if deleted.deleted_count == 0 {
             return Err(Error::NotFound("participant"));
         }
+        let members = membership.member_ids();
+        membership.participants.retain(|p| p.id != removed.id);
+        let roster = self.roster(&membership.participants).await;
         self.publish(ChatEvent::ParticipantRemoved {
-            members: membership.member_ids(),
-            chat: membership.chat,
-            removed: removed.clone(),
-            by: user.clone(),
+            members,
+            chat: membership.chat.clone(),
+            removed,
+            by: by.clone(),
+            roster,
             origin,
         })
         .await;
-        Ok(removed)
+        Ok(membership)
     }
 
     /// Grant or remove a participant's admin access. Admins cannot demote themselves.

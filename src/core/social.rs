@@ -342,19 +342,8 @@ impl Core {
     /// Every one of `users` exists and is followed by `user` or connected to them; the users,
     /// in the order given, without repeats.
     pub async fn reachable_users(&self, user: &User, users: &[ObjectId]) -> Result<Vec<User>> {
-        let mut wanted: Vec<ObjectId> = Vec::with_capacity(users.len());
-        for id in users {
-            if *id == user.id {
-                return Err(Error::invalid("you cannot list yourself as a participant"));
-            }
-            if !wanted.contains(id) {
-                wanted.push(*id);
-            }
-        }
-        let found = self.users_by_id(&wanted).await?;
-        if found.len() != wanted.len() {
-            return Err(Error::NotFound("user"));
-        }
+        let found = self.other_users(user, users).await?;
+        let wanted: Vec<ObjectId> = found.iter().map(|u| u.id).collect();
         let followed = self.followed_among(user, &wanted).await?;
         let unfollowed: Vec<ObjectId> = wanted
             .iter()
@@ -387,6 +376,25 @@ impl Core {
                     .into(),
                 ));
             }
+        }
+        Ok(found)
+    }
+
+    /// Every one of `users` exists and is not `user`; the users, in the order given, without
+    /// repeats.
+    pub async fn other_users(&self, user: &User, users: &[ObjectId]) -> Result<Vec<User>> {
+        let mut wanted: Vec<ObjectId> = Vec::with_capacity(users.len());
+        for id in users {
+            if *id == user.id {
+                return Err(Error::invalid("you cannot list yourself as a participant"));
+            }
+            if !wanted.contains(id) {
+                wanted.push(*id);
+            }
+        }
+        let found = self.users_by_id(&wanted).await?;
+        if found.len() != wanted.len() {
+            return Err(Error::NotFound("user"));
         }
         Ok(wanted
             .iter()

@@ -140,20 +140,11 @@ fn generate_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bson::oid::ObjectId;
 
     fn user(version: i32) -> User {
         User {
-            id: ObjectId::new(),
-            num: 7,
-            username: "ada".into(),
-            avatar_url: String::new(),
             token_version: version,
-            created_at: bson::DateTime::now(),
-            email: None,
-            password_hash: None,
-            user_type: None,
-            profile: Default::default(),
+            ..User::new(7, "ada".into())
         }
     }
 

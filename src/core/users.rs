@@ -81,18 +81,8 @@ pub fn valid_avatar_url(raw: &str) -> Result<String> {
 
 impl Core {
     pub async fn create_user(&self, username: &str) -> Result<User> {
-        let user = User {
-            id: ObjectId::new(),
-            num: self.store.ids.next("users").await?,
-            username: valid_username(username)?,
-            avatar_url: String::new(),
-            token_version: 0,
-            created_at: DateTime::now(),
-            email: None,
-            password_hash: None,
-            user_type: None,
-            profile: Default::default(),
-        };
+        let username = valid_username(username)?;
+        let user = User::new(self.store.ids.next("users").await?, username);
         self.store.users.insert_one(&user).await?;
         tracing::info!(user = %user.id, num = user.num, "account created");
         Ok(user)

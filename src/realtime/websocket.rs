@@ -111,6 +111,19 @@ pub trait Protocol: Send {
         text: &str,
     ) -> impl Future<Output = Result<(), Close>> + Send;
 
+    /// Whether every text frame is counted against the connection's budget before `on_text`
+    /// (the default). A protocol whose clients send frames that need no work (echoes of what
+    /// they received) counts only those it acts on, with `Connection::spend`.
+    fn counts_every_frame(&self) -> bool {
+        true
+    }
+
+    /// A frame the rooms send this connection, about to go out; `false` drops it (one the
+    /// protocol already sent the client itself).
+    fn on_delivery(&mut self, _frame: &str) -> bool {
+        true
+    }
+
     /// A frame refused before `on_text`: sent too fast, or not text. Ignored unless the
     /// protocol answers it.
     fn on_refused(
@@ -158,6 +171,11 @@ impl Connection {
         self.user = Some(user);
     }
 
+    /// Spend one event of the connection's budget, or refuse when it sends too fast.
+    pub fn spend(&self) -> Result<(), Error> {
+        self.budget.spend()
+    }
+
     pub fn join(&self, room: &Room) {
         self.session.join(room);
     }
@@ -184,7 +202,9 @@ impl Connection {
             tokio::select! {
                 frame = self.session.next_frame() => match frame {
                     Ok(frame) => {
-                        if self.socket.send(Message::Text(frame.as_ref().into())).await.is_err() {
+                        if protocol.on_delivery(&frame)
+                            && self.socket.send(Message::Text(frame.as_ref().into())).await.is_err()
+                        {
                             break None;
                         }
                     }
@@ -193,10 +213,16 @@ impl Connection {
                 incoming = self.socket.recv() => {
                     heard = Instant::now();
                     let outcome = match incoming {
-                        Some(Ok(Message::Text(text))) => match self.budget.spend() {
-                            Ok(()) => protocol.on_text(&mut self, text.as_str()).await,
-                            Err(e) => protocol.on_refused(&mut self, e).await,
-                        },
+                        Some(Ok(Message::Text(text))) => {
+                            let spent = match protocol.counts_every_frame() {
+                                true => self.budget.spend(),
+                                false => Ok(()),
+                            };
+                            match spent {
+                                Ok(()) => protocol.on_text(&mut self, text.as_str()).await,
+                                Err(e) => protocol.on_refused(&mut self, e).await,
+                            }
+                        }
                         Some(Ok(Message::Binary(_))) => {
                             let refused = Error::invalid("frames must be JSON text");
                             protocol.on_refused(&mut self, refused).await

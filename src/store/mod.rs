@@ -34,6 +34,7 @@ pub struct Store {
     pub join_requests: Collection<JoinRequest>,
     pub scores: Collection<Score>,
     pub notifications: Collection<Notification>,
+    pub verifications: Collection<Verification>,
     pub ids: IdAllocator,
 }
 
@@ -59,6 +60,7 @@ impl Store {
             join_requests: db.collection("join_requests"),
             scores: db.collection("scores"),
             notifications: db.collection("notifications"),
+            verifications: db.collection("verifications"),
             ids: IdAllocator::new(db.collection("counters")),
             db,
         };
@@ -70,6 +72,9 @@ impl Store {
         self.users.create_index(unique(doc! { "num": 1 })).await?;
         self.users
             .create_index(unique_where_present("email"))
+            .await?;
+        self.users
+            .create_index(unique_where_present("phone"))
             .await?;
         self.chats.create_index(unique(doc! { "num": 1 })).await?;
         self.chats
@@ -97,6 +102,7 @@ impl Store {
             .create_index(unique(doc! { "chat_id": 1, "seq": 1 }))
             .await?;
         self.mark_legacy_reads().await?;
+        self.mark_legacy_deliveries().await?;
         // Requests asked of a user, by where they stand.
         self.chats
             .create_index(plain(doc! { "request.to": 1, "request.status": 1 }))
@@ -224,6 +230,35 @@ impl Store {
                     doc! { "_id": participant.get("_id") },
                     doc! { "$set": { "last_read_seq": seq } },
                 )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Participants from before delivery receipts count every message of their chat so far
+    /// as delivered: none of their devices asks for it again. Runs once.
+    async fn mark_legacy_deliveries(&self) -> Result<()> {
+        let unmarked = doc! { "delivered_seq": { "$exists": false } };
+        let participants = self.participants.clone_with_type::<Document>();
+        if participants.find_one(unmarked.clone()).await?.is_none() {
+            return Ok(());
+        }
+        let chats = participants.distinct("chat_id", unmarked.clone()).await?;
+        for chat in chats {
+            let newest = self
+                .messages
+                .clone_with_type::<Document>()
+                .find_one(doc! { "chat_id": &chat })
+                .sort(doc! { "chat_id": 1, "seq": -1 })
+                .projection(doc! { "seq": 1 })
+                .await?;
+            let seq = newest.and_then(|m| m.get_i64("seq").ok()).unwrap_or(0);
+            let mut filter = unmarked.clone();
+            filter.insert("chat_id", chat);
+            participants
+                .update_many(filter, doc! { "$set": { "delivered_seq": seq } })
                 .await?;
         }
         Ok(())

@@ -28,9 +28,34 @@ pub struct User {
     /// What a user tells others about themselves (the hooks dialect's profile).
     #[serde(default)]
     pub profile: Profile,
+    /// For accounts known by their phone: `<country code>.<number>`, digits only; unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// An argon2 PHC string of the last verification code submitted right for the phone: what
+    /// the phone's app signs in with. Absent until the phone is verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_credential: Option<String>,
 }
 
 impl User {
+    /// A new account with only a number and a username; the rest is filled in by the caller.
+    pub fn new(num: i64, username: String) -> Self {
+        Self {
+            id: ObjectId::new(),
+            num,
+            username,
+            avatar_url: String::new(),
+            token_version: 0,
+            created_at: DateTime::now(),
+            email: None,
+            password_hash: None,
+            user_type: None,
+            profile: Profile::default(),
+            phone: None,
+            phone_credential: None,
+        }
+    }
+
     pub fn is_creator(&self) -> bool {
         self.user_type == Some(UserType::Creator)
     }
@@ -123,6 +148,11 @@ pub struct GroupDetails {
     pub allow_public_post: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<String>,
+    /// Every member may add anyone, and members leave freely; a group left with fewer than two
+    /// members is deleted. Otherwise admins add people they follow or are connected with, and
+    /// an admin always remains.
+    #[serde(default)]
+    pub open_invites: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +217,12 @@ pub struct Participant {
     /// Messages with a higher sequence number are unread (0: every message).
     #[serde(default)]
     pub last_read_seq: i64,
+    /// Messages up to this sequence number reached one of the participant's devices...
+    #[serde(default)]
+    pub delivered_seq: i64,
+    /// ...and so did these, above it (acknowledged out of order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered_above: Vec<i64>,
     /// In chats with an event, whether an admin let this participant in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Answer>,
@@ -203,6 +239,8 @@ impl Participant {
             is_admin,
             last_read_at: Some(now),
             last_read_seq: 0,
+            delivered_seq: 0,
+            delivered_above: Vec::new(),
             status: None,
         }
     }
@@ -467,4 +505,26 @@ pub enum Platform {
     Android,
     Ios,
     Web,
+}
+
+/// A code sent to a phone, waiting to be submitted; and how many were sent lately, to hold
+/// back floods of SMS. One per phone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verification {
+    /// The phone, as users' `phone`.
+    #[serde(rename = "_id")]
+    pub phone: String,
+    /// An argon2 PHC string of the code, when it was made here (no SMS service); absent when
+    /// the service keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_hash: Option<String>,
+    /// The code is refused after this...
+    pub expires_at: DateTime,
+    /// ...or after this many wrong submissions.
+    #[serde(default)]
+    pub attempts: i32,
+    pub last_sent: DateTime,
+    /// Codes sent since `window_start` (a fixed window of an hour).
+    pub window_start: DateTime,
+    pub sent_in_window: i32,
 }
