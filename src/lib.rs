@@ -8,6 +8,7 @@ pub mod core;
 pub mod error;
 pub mod fixtures;
 pub mod hooks;
+pub mod hooligram;
 pub mod http;
 pub mod media;
 pub mod push;
@@ -99,6 +100,7 @@ impl Server {
         app.add_dialect(Arc::new(channels::Channels), socket_io.clone());
         app.add_dialect(Arc::new(chats::Chats), socket_io.clone());
         app.add_dialect(Arc::new(hooks::Hooks), app.hub.sessions_transport());
+        app.add_dialect(Arc::new(hooligram::Hooligram), app.hub.sessions_transport());
         let (feed_layer, feed) = realtime::socketio::serve(
             &app,
             requests::SOCKET_PATH,
@@ -169,6 +171,7 @@ fn routes(app: App) -> Router {
         .merge(chats::router())
         .merge(hooks::router())
         .merge(requests::router())
+        .merge(hooligram::router())
         .with_state(app)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))

@@ -89,6 +89,17 @@ start_fcm_fake() {
   export FAKE_FCM_URL="http://127.0.0.1:$port"
 }
 
+# Starts the recording Twilio Verify stand-in; exports FAKE_SMS_URL.
+start_sms_fake() {
+  say "starting the SMS stand-in"
+  local port
+  port=$(free_port)
+  node "$ROOT/tests/js/fake-sms.mjs" "$port" >"$LOGS/sms.log" 2>&1 &
+  PIDS+=($!)
+  wait_for_port "$port" sms "$!"
+  export FAKE_SMS_URL="http://127.0.0.1:$port"
+}
+
 # public_bucket NAME: a bucket anyone may read from, as photo URLs are in production (a public
 # bucket or a CDN in front of one). boto3 comes with moto.
 public_bucket() {
@@ -112,6 +123,10 @@ start_palaver() {
   local extra=()
   if [ -n "${FAKE_FCM_URL:-}" ]; then
     extra+=(FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" FCM_BASE_URL="$FAKE_FCM_URL")
+  fi
+  if [ -n "${FAKE_SMS_URL:-}" ]; then
+    extra+=(TWILIO_ACCOUNT_SID=AC-test TWILIO_AUTH_TOKEN=test-token
+      TWILIO_VERIFY_SERVICE_SID=VA-test TWILIO_BASE_URL="$FAKE_SMS_URL")
   fi
   if [ -n "${TEST_S3_ENDPOINT:-}" ]; then
     public_bucket "palaver-js-$$"

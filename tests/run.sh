@@ -12,6 +12,7 @@ say "building"
 cargo build --workspace --all-targets --locked
 start_database
 start_s3
+start_sms_fake
 
 say "Rust tests"
 TEST_SECANTUSD="$TOOLS/venv/bin/secantusd-py" cargo test --workspace --locked
@@ -25,6 +26,6 @@ start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"
 say "JavaScript tests (real socket.io-client)"
 # multinode.test.mjs starts its own Redis and two more nodes from the same binary.
 (cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" PALAVER_DATABASE="js_tests_$$" \
-  FAKE_FCM_URL="$FAKE_FCM_URL" \
+  FAKE_FCM_URL="$FAKE_FCM_URL" FAKE_SMS_URL="$FAKE_SMS_URL" \
   FAKE_FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" PALAVER_BIN="$ROOT/target/debug/palaver" \
   TEST_LOGS="$LOGS" node --test --test-concurrency=1 ./*.test.mjs)

@@ -151,12 +151,13 @@ impl Core {
                 .await?;
             return Ok(());
         }
-        let remaining = self
-            .drop_participant(membership, me, user, origin.clone())
-            .await?;
-        if remaining.participants.len() < 2 {
-            self.erase_chat(remaining, user, origin).await?;
+        // A group needs two members: the last-but-one leaving ends it, and the others hear
+        // of the deletion only, not of a group of one.
+        if membership.participants.len() <= 2 {
+            self.erase_chat(membership, user, origin).await?;
+            return Ok(());
         }
+        self.drop_participant(membership, me, user, origin).await?;
         Ok(())
     }
 

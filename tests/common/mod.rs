@@ -94,6 +94,13 @@ pub fn new_database_name() -> String {
     format!("test_{}", bson::oid::ObjectId::new().to_hex())
 }
 
+/// The recording Twilio Verify stand-in (tests/js/fake-sms.mjs) started by tests/run.sh.
+pub fn sms_fake_url() -> String {
+    std::env::var("FAKE_SMS_URL").expect(
+        "FAKE_SMS_URL is not set: run the tests with tests/run.sh, which starts the SMS stand-in",
+    )
+}
+
 pub fn mongodb_uri() -> String {
     std::env::var("TEST_MONGODB_URI").expect(
         "TEST_MONGODB_URI is not set: run the tests with tests/run.sh, which starts a database",
@@ -139,6 +146,18 @@ impl TestServer {
             config.s3_endpoint = Some(endpoint);
             config.s3_access_key_id = Some("test".into());
             config.s3_secret_access_key = Some("test".into());
+        })
+        .await
+    }
+
+    /// A server sending verification codes through the test's Twilio Verify stand-in.
+    pub async fn with_sms() -> Self {
+        let url = sms_fake_url();
+        Self::start_configured(|config| {
+            config.twilio_account_sid = Some("AC-test".into());
+            config.twilio_auth_token = Some("test-token".into());
+            config.twilio_verify_service_sid = Some("VA-test".into());
+            config.twilio_base_url = url;
         })
         .await
     }

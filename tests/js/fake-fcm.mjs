@@ -2,7 +2,7 @@
 // tests/run.sh: `node fake-fcm.mjs PORT CREDENTIALS_PATH`. It writes a service-account key
 // (a fresh RSA key, token_uri pointing here) for Palaver, answers every send with 200, and
 // serves what it received at GET /sent (DELETE /sent forgets it).
-import { createServer } from 'node:http';
+import { reply, serve } from './fake-http.mjs';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 
@@ -20,24 +20,15 @@ writeFileSync(credentialsPath, JSON.stringify({
 }), { mode: 0o600 });
 
 let sent = [];
-const reply = (res, status, body) => {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-};
-
-createServer((req, res) => {
-  let raw = '';
-  req.on('data', (chunk) => { raw += chunk; });
-  req.on('end', () => {
-    if (req.method === 'POST' && req.url === '/token') {
-      return reply(res, 200, { access_token: 'fake-access-token', expires_in: 3600, token_type: 'Bearer' });
-    }
-    if (req.method === 'POST' && req.url.startsWith('/v1/projects/')) {
-      sent.push({ path: req.url, authorization: req.headers.authorization, body: JSON.parse(raw) });
-      return reply(res, 200, { name: `projects/palaver-test/messages/${sent.length}` });
-    }
-    if (req.url === '/sent' && req.method === 'GET') return reply(res, 200, sent);
-    if (req.url === '/sent' && req.method === 'DELETE') { sent = []; return reply(res, 200, {}); }
-    return reply(res, 404, { error: 'not found' });
-  });
-}).listen(Number(port), '127.0.0.1');
+serve(port, (req, res, raw) => {
+  if (req.method === 'POST' && req.url === '/token') {
+    return reply(res, 200, { access_token: 'fake-access-token', expires_in: 3600, token_type: 'Bearer' });
+  }
+  if (req.method === 'POST' && req.url.startsWith('/v1/projects/')) {
+    sent.push({ path: req.url, authorization: req.headers.authorization, body: JSON.parse(raw) });
+    return reply(res, 200, { name: `projects/palaver-test/messages/${sent.length}` });
+  }
+  if (req.url === '/sent' && req.method === 'GET') return reply(res, 200, sent);
+  if (req.url === '/sent' && req.method === 'DELETE') { sent = []; return reply(res, 200, {}); }
+  return reply(res, 404, { error: 'not found' });
+});

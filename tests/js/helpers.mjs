@@ -135,3 +135,128 @@ export function emitAck(socket, name, data, ms = 3000) {
     socket.emit(name, data, (reply) => { clearTimeout(timer); resolve(reply); });
   });
 }
+
+// The hooligram app's side of `/v2`: JSON frames on a plain WebSocket, ids that are
+// millisecond timestamps, a phone number of its own. Every frame received waits in `inbox`
+// until a test takes it, and stays in `heard`. With `echo` on it behaves like the real client once signed in: it
+// sends every frame it receives straight back.
+let lastFrameId = 0;
+const frameId = () => String(lastFrameId = Math.max(Date.now(), lastFrameId + 1));
+
+export class Hooligram {
+  static async open({ base = BASE, phone } = {}) {
+    const socket = new WebSocket(`${base.replace('http', 'ws')}/v2`);
+    await new Promise((resolve, reject) => {
+      socket.once('open', resolve);
+      socket.once('error', reject);
+    });
+    return new Hooligram(socket, phone);
+  }
+
+  constructor(socket, phone) {
+    this.socket = socket;
+    this.phone = phone || { country_code: '65', phone_number: `9${String(Math.floor(Math.random() * 1e9)).padStart(9, '0')}` };
+    this.sid = `${this.phone.country_code}.${this.phone.phone_number}`;
+    this.code = '';
+    this.echo = false;
+    this.inbox = [];
+    this.waiting = [];
+    this.heard = [];
+    socket.on('message', (data) => {
+      if (this.echo) socket.send(data.toString());
+      this.heard.push(data.toString());
+      this.inbox.push(JSON.parse(data.toString()));
+      for (const wait of [...this.waiting]) wait();
+    });
+  }
+
+  send(type, payload, id = frameId()) {
+    this.socket.send(JSON.stringify({ id, payload, type }));
+    return id;
+  }
+
+  // The first frame in the inbox that `matches`, taken out of it.
+  take(matches, what, ms = 5000) {
+    return new Promise((resolve, reject) => {
+      const look = () => {
+        const at = this.inbox.findIndex(matches);
+        if (at < 0) return false;
+        this.waiting = this.waiting.filter((w) => w !== look);
+        clearTimeout(timer);
+        resolve(this.inbox.splice(at, 1)[0]);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiting = this.waiting.filter((w) => w !== look);
+        reject(new Error(`${this.sid}: no ${what} within ${ms} ms; inbox ${JSON.stringify(this.inbox)}`));
+      }, ms);
+      if (!look()) this.waiting.push(look);
+    });
+  }
+
+  async ask(type, payload) {
+    const id = this.send(type, payload);
+    return this.take((f) => f.id === id, `answer to ${type}`);
+  }
+
+  async ok(type, payload) {
+    const answer = await this.ask(type, payload);
+    if (answer.type !== type.replace(/_REQUEST$/, '_SUCCESS')) throw new Error(`${type}: ${JSON.stringify(answer)}`);
+    return answer.payload;
+  }
+
+  async fails(type, payload) {
+    const answer = await this.ask(type, payload);
+    if (answer.type !== type.replace(/_REQUEST$/, '_FAILURE')) throw new Error(`${type}: ${JSON.stringify(answer)}`);
+    return answer.payload.errors;
+  }
+
+  delivery(type, ms) {
+    return this.take((f) => f.type === type, type, ms);
+  }
+
+  // Every frame that arrives within `ms` on top of what is waiting, all taken.
+  async quiet(ms = 800) {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.inbox.splice(0);
+  }
+
+  // Ask for a code, read it from the SMS stand-in and submit it, as a fresh install does.
+  async verify() {
+    await this.ok('VERIFICATION_REQUEST_CODE_REQUEST', this.phone);
+    const to = encodeURIComponent(`+${this.sid.replace('.', '')}`);
+    const sent = await (await fetch(`${process.env.FAKE_SMS_URL}/sent?to=${to}`)).json();
+    this.code = sent.at(-1).code;
+    await this.ok('VERIFICATION_SUBMIT_CODE_REQUEST', { verification_code: this.code });
+  }
+
+  signIn() {
+    return this.ok('AUTHORIZATION_SIGN_IN_REQUEST', { ...this.phone, verification_code: this.code });
+  }
+
+  // The same user on a new socket, signed in, echoing like the real client.
+  async again(base = BASE) {
+    const app = await Hooligram.open({ base, phone: this.phone });
+    app.code = this.code;
+    await app.signIn();
+    app.echo = true;
+    return app;
+  }
+
+  ack(messageId) {
+    this.send('MESSAGING_DELIVER_SUCCESS', { message_id: messageId });
+  }
+
+  close() {
+    this.socket.close();
+  }
+}
+
+// A verified and signed-in hooligram user that echoes like the real client.
+export async function hooligramUser(base = BASE) {
+  const app = await Hooligram.open({ base });
+  await app.verify();
+  await app.signIn();
+  app.echo = true;
+  return app;
+}

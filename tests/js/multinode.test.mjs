@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
+  Hooligram, hooligramUser,
 } from './helpers.mjs';
 
 const env = (name) => {
@@ -82,6 +83,8 @@ async function startNode(name) {
     HOST: '127.0.0.1', PORT: String(port), MONGODB_URI, MONGODB_DATABASE: DATABASE,
     REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: `multinode-${process.pid}`,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')), FCM_CREDENTIALS, FCM_BASE_URL: FCM,
+    TWILIO_ACCOUNT_SID: 'AC-test', TWILIO_AUTH_TOKEN: 'test-token', TWILIO_VERIFY_SERVICE_SID: 'VA-test',
+    TWILIO_BASE_URL: env('FAKE_SMS_URL'),
     RUST_LOG: process.env.RUST_LOG || 'info',
   });
   await waitForPort(port, child, `multinode-${name}`);
@@ -305,6 +308,44 @@ test('a client cut off while messages flow through both nodes is sent what it mi
   const stored = history.body.messages.map((m) => m.id);
   assert.equal(stored.length, 90);
   assert.deepEqual(received, stored);
+});
+
+test('hooligram groups, messages and receipts span the nodes', async () => {
+  const ann = track(await hooligramUser(one.base));
+  const bob = track(await hooligramUser(two.base));
+  const annOnTwo = track(await ann.again(two.base));
+  // Cat verifies through node two and goes offline before anything happens.
+  const cat = await Hooligram.open({ base: two.base });
+  await cat.verify();
+  cat.close();
+
+  const { group_id } = await ann.ok('GROUP_CREATE_REQUEST', { group_name: 'Nodes', member_sids: [ann.sid, bob.sid, cat.sid] });
+  for (const app of [ann, annOnTwo, bob]) assert.equal((await app.delivery('GROUP_DELIVER_REQUEST')).payload.group_id, group_id);
+
+  const sent = await bob.ok('MESSAGING_SEND_REQUEST', { group_id, content: 'across' });
+  for (const app of [ann, annOnTwo, bob]) {
+    const { payload } = await app.delivery('MESSAGING_DELIVER_REQUEST');
+    assert.deepEqual([payload.message_id, payload.sender_sid], [sent.message_id, bob.sid]);
+  }
+
+  // Cat signs in on node one, acknowledges there, and node two has nothing more for her.
+  let catApp = await cat.again(one.base);
+  assert.equal((await catApp.delivery('GROUP_DELIVER_REQUEST')).payload.group_id, group_id);
+  const missed = await catApp.delivery('MESSAGING_DELIVER_REQUEST');
+  assert.equal(missed.payload.message_id, sent.message_id);
+  catApp.ack(sent.message_id);
+  await sleep(300);
+  catApp.close();
+  catApp = track(await cat.again(two.base));
+  const frames = await catApp.quiet(1000);
+  assert.deepEqual(frames.map((f) => f.type), ['GROUP_DELIVER_REQUEST']);
+
+  // Leaving through node two updates the members on node one.
+  await catApp.ok('GROUP_LEAVE_REQUEST', { group_id });
+  for (const app of [ann, annOnTwo, bob]) {
+    const { payload } = await app.delivery('GROUP_DELIVER_REQUEST');
+    assert.deepEqual([...payload.member_sids].sort(), [ann.sid, bob.sid].sort());
+  }
 });
 
 test('both nodes ride out a Redis restart and resume cross-node delivery by themselves', async () => {
