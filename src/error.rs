@@ -34,7 +34,7 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(Cow<'static, str>),
     #[error("database error: {0}")]
-    Database(#[from] mongodb::error::Error),
+    Database(mongodb::error::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -59,6 +59,26 @@ impl Error {
     /// Whether this is a fault of the server rather than of the request.
     pub fn is_server_fault(&self) -> bool {
         matches!(self, Self::Database(_) | Self::Internal(_))
+    }
+}
+
+/// What a client is told while the database cannot be reached.
+pub const DATABASE_UNAVAILABLE: &str = "the database is unavailable; try again shortly";
+
+impl From<mongodb::error::Error> for Error {
+    /// A database that cannot be reached is an outage, answered 503 at once so clients retry;
+    /// anything else it says is a fault of this server.
+    fn from(err: mongodb::error::Error) -> Self {
+        use mongodb::error::ErrorKind;
+        match err.kind.as_ref() {
+            ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. } => {
+                tracing::warn!("database unreachable: {err}");
+                Self::Unavailable(DATABASE_UNAVAILABLE.into())
+            }
+            _ => Self::Database(err),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod core;
 pub mod error;
 pub mod fixtures;
+pub mod health;
 pub mod hooks;
 pub mod hooligram;
 pub mod http;
@@ -172,6 +173,7 @@ fn routes(app: App) -> Router {
         .merge(hooks::router())
         .merge(requests::router())
         .merge(hooligram::router())
+        .merge(health::router())
         .with_state(app)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))

@@ -68,6 +68,8 @@ pub struct Core {
     recently_touched: HotCache<ObjectId, ()>,
     sign_in_limits: accounts::SignInLimits,
     phone_limits: phones::PhoneLimits,
+    /// Set once the node is shutting down: it reports not ready and takes no new work.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A dialect and the transport its clients hear it through.
@@ -168,6 +170,7 @@ impl Core {
             recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
             sign_in_limits: accounts::SignInLimits::default(),
             phone_limits: phones::PhoneLimits::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(link) = core.hub.cluster().cloned() {
             let stale = link
@@ -213,6 +216,16 @@ impl Core {
             }
         }
         transports
+    }
+
+    /// From now on this node reports not ready, so balancers send new clients elsewhere.
+    pub fn begin_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The user that greets newcomers in their welcome chat.

@@ -72,8 +72,18 @@ impl<W: Wire, E: Into<Error>> From<E> for HttpError<W> {
     }
 }
 
+/// How soon a client may try again after a 503 (an outage, which is short or reported).
+const RETRY_AFTER_SECONDS: &str = "1";
+
 impl<W: Wire> IntoResponse for HttpError<W> {
     fn into_response(self) -> Response {
-        W::respond(&self.0)
+        let mut response = W::respond(&self.0);
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

@@ -29,7 +29,8 @@ pub mod code {
     /// The server is stopping (RFC 6455's "going away").
     pub const GOING_AWAY: u16 = 1001;
     pub const INTERNAL: u16 = 1011;
-    /// The client fell too far behind; it may reconnect and catch up.
+    /// The client fell too far behind, or the database is unreachable; it may reconnect
+    /// (and catch up) shortly.
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// No, invalid, expired or revoked credentials; or the user signed out.
     pub const UNAUTHORIZED: u16 = 4001;
@@ -60,6 +61,8 @@ impl Close {
             Error::MissingCredentials | Error::Unauthorized => code::UNAUTHORIZED,
             Error::NotFound(_) => code::NOT_FOUND,
             Error::Forbidden(_) | Error::Invalid(_) => code::FORBIDDEN,
+            // An outage: the client may come back shortly.
+            Error::Unavailable(_) => code::TRY_AGAIN_LATER,
             _ => code::INTERNAL,
         };
         Self::new(code, err.public_message())

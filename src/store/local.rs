@@ -44,11 +44,14 @@ impl LocalDatabase {
                 let server = install_secantus(data_dir).await?;
                 tracing::info!("starting SecantusDB with data in {}", storage.display());
                 let mut c = Command::new(server);
+                // Durable mode: each commit is synced before it is acknowledged, so what a
+                // client was told is stored survives a crash (mongod journals by default).
                 c.args([
                     "--host",
                     "127.0.0.1",
                     "--log-level",
                     "WARNING",
+                    "--sync-on-commit",
                     "--storage-path",
                 ])
                 .arg(&storage)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
@@ -38,13 +38,36 @@ pub struct Store {
     pub ids: IdAllocator,
 }
 
+/// How long a call waits for an unreachable database before it fails, and so is answered
+/// 503, instead of the driver's 30 s. A reachable one is selected at once; the driver looks
+/// for a lost one again within half a second of the next call.
+const OUTAGE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a start waits for the database to answer.
+const START_WAIT: Duration = Duration::from_secs(15);
+
 impl Store {
     pub async fn connect(uri: &str, database: &str) -> Result<Self> {
         let mut options = ClientOptions::parse(uri).await?;
         options.app_name = Some("palaver".into());
-        options.server_selection_timeout = Some(Duration::from_secs(10));
+        options.server_selection_timeout = Some(OUTAGE_WAIT);
+        options.connect_timeout = Some(Duration::from_secs(2));
+        // What a client is told was stored survives a crash of the database: writes are
+        // acknowledged once journaled on a majority.
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(Acknowledgment::Majority)
+                .journal(true)
+                .build(),
+        );
         let db = Client::with_options(options)?.database(database);
-        db.run_command(doc! { "ping": 1 }).await?;
+        let started = tokio::time::Instant::now();
+        while let Err(e) = db.run_command(doc! { "ping": 1 }).await {
+            if started.elapsed() > START_WAIT {
+                return Err(e.into());
+            }
+            tracing::info!("waiting for the database: {e}");
+        }
         let store = Self {
             users: db.collection("users"),
             chats: db.collection("chats"),
@@ -66,6 +89,12 @@ impl Store {
         };
         store.create_indexes().await?;
         Ok(store)
+    }
+
+    /// Whether the database answers now (within `OUTAGE_WAIT`).
+    pub async fn is_up(&self) -> bool {
+        let ping = self.db.run_command(doc! { "ping": 1 });
+        matches!(tokio::time::timeout(OUTAGE_WAIT, ping).await, Ok(Ok(_)))
     }
 
     async fn create_indexes(&self) -> Result<()> {
