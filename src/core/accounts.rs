@@ -1,8 +1,9 @@
 //! Password accounts: sign-up with an email address, sign-in, and the checks on both.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -10,6 +11,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use bson::doc;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
+use tokio::sync::Semaphore;
 
 use super::Core;
 use crate::error::{Error, Result, UniqueWrite};
@@ -40,10 +42,15 @@ const ATTEMPTS_PER_ADDRESS: NonZeroU32 = NonZeroU32::new(30).unwrap();
 /// Keys kept before idle ones are dropped.
 const LIMITER_KEYS: usize = 100_000;
 
-/// Guesses at passwords are slowed per account and per address, whichever runs out first.
+/// Password sign-ups per client address: a burst, then this many a minute.
+const SIGN_UPS_PER_ADDRESS: NonZeroU32 = NonZeroU32::new(20).unwrap();
+
+/// Guesses at passwords are slowed per account and per address, whichever runs out first;
+/// sign-ups, which each cost a slow hash and an account, per address.
 pub struct SignInLimits {
     accounts: DefaultKeyedRateLimiter<String>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
+    sign_ups: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for SignInLimits {
@@ -51,6 +58,7 @@ impl Default for SignInLimits {
         Self {
             accounts: DefaultKeyedRateLimiter::keyed(Quota::per_minute(ATTEMPTS_PER_ACCOUNT)),
             addresses: DefaultKeyedRateLimiter::keyed(Quota::per_minute(ATTEMPTS_PER_ADDRESS)),
+            sign_ups: DefaultKeyedRateLimiter::keyed(Quota::per_minute(SIGN_UPS_PER_ADDRESS)),
         }
     }
 }
@@ -69,6 +77,51 @@ impl SignInLimits {
         }
         Ok(())
     }
+
+    fn admit_sign_up(&self, address: Option<IpAddr>) -> Result<()> {
+        if self.sign_ups.len() > LIMITER_KEYS {
+            self.sign_ups.retain_recent();
+        }
+        match address {
+            Some(address) if self.sign_ups.check_key(&address).is_err() => Err(Error::RateLimited),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Hashes computed at once: one per core. Each takes about 19 MiB for its time, so a burst
+/// of sign-ins or sign-ups cannot grow the process by more than this many of them.
+fn hashing_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        Semaphore::new(cores)
+    })
+}
+
+/// Hashes that may wait for a permit; past them a request is answered 503 at once.
+const HASHING_QUEUE: usize = 64;
+static HASHING_WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Run one slow hash off the async workers, within the bounds above.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let permits = hashing_permits();
+    let permit = match permits.try_acquire() {
+        Ok(permit) => permit,
+        Err(_) => {
+            if HASHING_WAITING.fetch_add(1, Ordering::Relaxed) >= HASHING_QUEUE {
+                HASHING_WAITING.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!("password hashing queue full: request refused");
+                return Err(Error::Unavailable("busy; try again shortly".into()));
+            }
+            let permit = permits.acquire().await;
+            HASHING_WAITING.fetch_sub(1, Ordering::Relaxed);
+            permit.map_err(|e| Error::Internal(e.into()))?
+        }
+    };
+    let done = tokio::task::spawn_blocking(work).await;
+    drop(permit);
+    done.map_err(|e| Error::Internal(e.into()))
 }
 
 /// A hash no password is known to match, verified against when the account does not exist.
@@ -87,13 +140,12 @@ fn decoy_hash() -> &'static str {
 /// An argon2 PHC string of a secret (a password, a verification code). Hashing is
 /// deliberately slow: it runs off the async workers.
 pub(super) async fn hash_secret(secret: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         Argon2::default()
             .hash_password(secret.as_bytes())
             .map(|h| h.to_string())
     })
-    .await
-    .map_err(|e| Error::Internal(e.into()))?
+    .await?
     .map_err(|e| Error::Internal(anyhow::anyhow!("hashing a secret: {e}")))
 }
 
@@ -101,7 +153,7 @@ pub(super) async fn hash_secret(secret: String) -> Result<String> {
 /// takes as long, and timing does not tell which accounts exist.
 pub(super) async fn secret_matches(secret: &str, hash: Option<String>) -> Result<bool> {
     let secret = secret.to_owned();
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let real = hash.is_some();
         let hash: &str = match &hash {
             Some(hash) => hash,
@@ -116,7 +168,6 @@ pub(super) async fn secret_matches(secret: &str, hash: Option<String>) -> Result
         real && matches
     })
     .await
-    .map_err(|e| Error::Internal(e.into()))
 }
 
 pub struct SignUp {
@@ -174,7 +225,8 @@ fn user_type(raw: Option<&str>) -> Result<UserType, String> {
 
 impl Core {
     /// Create a password account. Every invalid field is reported at once.
-    pub async fn sign_up(&self, form: SignUp) -> Result<User> {
+    pub async fn sign_up(&self, form: SignUp, address: Option<IpAddr>) -> Result<User> {
+        self.sign_in_limits.admit_sign_up(address)?;
         let mut invalid: Vec<(&'static str, String)> = Vec::new();
         let email = valid_email(&form.email).unwrap_or_else(|e| {
             invalid.push(("email", e));

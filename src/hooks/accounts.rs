@@ -39,6 +39,7 @@ struct SignUpForm {
 
 async fn sign_up(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body { value: form, .. }: Body<SignUpForm>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), HooksError> {
     let [email, password, password2] = required([
@@ -47,12 +48,15 @@ async fn sign_up(
         ("password2", &form.password2),
     ])?;
     let user = app
-        .sign_up(SignUp {
-            email: email.to_owned(),
-            password: password.to_owned(),
-            password2: password2.to_owned(),
-            user_type: form.user_type,
-        })
+        .sign_up(
+            SignUp {
+                email: email.to_owned(),
+                password: password.to_owned(),
+                password2: password2.to_owned(),
+                user_type: form.user_type,
+            },
+            Some(peer.ip()),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -1,0 +1,140 @@
+//! Bounded resources, on a server process of the test's own so its memory can be read:
+//! sign-ups are throttled per address, and a burst of password hashes neither grows the
+//! process by gigabytes nor waits in an unbounded queue.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{HOOKS_PASSWORD as PASSWORD, mongodb_uri, new_database_name};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// The palaver binary on the test database, killed when dropped.
+struct Process {
+    child: Child,
+    base: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl Process {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let data_dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_palaver"))
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("MONGODB_URI", mongodb_uri())
+            .env("MONGODB_DATABASE", new_database_name())
+            .env("JWT_SECRET", "resources-test")
+            .env("DATA_DIR", data_dir.path())
+            .env("RUST_LOG", "error,tower_http=off")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..300 {
+            if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self {
+            child,
+            base,
+            _data_dir: data_dir,
+        }
+    }
+
+    /// Resident memory, in bytes.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        kb * 1024
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client whose requests come from `127.0.0.<last>`: another address to the server.
+fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn sign_up_body(tag: &str, i: usize) -> serde_json::Value {
+    let email = format!("{tag}-{i}-{}@example.org", std::process::id());
+    json!({ "email": email, "password": PASSWORD, "password2": PASSWORD })
+}
+
+#[tokio::test]
+async fn sign_ups_are_throttled_and_hashing_stays_bounded() {
+    let server = Process::start().await;
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    // One address: a burst of 20 sign-ups, then 429 with the hooks error shape.
+    let http = client_from(21);
+    let answers = futures::future::join_all((0..25).map(|i| {
+        http.post(url("/user/signup/"))
+            .json(&sign_up_body("throttled", i))
+            .send()
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = answers
+        .iter()
+        .map(|a| a.as_ref().unwrap().status())
+        .collect();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((created, throttled), (20, 5), "{statuses:?}");
+
+    // 150 sign-ins at once from five addresses (each within its own limit): a few hash at a
+    // time, a bounded number wait, the rest are told at once to come back.
+    let before = server.rss();
+    let requests = (0..150).map(|i| {
+        let http = client_from(30 + (i % 5) as u8);
+        let body = json!({ "email": format!("nobody-{i}@example.org"), "password": PASSWORD });
+        let url = url("/user/signin/");
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let after = server.rss();
+    let mut refused = 0;
+    let mut busy = 0;
+    for answer in answers {
+        match answer.status() {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(answer.headers()["retry-after"], "1");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(refused > 0 && busy > 0, "refused {refused}, busy {busy}");
+    assert_eq!(refused + busy, 150);
+    // Without the bound, each of the 150 held about 19 MiB at once (some 2.8 GB).
+    let grown = after.saturating_sub(before);
+    assert!(grown < 400 << 20, "grew by {} MiB", grown >> 20);
+}
