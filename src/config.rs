@@ -94,6 +94,18 @@ pub struct Config {
     #[arg(long, env = "TWILIO_VERIFY_SERVICE_SID")]
     pub twilio_verify_service_sid: Option<String>,
 
+    /// Seconds a client has to send a request's headers, and then its whole body, before the
+    /// connection is closed (slow clients cannot hold connections).
+    #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+
+    /// Open connections allowed from one client address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000)]
+    pub max_connections_per_address: usize,
+
     /// Twilio Verify's API base URL.
     #[arg(
         long,
@@ -182,6 +194,9 @@ impl Config {
             twilio_auth_token: None,
             twilio_verify_service_sid: None,
             twilio_base_url: "https://verify.twilio.com".to_owned(),
+            header_timeout: 10,
+            request_timeout: 30,
+            max_connections_per_address: 1000,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod media;
 pub mod push;
 pub mod realtime;
 pub mod requests;
+pub mod serve;
 pub mod sms;
 pub mod store;
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderName, Method, StatusCode};
 use rooms::Closing;
 use rooms::cluster::RedisLink;
 use tokio::net::TcpListener;
@@ -34,6 +35,7 @@ use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -110,23 +112,24 @@ impl Server {
         .await?;
         app.add_dialect(Arc::new(requests::Requests), feed.clone());
 
-        let router = routes(app.clone()).layer(io_layer).layer(feed_layer);
+        let request_timeout = Duration::from_secs(config.request_timeout);
+        let router = routes(app.clone(), request_timeout)
+            .layer(io_layer)
+            .layer(feed_layer);
+        let limits = serve::Limits {
+            header_timeout: Duration::from_secs(config.header_timeout),
+            per_address: config.max_connections_per_address,
+        };
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let sessions = app.hub.sessions().clone();
-        let task = tokio::spawn(async move {
-            // Client addresses are needed to slow password guessing per address.
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.await;
-                    socket_io.close().await;
-                    feed.close().await;
-                    sessions.close_all(Closing::Shutdown);
-                })
-                .await
-        });
+        let task = tokio::spawn(serve::serve(listener, router, limits, async move {
+            let _ = stop.await;
+            socket_io.close().await;
+            feed.close().await;
+            sessions.close_all(Closing::Shutdown);
+        }));
         tracing::info!("listening on http://{addr}");
         Ok(Self {
             addr,
@@ -150,7 +153,7 @@ impl Server {
     }
 }
 
-fn routes(app: App) -> Router {
+fn routes(app: App, request_timeout: Duration) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
@@ -175,6 +178,12 @@ fn routes(app: App) -> Router {
         .merge(hooligram::router())
         .merge(health::router())
         .with_state(app)
+        // A request, its body included, is read and answered within this, so a body sent a
+        // few bytes at a time cannot hold a connection (WebSockets only wait for the upgrade).
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

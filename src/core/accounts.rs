@@ -2,8 +2,7 @@
 
 use std::net::IpAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -11,7 +10,6 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use bson::doc;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
-use tokio::sync::Semaphore;
 
 use super::Core;
 use crate::error::{Error, Result, UniqueWrite};
@@ -89,39 +87,58 @@ impl SignInLimits {
     }
 }
 
-/// Hashes computed at once: one per core. Each takes about 19 MiB for its time, so a burst
-/// of sign-ins or sign-ups cannot grow the process by more than this many of them.
-fn hashing_permits() -> &'static Semaphore {
-    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
+/// Slow hashes run on their own threads, one per core, fed through a short queue. Each hash
+/// takes about 19 MiB while it runs; on these few threads (each with its own allocator arena,
+/// reused from one hash to the next) a burst of sign-ins or sign-ups cannot grow the process
+/// by more than a few of them. Past the queue a request is answered 503 at once.
+const HASHING_QUEUE: usize = 64;
+
+type HashJob = Box<dyn FnOnce() + Send>;
+
+fn hashing_queue() -> &'static std::sync::mpsc::SyncSender<HashJob> {
+    static QUEUE: OnceLock<std::sync::mpsc::SyncSender<HashJob>> = OnceLock::new();
+    QUEUE.get_or_init(|| {
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<HashJob>(HASHING_QUEUE);
+        let jobs = Arc::new(Mutex::new(jobs));
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        Semaphore::new(cores)
+        for i in 0..cores {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("hashing-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("starting a hashing thread: {e}");
+            }
+        }
+        queue
     })
 }
 
-/// Hashes that may wait for a permit; past them a request is answered 503 at once.
-const HASHING_QUEUE: usize = 64;
-static HASHING_WAITING: AtomicUsize = AtomicUsize::new(0);
-
-/// Run one slow hash off the async workers, within the bounds above.
+/// Run one slow hash on the hashing threads.
 async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let permits = hashing_permits();
-    let permit = match permits.try_acquire() {
-        Ok(permit) => permit,
-        Err(_) => {
-            if HASHING_WAITING.fetch_add(1, Ordering::Relaxed) >= HASHING_QUEUE {
-                HASHING_WAITING.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!("password hashing queue full: request refused");
-                return Err(Error::Unavailable("busy; try again shortly".into()));
-            }
-            let permit = permits.acquire().await;
-            HASHING_WAITING.fetch_sub(1, Ordering::Relaxed);
-            permit.map_err(|e| Error::Internal(e.into()))?
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: HashJob = Box::new(move || {
+        let _ = done.send(work());
+    });
+    match hashing_queue().try_send(job) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::TrySendError::Full(_)) => {
+            tracing::warn!("password hashing queue full: request refused");
+            return Err(Error::Unavailable("busy; try again shortly".into()));
         }
-    };
-    let done = tokio::task::spawn_blocking(work).await;
-    drop(permit);
-    done.map_err(|e| Error::Internal(e.into()))
+        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+            return Err(Error::Internal(anyhow::anyhow!("no hashing thread runs")));
+        }
+    }
+    result.await.map_err(|e| Error::Internal(e.into()))
 }
 
 /// A hash no password is known to match, verified against when the account does not exist.

@@ -147,7 +147,9 @@ test('a group from creation to deletion: responses, socket events and pushes', a
 
     // Pushes: exactly one per push-worthy event for offline participants, none for online ones.
     const sent = await pushes(['neha-phone', 'amy-phone', 'bob-phone', 'carl-phone']);
-    const summary = sent.map((s) => [s.body.message.token, s.body.message.data.event]);
+    // Pushes to different users go out independently, so their order is not a promise.
+    const byDevice = ([a, x], [b, y]) => `${a} ${x}`.localeCompare(`${b} ${y}`);
+    const summary = sent.map((s) => [s.body.message.token, s.body.message.data.event]).sort(byDevice);
     assert.deepEqual(summary, [
       // Max followed them all while they were offline: a notification each.
       ['neha-phone', 'notification'],
@@ -157,9 +159,10 @@ test('a group from creation to deletion: responses, socket events and pushes', a
       ['bob-phone', 'chat-created'],
       ['carl-phone', 'chat-joined'],
       ['bob-phone', 'chat-access-removed'],
-    ]);
-    assert.equal(sent[0].body.message.notification.body, `${max.username} just followed you.`);
-    assert.deepEqual(sent[4].body, {
+    ].sort(byDevice));
+    const followed = sent.find((s) => s.body.message.data.event === 'notification');
+    assert.equal(followed.body.message.notification.body, `${max.username} just followed you.`);
+    assert.deepEqual(sent.find((s) => s.body.message.data.event === 'chat-created').body, {
       message: {
         token: 'bob-phone',
         notification: { title: 'Future Scientists', body: `${max.username} added you to Future Scientists` },
