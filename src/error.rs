@@ -27,6 +27,9 @@ pub enum Error {
     Fields(Vec<(&'static str, String)>),
     #[error("too many requests; slow down")]
     RateLimited,
+    /// The path exists, but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// A read asked for more items at once than any may.
     #[error("limit must be at most {0}")]
     LimitTooLarge(u64),

@@ -181,6 +181,14 @@ async fn one_to_one_chats_are_opened_once_and_respect_blocks_and_connections() {
         StatusCode::FORBIDDEN,
         "cannot open a chat",
     );
+    // Nor can either follow the other, which would notify them.
+    for (who, whom) in [(&max, &amy), (&amy, &max)] {
+        refused(
+            post(&ts, &format!("/users/{}/follow", whom.id), who, json!({})).await,
+            StatusCode::FORBIDDEN,
+            "cannot follow",
+        );
+    }
     let (status, _) = delete(&ts, &format!("/users/{}/block", max.id), &amy).await;
     assert_eq!(status, StatusCode::OK);
 

@@ -7,11 +7,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::wire::{Body, Caller, ChannelsError, MessageView, UserView, array_param};
+use super::wire::{Body, Caller, ChannelsError, ChannelsWire, MessageView, UserView, array_param};
 use crate::core::App;
 use crate::core::direct::Opened;
 use crate::core::messages::HistoryPage;
 use crate::error::Error;
+use crate::http;
 use crate::http::ids::{NumericId, parse_id};
 use crate::store::User;
 
@@ -33,6 +34,7 @@ pub fn router() -> Router<App> {
         .route("/users", get(fetch_users))
         .route("/messages", get(fetch_messages))
         .route("/dmchannels", get(fetch_dm_channels))
+        .method_not_allowed_fallback(http::method_not_allowed::<ChannelsWire>)
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         .merge(participants::router())
         .merge(social::router())
         .merge(devices::router())
+        .method_not_allowed_fallback(crate::http::method_not_allowed::<wire::ChatsWire>)
 }
 
 /// The chats dialect on a Socket.IO path: every socket of a user hears this dialect's events

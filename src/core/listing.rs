@@ -17,6 +17,20 @@ use crate::store::{
 /// The largest page any listing returns.
 pub const PAGE_MAX: u64 = 100;
 pub const SEARCH_MIN_CHARS: usize = 3;
+/// The longest search: a name is never longer, and the pattern built from it stays well
+/// within the database's limit on regular expressions.
+pub const SEARCH_MAX_CHARS: usize = 100;
+
+/// A search as given, trimmed, or an error when it is too long to mean anything.
+fn bounded_search(search: &str) -> Result<&str> {
+    let search = search.trim();
+    if search.chars().count() > SEARCH_MAX_CHARS {
+        return Err(Error::invalid(format!(
+            "search is at most {SEARCH_MAX_CHARS} characters"
+        )));
+    }
+    Ok(search)
+}
 
 /// Which items of a listing to read: `limit` of them after the first `skip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +137,10 @@ impl Core {
                 }
             };
         }
-        if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+        let search = filter.search.as_deref().map(bounded_search).transpose()?;
+        if let Some(search) = search.filter(|s| !s.is_empty()) {
             // Groups match on their name; one-to-one chats on the other person's username.
-            let pattern = contains(search.trim());
+            let pattern = contains(search);
             let users: Vec<User> = self
                 .store
                 .users
@@ -313,7 +328,7 @@ impl Core {
         reels_limit: u64,
         page: Window,
     ) -> Result<(Listing<Community>, HashSet<ObjectId>)> {
-        let search = search.trim();
+        let search = bounded_search(search)?;
         if search.chars().count() < SEARCH_MIN_CHARS {
             return Err(Error::invalid(format!(
                 "search is required, with at least {SEARCH_MIN_CHARS} characters"

@@ -50,6 +50,10 @@ impl Core {
     /// Follow another user, once; they are notified.
     pub async fn follow(&self, user: &User, followee: ObjectId) -> Result<Follow> {
         self.other_user(user, followee, "follow").await?;
+        // A follow notifies: someone blocked (or blocking) must not reach the other that way.
+        if self.blocked_between(&user.id, &followee).await? {
+            return Err(Error::Forbidden("you cannot follow this user".into()));
+        }
         let follow = Follow {
             id: ObjectId::new(),
             num: self.store.ids.next("follows").await?,

@@ -32,6 +32,7 @@ pub fn router() -> Router<App> {
         .merge(communication::router())
         .merge(devices::router())
         .merge(live::router())
+        .method_not_allowed_fallback(crate::http::method_not_allowed::<wire::HooksWire>)
 }
 
 /// Renders the core's events as frames of the hooks dialect's WebSockets: messages of

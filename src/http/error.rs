@@ -52,6 +52,7 @@ pub fn status(err: &Error) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -86,4 +87,10 @@ impl<W: Wire> IntoResponse for HttpError<W> {
         }
         response
     }
+}
+
+/// What a dialect's paths answer to a method they do not take, in its shape (set on each
+/// dialect's routes with `Router::method_not_allowed_fallback`).
+pub async fn method_not_allowed<W: Wire>() -> HttpError<W> {
+    HttpError::from(Error::MethodNotAllowed)
 }

@@ -8,5 +8,5 @@ pub mod ids;
 pub mod paging;
 pub mod time;
 
-pub use error::{HttpError, Unreadable, Wire, status};
+pub use error::{HttpError, Unreadable, Wire, method_not_allowed, status};
 pub use extract::{Body, Caller, Path, Query};

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::DIALECT;
 use super::views;
-use super::wire::{Body, Caller, Ids, Params, RequestsError};
+use super::wire::{Body, Caller, Ids, Params, RequestsError, RequestsWire};
 use crate::core::App;
 use crate::core::direct::Opened;
 use crate::core::listing::{ChatFilter, ChatSummary, Requests};
@@ -51,6 +51,7 @@ pub fn router() -> Router<App> {
         .fold(Router::new(), |router, (path, route)| {
             both(router, path, route)
         })
+        .method_not_allowed_fallback(crate::http::method_not_allowed::<RequestsWire>)
 }
 
 /// A chat as the caller sees it.

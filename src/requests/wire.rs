@@ -36,6 +36,7 @@ fn code(err: &Error) -> &'static str {
         Error::LimitTooLarge(_) => "RESULT_LIMIT",
         Error::Invalid(_) | Error::NotModified(_) | Error::Fields(_) => "BAD_REQUEST",
         Error::RateLimited => "RATE_LIMITED",
+        Error::MethodNotAllowed => "METHOD_NOT_ALLOWED",
         Error::Unavailable(_) => "SERVICE_UNAVAILABLE",
         Error::Database(_) | Error::Internal(_) => "INTERNAL_ERROR",
     }

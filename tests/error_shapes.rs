@@ -1,0 +1,101 @@
+//! Every refusal in its dialect's shape: a method a path does not take, and searches too long
+//! to run, are answered by the dialect's error JSON and the right status, never a bare 405 or
+//! a 500 from the database.
+
+mod common;
+
+use common::TestServer;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// Status, content type and JSON body of a request with a token in every header the dialects
+/// read.
+async fn call(
+    ts: &TestServer,
+    method: Method,
+    path: &str,
+    token: &str,
+) -> (StatusCode, String, Value) {
+    let response = ts
+        .http
+        .request(method, ts.url(path))
+        .header("Authorisation", token)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        kind,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_in_the_dialects_shape() {
+    let ts = TestServer::start().await;
+    let (_, token) = ts.signup("ada").await;
+    let cases = [
+        // channels: the status and a `null` body
+        (Method::DELETE, "/new", Value::Null),
+        // chats: {"message"}
+        (
+            Method::PATCH,
+            "/chats",
+            serde_json::json!({ "message": "method not allowed" }),
+        ),
+        // hooks: {"detail"}
+        (
+            Method::DELETE,
+            "/profile/",
+            serde_json::json!({ "detail": "method not allowed" }),
+        ),
+        // requests: {"error", "code", "payload"}
+        (
+            Method::PUT,
+            "/chat/totals",
+            serde_json::json!({ "error": "method not allowed", "code": "METHOD_NOT_ALLOWED", "payload": null }),
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, kind, answer) = call(&ts, method.clone(), path, &token).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(kind, "application/json", "{method} {path}");
+        assert_eq!(answer, body, "{method} {path}");
+    }
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn searches_too_long_to_run_are_refused_with_400() {
+    let ts = TestServer::start().await;
+    let (_, token) = ts.signup("ada").await;
+    let long = "a".repeat(1001);
+    for path in [
+        format!("/chats?search={long}"),
+        format!("/chats/explore/communities?search={long}"),
+    ] {
+        let (status, _, answer) = call(&ts, Method::GET, &path, &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains("at most 100"),
+            "{answer}"
+        );
+    }
+    let (status, _, _) = call(
+        &ts,
+        Method::GET,
+        &format!("/chats?search={}", "a".repeat(100)),
+        &token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    ts.stop().await;
+}
