@@ -42,6 +42,9 @@ use crate::config::Config;
 use crate::core::{App, Core, Tokens};
 use crate::store::Store;
 
+/// How long a stopping node waits for its queued pushes to go out.
+const PUSH_FLUSH: Duration = Duration::from_secs(10);
+
 /// Largest body an endpoint reads, unless it says otherwise (chat photos do).
 const BODY_LIMIT: usize = 1024 * 1024;
 /// Largest request body of all, whatever the endpoint.
@@ -124,10 +127,13 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let sessions = app.hub.sessions().clone();
+        let stopping = app.clone();
         let task = tokio::spawn(serve::serve(listener, router, limits, async move {
             let _ = stop.await;
-            socket_io.close().await;
-            feed.close().await;
+            // Balancers hear first, then plain WebSockets are told the server is going away
+            // (1001); Socket.IO connections are cut with the rest (see `serve`), so that
+            // every client reconnects.
+            stopping.begin_stopping();
             sessions.close_all(Closing::Shutdown);
         }));
         tracing::info!("listening on http://{addr}");
@@ -139,10 +145,22 @@ impl Server {
         })
     }
 
-    /// Stop accepting, close every socket, and wait for in-flight requests.
+    /// Stop for a rolling deploy: report not ready, stop accepting, let requests in flight
+    /// finish (briefly), close every connection so that clients reconnect elsewhere, and send
+    /// the pushes still queued.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task).await???;
+        let bound = serve::SHUTDOWN_GRACE + Duration::from_secs(5);
+        tokio::time::timeout(bound, self.task).await???;
+        let flushed = async {
+            while self.app.hub.pushes_pending() > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(PUSH_FLUSH, flushed).await.is_err() {
+            let left = self.app.hub.pushes_pending();
+            tracing::warn!("stopping with {left} pushes unsent");
+        }
         Ok(())
     }
 

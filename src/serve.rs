@@ -3,11 +3,19 @@
 //! served by hyper with a timer (a header time-out), `TCP_NODELAY` (a small event goes out at
 //! once instead of waiting on the peer's delayed ACK), and a cap per client address. The
 //! request time-out that bounds a trickled body is a layer on the REST routes (`lib.rs`).
+//!
+//! Stopping: no new connections, requests in flight finish (for at most `SHUTDOWN_GRACE`),
+//! then every connection still open, upgraded ones included, is cut: its TCP stream ends.
+//! That is how Node's socket.io server stops, and what makes every Socket.IO client reconnect
+//! (to another node): an Engine.IO close packet would tell some clients, python-socketio's
+//! among them, that the server let them go on purpose, and they would never come back.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -16,8 +24,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
+
+/// How long requests in flight may take to finish once the server is stopping.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 pub struct Limits {
     pub header_timeout: Duration,
@@ -39,6 +52,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_timeout);
     let open = OpenConnections::default();
     let graceful = GracefulShutdown::new();
+    let cut = CancellationToken::new();
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -67,6 +81,10 @@ pub async fn serve(
                 .insert(ConnectInfo::<SocketAddr>(peer));
             router.clone().oneshot(request)
         });
+        let stream = Cuttable {
+            inner: stream,
+            cut: Box::pin(cut.clone().cancelled_owned()),
+        };
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
@@ -79,8 +97,62 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("requests still running after the grace period: cut off");
+    }
+    cut.cancel();
     Ok(())
+}
+
+/// A connection's stream, ended from this side when the server stops: reads see the end of
+/// the stream and writes fail, so whoever holds it (hyper, or a WebSocket after an upgrade)
+/// lets it go, and the client sees its connection closed.
+struct Cuttable {
+    inner: TcpStream,
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Cuttable {
+    fn is_cut(&mut self, cx: &mut Context<'_>) -> bool {
+        self.cut.as_mut().poll(cx).is_ready()
+    }
+}
+
+impl AsyncRead for Cuttable {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.is_cut(cx) {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Cuttable {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.is_cut(cx) {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// Connections open per client address.

@@ -37,6 +37,12 @@ install_tools() {
     python3 -m venv "$TOOLS/moto"
     "$TOOLS/moto/bin/pip" install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
   fi
+  say "installing python-socketio (a client that must reconnect after a restart)"
+  if [ ! -x "$TOOLS/sio/bin/python" ] || ! "$TOOLS/sio/bin/python" -c 'import socketio' 2>/dev/null; then
+    python3 -m venv "$TOOLS/sio"
+    "$TOOLS/sio/bin/pip" install --quiet --disable-pip-version-check 'python-socketio[client]==5.18.1'
+  fi
+  export TEST_PYTHON_SOCKETIO="$TOOLS/sio/bin/python"
   say "installing Redis (Debian's redis-server)"
   if ! command -v redis-server >/dev/null; then
     local sudo=()

@@ -245,3 +245,18 @@ async fn slow_clients_cannot_hold_connections() {
     drop(held);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_stopping_node_reports_not_ready_but_alive() {
+    let s = common::TestServer::start().await;
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["database"], true);
+    s.server.app.begin_stopping();
+    let (status, body) = s.get("/readyz", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["stopping"], true);
+    let (status, _) = s.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}

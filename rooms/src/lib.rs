@@ -153,6 +153,11 @@ impl PushIntent {
 /// Takes push intents. It must not block: delivery happens elsewhere.
 pub trait PushSink: Send + Sync + 'static {
     fn push(&self, intent: PushIntent);
+
+    /// Pushes accepted but not yet sent, for a stopping node to wait on.
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// What one transport should do for one event: rooms to join and leave first, then events.
@@ -223,6 +228,11 @@ impl Hub {
     /// The WebSocket sessions as a transport (of every node, when clustered).
     pub fn sessions_transport(&self) -> Arc<dyn Transport> {
         self.sessions_transport.clone()
+    }
+
+    /// Pushes accepted but not yet sent.
+    pub fn pushes_pending(&self) -> usize {
+        self.push.pending()
     }
 
     /// The link to the other nodes, when there are any.

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,6 +44,8 @@ pub struct FcmConfig {
 /// A push sink that queues intents for the FCM worker.
 pub struct FcmPush {
     queue: mpsc::Sender<PushIntent>,
+    /// Intents queued or being sent.
+    pending: Arc<AtomicUsize>,
 }
 
 impl FcmPush {
@@ -66,16 +69,23 @@ impl FcmPush {
             devices,
         });
         let (queue, intents) = mpsc::channel(QUEUE);
-        tokio::spawn(sender.run(intents));
-        Ok(Self { queue })
+        let pending = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(sender.run(intents, pending.clone()));
+        Ok(Self { queue, pending })
     }
 }
 
 impl PushSink for FcmPush {
     fn push(&self, intent: PushIntent) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.queue.try_send(intent) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!("push dropped: {e}");
         }
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
     }
 }
 
@@ -97,17 +107,22 @@ enum Outcome {
 }
 
 impl Sender {
-    async fn run(self: Arc<Self>, mut intents: mpsc::Receiver<PushIntent>) {
+    async fn run(
+        self: Arc<Self>,
+        mut intents: mpsc::Receiver<PushIntent>,
+        pending: Arc<AtomicUsize>,
+    ) {
         let slots = Arc::new(Semaphore::new(CONCURRENCY));
         while let Some(intent) = intents.recv().await {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let sender = self.clone();
+            let (sender, pending) = (self.clone(), pending.clone());
             tokio::spawn(async move {
                 if let Err(e) = sender.deliver(&intent).await {
                     tracing::warn!(user = %intent.user, "push failed: {e:#}");
                 }
+                pending.fetch_sub(1, Ordering::Relaxed);
                 drop(slot);
             });
         }

@@ -25,6 +25,7 @@ const REDIS_SERVER = env('TEST_REDIS_SERVER');
 const MONGODB_URI = env('TEST_MONGODB_URI');
 const FCM = env('FAKE_FCM_URL');
 const FCM_CREDENTIALS = env('FAKE_FCM_CREDENTIALS');
+const PYTHON_SOCKETIO = env('TEST_PYTHON_SOCKETIO');
 const LOGS = process.env.TEST_LOGS || mkdtempSync(join(tmpdir(), 'palaver-multinode-'));
 const DATABASE = `multinode_${process.pid}`;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -77,8 +78,8 @@ const redis = {
 };
 
 // A Palaver node on the shared database and Redis; `base` is its URL.
-async function startNode(name) {
-  const port = await freePort();
+async function startNode(name, port = 0) {
+  port ||= await freePort();
   const child = run(`multinode-${name}`, BIN, [], {
     HOST: '127.0.0.1', PORT: String(port), MONGODB_URI, MONGODB_DATABASE: DATABASE,
     REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: `multinode-${process.pid}`,
@@ -345,6 +346,44 @@ test('hooligram groups, messages and receipts span the nodes', async () => {
   for (const app of [ann, annOnTwo, bob]) {
     const { payload } = await app.delivery('GROUP_DELIVER_REQUEST');
     assert.deepEqual([...payload.member_sids].sort(), [ann.sid, bob.sid].sort());
+  }
+});
+
+test('on SIGTERM a node closes its connections so that python-socketio clients come back by themselves', async () => {
+  const three = await startNode('three');
+  const ada = await signup('ada', three.base);
+  // Each client prints "connect" and "disconnect <reason>" lines.
+  const clients = ['websocket', 'polling'].map((transport) => {
+    const child = spawn(PYTHON_SOCKETIO, [join(import.meta.dirname, '../python/reconnecting_client.py'), three.base, ada.token, transport]);
+    child.lines = [];
+    child.stdout.on('data', (data) => child.lines.push(...data.toString().split('\n').filter(Boolean)));
+    child.stderr.pipe(createWriteStream(join(LOGS, `python-${transport}.log`), { flags: 'a' }));
+    return child;
+  });
+  const until = async (what, ok) => {
+    for (let i = 0; i < 150 && !ok(); i++) await sleep(100);
+    assert.ok(ok(), `${what}: ${JSON.stringify(clients.map((c) => c.lines))}`);
+  };
+  try {
+    await until('both connect', () => clients.every((c) => c.lines.includes('connect')));
+
+    // A rolling deploy: SIGTERM, a clean exit, and the node back on the same address.
+    const port = Number(new URL(three.base).port);
+    three.child.kill('SIGTERM');
+    assert.equal(await three.child.exited, 0);
+    await until('both see the transport close', () => clients.every((c) => c.lines.some((l) => l.startsWith('disconnect'))));
+    for (const c of clients) {
+      assert.ok(!c.lines.includes('disconnect io server disconnect'), JSON.stringify(c.lines));
+    }
+    const again = await startNode('three', port);
+    try {
+      await until('both reconnect', () => clients.every((c) => c.lines.filter((l) => l === 'connect').length === 2));
+    } finally {
+      again.child.kill('SIGTERM');
+      await again.child.exited;
+    }
+  } finally {
+    for (const c of clients) c.kill();
   }
 });
 
