@@ -161,6 +161,32 @@ impl RedisLink {
         }
     }
 
+    /// Add one to the counter at `key` (kept `ttl_seconds`) and read it; `None` while Redis
+    /// is unreachable.
+    pub async fn count(&self, key: &str, ttl_seconds: u64) -> Option<i64> {
+        let mut connection = self.connection();
+        let counted = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            redis::pipe()
+                .incr(key, 1)
+                .expire(key, ttl_seconds as i64)
+                .ignore()
+                .query_async::<(i64,)>(&mut connection),
+        )
+        .await;
+        match counted {
+            Ok(Ok((count,))) => Some(count),
+            Ok(Err(e)) => {
+                self.lost(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.lost("timed out");
+                None
+            }
+        }
+    }
+
     /// Receive what is published on `channel` (buffering up to `buffer` messages).
     pub async fn subscribe(
         &self,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub mod budget;
 pub mod cluster;
 mod presence;
 mod sessions;
@@ -187,6 +188,7 @@ pub struct Hub {
     /// The sessions as a transport: this node's only, or every node's through Redis.
     sessions_transport: Arc<dyn Transport>,
     cluster: Option<Arc<cluster::RedisLink>>,
+    budgets: budget::UserBudgets,
 }
 
 impl Hub {
@@ -199,6 +201,7 @@ impl Hub {
             sessions_transport: sessions.clone(),
             sessions,
             cluster: None,
+            budgets: budget::UserBudgets::new(None),
         }
     }
 
@@ -216,6 +219,7 @@ impl Hub {
             push,
             sessions_transport,
             sessions,
+            budgets: budget::UserBudgets::new(Some(link.clone())),
             cluster: Some(link),
         })
     }
@@ -228,6 +232,12 @@ impl Hub {
     /// The WebSocket sessions as a transport (of every node, when clustered).
     pub fn sessions_transport(&self) -> Arc<dyn Transport> {
         self.sessions_transport.clone()
+    }
+
+    /// Spend one event of `user`'s, shared by all their connections (see `budget`); false
+    /// when they are sending too fast.
+    pub fn spend_event(&self, user: &str) -> bool {
+        self.budgets.spend(user)
     }
 
     /// Pushes accepted but not yet sent.

@@ -155,12 +155,13 @@ fn last_seen_list(value: &Value) -> Vec<(i64, i64)> {
 
 /// The checks every event starts with: within the socket's budget, signed in, well-formed.
 fn admit<T>(
+    app: &App,
     budget: Option<EventBudget>,
     user: Option<User>,
     data: Result<T, ParserError>,
     expected: &'static str,
 ) -> Result<(User, T), Error> {
-    budget.unwrap_or_default().spend()?;
+    budget.unwrap_or_default().spend(&app.hub, user.as_ref())?;
     let user = user.ok_or(Error::Unauthorized)?;
     let data = data.map_err(|_| Error::invalid(expected))?;
     Ok((user, data))
@@ -182,6 +183,7 @@ async fn on_message(
 ) {
     let result = async {
         let (user, data) = admit(
+            &app,
             budget,
             user,
             data,
@@ -216,7 +218,7 @@ async fn on_message_deleted(
     MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
-        let (user, data) = admit(budget, user, data, "expected {channel: id, id: id}")?;
+        let (user, data) = admit(&app, budget, user, data, "expected {channel: id, id: id}")?;
         let chat = app.member_chat(&user, data.channel.0).await?;
         let message = app.delete_message(&user, &chat, data.id.0).await?;
         Ok(DeletedView {

@@ -1,5 +1,6 @@
 //! How many events one connection may send: a token bucket per connection, asked before any
-//! event or frame is handled (socketioxide and the WebSocket pump have no limit of their own).
+//! event or frame is handled (socketioxide and the WebSocket pump have no limit of their own),
+//! and then its user's, shared by all their connections (`rooms::budget`).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -7,6 +8,8 @@ use std::sync::Arc;
 use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::error::Error;
+use crate::store::User;
+use rooms::Hub;
 
 /// Events one connection may send per second, sustained, and in a burst.
 pub const EVENTS_PER_SECOND: NonZeroU32 = NonZeroU32::new(30).unwrap();
@@ -24,8 +27,13 @@ impl Default for EventBudget {
 }
 
 impl EventBudget {
-    /// Spend one event, or refuse when the connection is sending too fast.
-    pub fn spend(&self) -> Result<(), Error> {
-        self.0.check().map_err(|_| Error::RateLimited)
+    /// Spend one event of the connection's, and of its user's when signed in (one budget for
+    /// all of a user's connections, on every node), or refuse when either runs out.
+    pub fn spend(&self, hub: &Hub, user: Option<&User>) -> Result<(), Error> {
+        self.0.check().map_err(|_| Error::RateLimited)?;
+        match user {
+            Some(user) if !hub.spend_event(&user.id.to_hex()) => Err(Error::RateLimited),
+            _ => Ok(()),
+        }
     }
 }

@@ -176,7 +176,7 @@ impl Connection {
 
     /// Spend one event of the connection's budget, or refuse when it sends too fast.
     pub fn spend(&self) -> Result<(), Error> {
-        self.budget.spend()
+        self.budget.spend(&self.app.hub, self.user.as_ref())
     }
 
     pub fn join(&self, room: &Room) {
@@ -218,7 +218,7 @@ impl Connection {
                     let outcome = match incoming {
                         Some(Ok(Message::Text(text))) => {
                             let spent = match protocol.counts_every_frame() {
-                                true => self.budget.spend(),
+                                true => self.spend(),
                                 false => Ok(()),
                             };
                             match spent {

@@ -303,6 +303,7 @@ test('a client cut off while messages flow through both nodes is sent what it mi
         .then((socket) => { bobSocket = track(socket); });
     }
     await emitAck(senders[i % 2], 'message', { content: `message ${i}`, channel });
+    await sleep(40); // within the user's event budget
   }
   await sleep(800);
   const history = await call('GET', `/messages?channel_id=${channel}&limit=100`, { token: bob.token, base: two.base });
@@ -385,6 +386,33 @@ test('on SIGTERM a node closes its connections so that python-socketio clients c
   } finally {
     for (const c of clients) c.kill();
   }
+});
+
+test('one user has one event budget, whatever their sockets and nodes', async () => {
+  const ada = await signup('ada', one.base);
+  const bob = await signup('bob', one.base);
+  const channel = await createChannel(ada, bob, one.base);
+  const socket = async (node) => track(await connect('v4', 'websocket', { token: ada.token, channels: [channel], how: 'auth', base: node.base }));
+  const sockets = [await socket(one), await socket(one), await socket(one), await socket(two), await socket(two)];
+  // A cheap event: deleting a message that does not exist spends budget and answers 404.
+  const attempt = (s) => emitAck(s, 'messageDeleted', { channel, id: '999999999' }, 10000).then((r) => r.status);
+
+  // Five sockets, 60 events each at once: each node lets through one user's burst (60).
+  const statuses = await Promise.all(sockets.flatMap((s) => Array.from({ length: 60 }, () => attempt(s))));
+  const through = statuses.filter((s) => s !== 429).length;
+  assert.ok(through <= 2 * 60 + 10, `${through} of 300 let through`);
+  assert.ok(through >= 60, `${through} let through`);
+
+  // Then about 20 a second through each node for 8 s: within each node's rate (30 a
+  // second), but over the user's across both, which Redis counts.
+  await sleep(2500);
+  const paced = [];
+  for (let i = 0; i < 200; i++) {
+    paced.push(attempt(sockets[0]), attempt(sockets[3]));
+    await sleep(40);
+  }
+  const refused = (await Promise.all(paced)).filter((s) => s === 429).length;
+  assert.ok(refused >= 15, `${refused} of 400 refused across the nodes`);
 });
 
 test('both nodes ride out a Redis restart and resume cross-node delivery by themselves', async () => {
