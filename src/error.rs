@@ -78,9 +78,15 @@ impl From<mongodb::error::Error> for Error {
             | ErrorKind::Io(_)
             | ErrorKind::ConnectionPoolCleared { .. } => {
                 tracing::warn!("database unreachable: {err}");
+                metrics::counter!(crate::telemetry::DATABASE_ERRORS, "kind" => "unreachable")
+                    .increment(1);
                 Self::Unavailable(DATABASE_UNAVAILABLE.into())
             }
-            _ => Self::Database(err),
+            _ => {
+                metrics::counter!(crate::telemetry::DATABASE_ERRORS, "kind" => "other")
+                    .increment(1);
+                Self::Database(err)
+            }
         }
     }
 }

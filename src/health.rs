@@ -1,4 +1,5 @@
-//! Liveness and readiness for load balancers and orchestrators, owned by no dialect.
+//! Liveness, readiness and metrics for load balancers, orchestrators and operators, owned by
+//! no dialect.
 //!
 //! `/healthz` answers while the process serves requests at all; `/readyz` only while this node
 //! can do its work: the database answers, Redis too when the node shares it, and the node is
@@ -17,6 +18,18 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(scrape))
+}
+
+/// Prometheus text (see `telemetry` for what is in it).
+async fn scrape() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::telemetry::render(),
+    )
 }
 
 async fn healthz() -> impl IntoResponse {

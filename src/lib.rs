@@ -18,6 +18,7 @@ pub mod requests;
 pub mod serve;
 pub mod sms;
 pub mod store;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,6 +91,7 @@ impl Server {
         if let Some(media) = &media {
             media.ensure_bucket().await?;
         }
+        telemetry::install();
         let verifier = sms::Verifier::new(config.twilio()?)?;
         let app: App = Core::start(store, tokens, hub, media, verifier).await?;
 

@@ -260,3 +260,53 @@ async fn a_stopping_node_reports_not_ready_but_alive() {
     assert_eq!(status, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_scraped_as_prometheus_text() {
+    let s = common::TestServer::start().await;
+    let (_, token) = s.signup("ada").await;
+    let (bob, _) = s.signup("bob").await;
+    // A plain WebSocket held open, and a message stored and delivered.
+    let url = format!("ws://{}/v2", s.server.addr);
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let chat: serde_json::Value = s
+        .http
+        .post(s.url("/chat"))
+        .header("authorization", &token)
+        .json(&json!({ "userId": bob.parse::<i64>().unwrap() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/chat/{}", chat["id"].as_str().unwrap());
+    let sent = s
+        .http
+        .post(s.url(&path))
+        .header("authorization", &token)
+        .json(&json!({ "text": "hello" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::CREATED);
+
+    let answer = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let kind = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    let text = answer.text().await.unwrap();
+    for series in [
+        "palaver_connections{transport=\"websocket\",dialect=\"hooligram\"}",
+        "palaver_events_out_total{dialect=\"requests\"}",
+        "palaver_delivery_seconds_bucket{le=\"0.005\"}",
+        "palaver_delivery_seconds_count",
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
+    drop(socket);
+    s.stop().await;
+}

@@ -220,6 +220,7 @@ impl RedisLink {
 
     /// Redis stopped answering: say so once, and skip it until it answers again.
     pub(crate) fn lost(&self, why: &str) {
+        metrics::counter!("palaver_redis_errors_total").increment(1);
         if self.up.swap(false, Ordering::Relaxed) {
             tracing::warn!(node = %self.node, "Redis is unreachable ({why}): this node serves its own connections only until it returns");
         }

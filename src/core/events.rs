@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bson::DateTime;
 use bson::oid::ObjectId;
 use rooms::{Outgoing, PushIntent, PushText, Report, Room, Route};
 
 use super::Core;
 use super::requests::Totals;
 use crate::store::{Chat, Message, Notification, Participant, Score, User};
+use crate::telemetry;
 
 /// The connection (a Socket.IO socket id) a change came from; that device already knows.
 pub type Origin = Option<String>;
@@ -254,6 +256,16 @@ impl Core {
             })
         };
         let report = self.hub.deliver_or_push(&routes, &recipients, push).await;
+        for (dialect, r) in &rendered {
+            let dialect = *dialect;
+            let count = r.outgoing.len() as u64;
+            metrics::counter!(telemetry::EVENTS_OUT, "dialect" => dialect).increment(count);
+        }
+        if let ChatEvent::MessagePosted { message, .. } = &event {
+            let stored = message.created_at.timestamp_millis();
+            let waited = DateTime::now().timestamp_millis().saturating_sub(stored);
+            metrics::histogram!(telemetry::DELIVERY_SECONDS).record(waited as f64 / 1000.0);
+        }
         if !report.pushed.is_empty() {
             tracing::debug!(
                 pushed = report.pushed.len(),

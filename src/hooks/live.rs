@@ -133,6 +133,10 @@ async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
 struct Listening;
 
 impl Protocol for Listening {
+    fn dialect(&self) -> &'static str {
+        super::DIALECT
+    }
+
     async fn on_text(&mut self, _: &mut Connection, _: &str) -> Result<(), Close> {
         Ok(())
     }
@@ -159,6 +163,10 @@ async fn answer_error(conn: &mut Connection, err: Error) -> Result<(), Close> {
 }
 
 impl Protocol for Session {
+    fn dialect(&self) -> &'static str {
+        super::DIALECT
+    }
+
     /// Store what the client said; the core checks the user may still post, and delivers it
     /// to both users' sockets, the sender's own included, as Django Channels' group send does.
     async fn on_text(&mut self, conn: &mut Connection, text: &str) -> Result<(), Close> {

@@ -320,6 +320,10 @@ async fn send(conn: &mut Connection, frame: String) -> Result<(), Close> {
 }
 
 impl Protocol for Client {
+    fn dialect(&self) -> &'static str {
+        super::DIALECT
+    }
+
     /// Echoes and other frames that need no work cost nothing; requests and receipts are
     /// counted where they are acted on.
     fn counts_every_frame(&self) -> bool {

@@ -79,6 +79,9 @@ const RETRY_AFTER_SECONDS: &str = "1";
 impl<W: Wire> IntoResponse for HttpError<W> {
     fn into_response(self) -> Response {
         let mut response = W::respond(&self.0);
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            metrics::counter!(crate::telemetry::RATE_LIMITED, "scope" => "http").increment(1);
+        }
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -80,6 +80,7 @@ impl PushSink for FcmPush {
         self.pending.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.queue.try_send(intent) {
             self.pending.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!(crate::telemetry::PUSHES, "outcome" => "dropped").increment(1);
             tracing::warn!("push dropped: {e}");
         }
     }
@@ -150,16 +151,29 @@ impl Sender {
             return Ok(());
         };
         let body = message(&device.token, text);
+        let outcome = self.send_until_done(device, &body).await;
+        let label = match &outcome {
+            Ok(true) => "sent",
+            Ok(false) => "unregistered",
+            Err(_) => "failed",
+        };
+        metrics::counter!(crate::telemetry::PUSHES, "outcome" => label).increment(1);
+        outcome.map(|_| ())
+    }
+
+    /// Send `body` to the device, retrying what may pass later: whether it was delivered
+    /// (false: the device is gone, and forgotten).
+    async fn send_until_done(&self, device: &Device, body: &Value) -> anyhow::Result<bool> {
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=ATTEMPTS {
-            match self.send(&body).await? {
-                Outcome::Sent => return Ok(()),
+            match self.send(body).await? {
+                Outcome::Sent => return Ok(true),
                 Outcome::Unregistered => {
                     tracing::info!(device = %device.id, "FCM token unregistered; forgetting it");
                     self.devices
                         .delete_one(doc! { "_id": device.id, "token": &device.token })
                         .await?;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Outcome::Failed(reason) => anyhow::bail!("FCM refused the message: {reason}"),
                 Outcome::Retry(after) if attempt < ATTEMPTS => {

@@ -9,6 +9,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 use crate::error::Error;
 use crate::store::User;
+use crate::telemetry;
 use rooms::Hub;
 
 /// Events one connection may send per second, sustained, and in a burst.
@@ -30,9 +31,14 @@ impl EventBudget {
     /// Spend one event of the connection's, and of its user's when signed in (one budget for
     /// all of a user's connections, on every node), or refuse when either runs out.
     pub fn spend(&self, hub: &Hub, user: Option<&User>) -> Result<(), Error> {
-        self.0.check().map_err(|_| Error::RateLimited)?;
+        let refused = |scope: &'static str| {
+            metrics::counter!(telemetry::RATE_LIMITED, "scope" => scope).increment(1);
+            Error::RateLimited
+        };
+        metrics::counter!(telemetry::EVENTS_IN).increment(1);
+        self.0.check().map_err(|_| refused("connection"))?;
         match user {
-            Some(user) if !hub.spend_event(&user.id.to_hex()) => Err(Error::RateLimited),
+            Some(user) if !hub.spend_event(&user.id.to_hex()) => Err(refused("user")),
             _ => Ok(()),
         }
     }

@@ -23,6 +23,7 @@ use crate::auth::TokenForm;
 use crate::core::App;
 use crate::error::Error;
 use crate::store::User;
+use crate::telemetry;
 
 /// Every path's adapter: socketioxide-redis, publishing through the node's Redis link when
 /// there is one, local only otherwise.
@@ -162,6 +163,8 @@ pub async fn serve(
 
     let dialects: Arc<[Arc<dyn SocketDialect>]> = dialects.into();
     let forms = accepted(&dialects);
+    let dialect_names: Vec<&str> = dialects.iter().map(|d| d.name()).collect();
+    let dialect_names = dialect_names.join("+");
     let on_connect = {
         let dialects = dialects.clone();
         async move |socket: Socket, State(app): State<App>| {
@@ -218,8 +221,15 @@ pub async fn serve(
                 .await
                 .map_err(hide_fault)?;
         }
-        socket.on_disconnect(async |socket: Socket| {
+        let open = metrics::gauge!(
+            telemetry::CONNECTIONS,
+            "transport" => "socketio",
+            "dialect" => dialect_names.clone(),
+        );
+        open.increment(1.0);
+        socket.on_disconnect(async move |socket: Socket| {
             socket.extensions.remove::<Held>();
+            open.decrement(1.0);
         });
         tracing::debug!(sid = %socket.id, path, user = ?user.map(|u| u.id), "socket connected");
         Ok(())

@@ -17,6 +17,7 @@ use super::budget::EventBudget;
 use crate::core::App;
 use crate::error::Error;
 use crate::store::User;
+use crate::telemetry;
 
 /// The server pings this often (as Django Channels' servers do)...
 pub const PING_EVERY: Duration = Duration::from_secs(20);
@@ -107,6 +108,9 @@ pub struct Connection {
 
 /// What a WebSocket dialect does with what its clients send.
 pub trait Protocol: Send {
+    /// The dialect this protocol speaks, for the metrics.
+    fn dialect(&self) -> &'static str;
+
     /// A text frame, within the connection's budget. An `Err` closes the connection.
     fn on_text(
         &mut self,
@@ -197,7 +201,18 @@ impl Connection {
     }
 
     /// Serve the connection with `protocol` until either side closes it.
-    pub async fn run(mut self, mut protocol: impl Protocol) {
+    pub async fn run(self, mut protocol: impl Protocol) {
+        let open = metrics::gauge!(
+            telemetry::CONNECTIONS,
+            "transport" => "websocket",
+            "dialect" => protocol.dialect(),
+        );
+        open.increment(1.0);
+        self.serve(&mut protocol).await;
+        open.decrement(1.0);
+    }
+
+    async fn serve(mut self, protocol: &mut impl Protocol) {
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = Instant::now();
