@@ -29,6 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::ServiceExt;
 
+use crate::telemetry;
+
 /// How long requests in flight may take to finish once the server is stopping.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -37,8 +39,8 @@ pub struct Limits {
     pub per_address: usize,
 }
 
-/// Serve `router` on `listener` until `stop` completes, then stop accepting and wait for the
-/// requests in flight (upgraded connections are closed by their owners).
+/// Serve `router` on `listener` until `stop` completes, then stop accepting, wait for the
+/// requests in flight (`SHUTDOWN_GRACE` at most) and cut every connection still open.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -68,7 +70,8 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Some(slot) = open.take(peer.ip(), limits.per_address) else {
-            tracing::warn!(peer = %peer.ip(), "connection refused: too many open from this address");
+            tracing::debug!(peer = %peer.ip(), "connection refused: too many open from this address");
+            metrics::counter!(telemetry::RATE_LIMITED, "scope" => "connections").increment(1);
             continue;
         };
         if let Err(e) = stream.set_nodelay(true) {
@@ -84,6 +87,7 @@ pub async fn serve(
         let stream = Cuttable {
             inner: stream,
             cut: Box::pin(cut.clone().cancelled_owned()),
+            _slot: slot,
         };
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -93,7 +97,6 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
-            drop(slot);
         });
     }
     drop(listener);
@@ -109,10 +112,12 @@ pub async fn serve(
 
 /// A connection's stream, ended from this side when the server stops: reads see the end of
 /// the stream and writes fail, so whoever holds it (hyper, or a WebSocket after an upgrade)
-/// lets it go, and the client sees its connection closed.
+/// lets it go, and the client sees its connection closed. It holds its address's slot for as
+/// long as it lives, upgraded or not.
 struct Cuttable {
     inner: TcpStream,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    _slot: Slot,
 }
 
 impl Cuttable {

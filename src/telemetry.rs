@@ -9,7 +9,8 @@
 //! - `palaver_pushes_total` (`outcome` sent|unregistered|failed|dropped): pushes to devices;
 //! - `palaver_database_errors_total` (`kind` unreachable|other) and
 //!   `palaver_redis_errors_total`;
-//! - `palaver_rate_limited_total` (`scope` connection|user|http): refusals for going too fast.
+//! - `palaver_rate_limited_total` (`scope` connection|user|http|connections): refusals for
+//!   going too fast, or for holding too many connections from one address.
 
 use std::sync::OnceLock;
 

@@ -243,6 +243,26 @@ async fn slow_clients_cannot_hold_connections() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(held);
+
+    // WebSockets count for as long as they are open.
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let stream = connect_from(addr, 45).await;
+        let url = format!("ws://{addr}/v2");
+        let (socket, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        sockets.push(socket);
+    }
+    let mut fifth = connect_from(addr, 45).await;
+    let _ = fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let answer = closed_by_server(&mut fifth, Duration::from_secs(3)).await;
+    assert_eq!(
+        answer.as_deref(),
+        Some(""),
+        "refused while four WebSockets are open"
+    );
+    drop(sockets);
     s.stop().await;
 }
 
