@@ -99,3 +99,36 @@ async fn searches_too_long_to_run_are_refused_with_400() {
     assert_eq!(status, StatusCode::OK);
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn pages_out_of_range_and_repeated_keys_are_refused_not_failed() {
+    let ts = TestServer::start().await;
+    let (_, token) = ts.signup("ada").await;
+    let far = "page=9223372036854775807&limit=2";
+    let chat = "0123456789abcdef01234567";
+    for path in [
+        format!("/chats?{far}"),
+        format!("/chats/explore/communities?search=abc&{far}"),
+        format!("/chats/{chat}/files?{far}"),
+    ] {
+        let (status, _, answer) = call(&ts, Method::GET, &path, &token).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert!(answer["message"].is_string(), "{path}: {answer}");
+    }
+
+    // The hooks dialect: a page past any end is DRF's 404, a repeated key its 400, as JSON.
+    let hooks = ts.hooks_account("pages@example.org", "").await;
+    for (path, expected) in [
+        (
+            "/follow/like/?status=pending&page=9223372036854775807",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/profile/?user_id=1&user_id=2", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, kind, answer) = call(&ts, Method::GET, path, &hooks.access).await;
+        assert_eq!(status, expected, "{path}: {answer}");
+        assert_eq!(kind, "application/json", "{path}");
+        assert!(answer["detail"].is_string(), "{path}: {answer}");
+    }
+    ts.stop().await;
+}
