@@ -1,39 +1,119 @@
 #!/usr/bin/env bash
-# Benchmarks Palaver's message fan-out against Node's socket.io server doing the same work on the
-# same machine in the same run, and prints the figures and their ratios. Bounded: each side runs
-# for SECONDS (default 5) at RATE messages/s (default 500) and stops by itself.
+# The benchmark: Palaver, Node's socket.io@4 server doing the same work on the same database
+# (store the message, broadcast it to the room, ack), and a ceiling (a bare tokio WebSocket
+# broadcast server: no Socket.IO, no database), measured in one run by the Rust load generator
+# (tests/loadgen). For each server and each case (N connections in rooms of K, one sender per
+# room) the rate is stepped up from a moderate one until p99 passes 50 ms or deliveries fall
+# behind. Then memory per idle connection and the connections one node holds. Servers run on
+# core 0 and the load generator on core 1 (taskset), when there are two. Prints a table with
+# the Palaver/Node and Palaver/ceiling ratios, and writes the same as JSON to
+# target/bench.json. Bounded: every step stops by itself.
+#
+#   tests/bench.sh            the full run (N = 1,000 and 10,000; up to 50,000 held)
+#   tests/bench.sh --quick    a small run, under two minutes
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
+QUICK=false
+if [ "${1:-}" = --quick ]; then QUICK=true; fi
+if $QUICK; then
+  CASES="200:10 200:2"; SECONDS_PER_STEP=2; STEPS=3; IDLE_N=1000; HOLD_N=2000; HOLD_SECONDS=5
+else
+  CASES="1000:10 10000:10 1000:2"; SECONDS_PER_STEP=5; STEPS=10; IDLE_N=10000; HOLD_N=50000
+  HOLD_SECONDS=30
+fi
+# A Palaver connection may send 30 events a second: every server is offered the same.
+SENDER_RATE=28
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+SERVER_CPU=() LOAD_CPU=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  SERVER_CPU=(taskset -c 0) LOAD_CPU=(taskset -c 1)
+fi
+
 install_tools
 say "building (release)"
-cargo build --release --locked --bin palaver
+cargo build --release --locked -p palaver -p loadgen --bins
+LOADGEN=$ROOT/target/release/loadgen
 start_database
-BENCH=$ROOT/tests/js/bench/bench.mjs
+OUT=$ROOT/target/bench
+mkdir -p "$OUT"
 
-say "Palaver"
-RUST_LOG=warn start_palaver "$ROOT/target/release/palaver" "bench_palaver_$$"
-PALAVER=$(BENCH_URL="http://127.0.0.1:$APP_PORT" BENCH_SERVER_PID=$APP_PID node "$BENCH")
-echo "$PALAVER"
-kill "$APP_PID"
+cpu_seconds() { # user + system CPU seconds of a process
+  awk '{ split($0, a, ") "); split(a[2], f, " "); printf "%.2f", (f[12] + f[13]) / 100 }' "/proc/$1/stat"
+}
+rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-say "Node socket.io baseline"
-NODE_PORT=$(free_port)
-PORT=$NODE_PORT MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="bench_node_$$" \
-  node "$ROOT/tests/js/bench/baseline-server.mjs" >"$LOGS/baseline.log" 2>&1 &
-NODE_PID=$!
-PIDS+=($NODE_PID)
-wait_for_port "$NODE_PORT" baseline "$NODE_PID"
-NODE=$(BENCH_URL="http://127.0.0.1:$NODE_PORT" BENCH_SERVER_PID=$NODE_PID node "$BENCH")
-echo "$NODE"
+# start_server KIND NAME: starts a fresh server of KIND (palaver, node, ceiling) on core 0 and
+# sets SERVER_PID and SERVER_URL.
+start_server() {
+  local port
+  port=$(free_port)
+  case $1 in
+    palaver)
+      env HOST=127.0.0.1 PORT="$port" MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="bench_$2_$$" \
+        JWT_SECRET="bench-$$" DATA_DIR="$(mktemp -d)" RUST_LOG=warn MAX_CONNECTIONS_PER_ADDRESS=100000 \
+        "${SERVER_CPU[@]}" "$ROOT/target/release/palaver" >"$LOGS/bench-palaver.log" 2>&1 & ;;
+    node)
+      PORT=$port MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="bench_$2_$$" \
+        "${SERVER_CPU[@]}" node "$ROOT/tests/js/bench/baseline-server.mjs" >"$LOGS/bench-node.log" 2>&1 & ;;
+    ceiling)
+      "${SERVER_CPU[@]}" "$LOADGEN" ceiling --port "$port" >"$LOGS/bench-ceiling.log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  PIDS+=($SERVER_PID)
+  wait_for_port "$port" "bench-$1" "$SERVER_PID"
+  SERVER_URL="http://127.0.0.1:$port"
+}
 
-say "Palaver / Node (below 1 is better for latency, CPU and memory; above 1 for throughput)"
-python3 - "$PALAVER" "$NODE" <<'PY'
-import json, sys
-p, n = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-for key in ["deliveries_per_s", "p50_ms", "p99_ms", "max_ms", "server_cpu_s", "idle_kb_per_socket"]:
-    ratio = p[key] / n[key] if n[key] else float("nan")
-    print(f"{key:20} palaver {p[key]:>10.2f}   node {n[key]:>10.2f}   ratio {ratio:6.2f}")
-print(f"{'delivered':20} palaver {p['delivered']}/{p['expected_deliveries']}   node {n['delivered']}/{n['expected_deliveries']}")
-PY
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+
+# One case on one server: the stepped run, with the server's CPU seconds.
+for kind in palaver node ceiling; do
+  for case in $CASES; do
+    n=${case%:*} k=${case#*:}
+    say "$kind: $n connections in rooms of $k"
+    start_server "$kind" "${kind}_${n}_${k}"
+    protocol=socketio
+    if [ "$kind" = ceiling ]; then protocol=ws; fi
+    rooms=$((n / k))
+    # A moderate start: 5% of what the senders may offer, then half as much again each step.
+    rate=$((rooms * SENDER_RATE / 20))
+    cpu_before=$(cpu_seconds "$SERVER_PID")
+    "${LOAD_CPU[@]}" "$LOADGEN" run --protocol "$protocol" --url "$SERVER_URL" --connections "$n" \
+      --room-size "$k" --rate "$rate" --seconds "$SECONDS_PER_STEP" --steps "$STEPS" \
+      --max-sender-rate "$SENDER_RATE" >"$OUT/$kind-$n-$k.json"
+    cpu_after=$(cpu_seconds "$SERVER_PID")
+    echo "{\"cpu_s\": $(python3 -c "print($cpu_after - $cpu_before)")}" >"$OUT/$kind-$n-$k.cpu.json"
+    stop_server
+  done
+done
+
+# Memory per idle connection, on a fresh process, and the connections one node holds.
+for kind in palaver node; do
+  say "$kind: memory of $IDLE_N idle connections"
+  start_server "$kind" "${kind}_idle"
+  before=$(rss_kb "$SERVER_PID")
+  "${LOAD_CPU[@]}" "$LOADGEN" idle --url "$SERVER_URL" --connections "$IDLE_N" --seconds 6 \
+    >"$OUT/$kind-idle.json" &
+  idle_pid=$!
+  peak=$before
+  while kill -0 "$idle_pid" 2>/dev/null; do
+    now=$(rss_kb "$SERVER_PID"); if [ "$now" -gt "$peak" ]; then peak=$now; fi
+    sleep 0.5
+  done
+  wait "$idle_pid"
+  echo "{\"rss_before_kb\": $before, \"rss_peak_kb\": $peak}" >"$OUT/$kind-idle.rss.json"
+  stop_server
+
+  say "$kind: holding $HOLD_N idle connections for $HOLD_SECONDS s"
+  start_server "$kind" "${kind}_hold"
+  "${LOAD_CPU[@]}" "$LOADGEN" idle --url "$SERVER_URL" --connections "$HOLD_N" \
+    --seconds "$HOLD_SECONDS" --sources 64 >"$OUT/$kind-hold.json" || echo '{}' >"$OUT/$kind-hold.json"
+  stop_server
+done
+
+say "results (Palaver/Node: above 1 is better for throughput and connections, below 1 for the rest)"
+python3 "$ROOT/tests/bench_report.py" "$OUT" "$CASES" | tee "$OUT/table.txt"
+echo "JSON: target/bench.json"

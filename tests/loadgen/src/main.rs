@@ -1,0 +1,583 @@
+//! Palaver's load generator, and the ceiling it is compared with.
+//!
+//! - `loadgen ceiling --port P`: a bare tokio WebSocket server that broadcasts each text frame
+//!   to the other sockets of its room (`/?room=R`): no Socket.IO, no database. What no chat
+//!   server on this machine can beat.
+//! - `loadgen run`: N connections in rooms of K (one sender and K-1 listeners each), Socket.IO
+//!   (Engine.IO v4 over WebSocket, the channels dialect's `message` event, which Node's
+//!   baseline also serves) or plain WebSocket (the ceiling), from several loopback source
+//!   addresses. Senders put their send time in the message; each delivery's latency goes in an
+//!   HDR histogram. It holds one rate, or steps the rate up until p99 passes 50 ms or
+//!   deliveries fall behind, and prints one JSON object.
+//! - `loadgen idle`: N idle Socket.IO connections answering pings, held for a while; how many
+//!   stayed open.
+//!
+//! Every run is bounded in time and stops by itself.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{broadcast, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The ceiling: a bare WebSocket broadcast server.
+    Ceiling {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Connections in rooms, one sender each, at a rate or stepped up to saturation.
+    Run(RunArgs),
+    /// Idle Socket.IO connections, held with their pings answered.
+    Idle {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        connections: usize,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        sources: u8,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// Engine.IO v4 over WebSocket, `message` events as the channels dialect speaks them.
+    Socketio,
+    /// Plain WebSocket text frames (the ceiling).
+    Ws,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, value_enum)]
+    protocol: Protocol,
+    /// The server's base URL, e.g. http://127.0.0.1:3000
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    connections: usize,
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
+    /// Messages per second offered, in all (deliveries are this times K-1).
+    #[arg(long)]
+    rate: f64,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Step the rate up by half each time until p99 passes `p99_limit_ms` or deliveries fall
+    /// behind, starting at `rate`; at most this many steps.
+    #[arg(long, default_value_t = 0)]
+    steps: usize,
+    #[arg(long, default_value_t = 50.0)]
+    p99_limit_ms: f64,
+    /// Highest rate one sender may offer (a server's per-connection event budget).
+    #[arg(long, default_value_t = f64::INFINITY)]
+    max_sender_rate: f64,
+    #[arg(long, default_value_t = 16)]
+    sources: u8,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Ceiling { port } => ceiling(port).await,
+            Command::Run(args) => {
+                let report = run(args).await?;
+                println!("{report}");
+                Ok(())
+            }
+            Command::Idle {
+                url,
+                connections,
+                seconds,
+                sources,
+            } => {
+                let report = idle(&url, connections, seconds, sources).await?;
+                println!("{report}");
+                Ok(())
+            }
+        }
+    })
+}
+
+// ---- the ceiling ----
+
+/// Each room's frames, with the sending socket's number.
+type Rooms = Arc<Mutex<std::collections::HashMap<String, broadcast::Sender<(u64, Arc<str>)>>>>;
+
+/// Each room's sockets hear every frame sent by another socket of the room.
+// The handshake callback's error type is tungstenite's, large as it is.
+#[allow(clippy::result_large_err)]
+async fn ceiling(port: u16) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let rooms: Rooms = Arc::default();
+    let next = Arc::new(AtomicU64::new(0));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (rooms, me) = (rooms.clone(), next.fetch_add(1, Ordering::Relaxed));
+        tokio::spawn(async move {
+            let mut room = String::new();
+            let callback =
+                |request: &tokio_tungstenite::tungstenite::handshake::server::Request, response| {
+                    let query = request.uri().query().unwrap_or_default();
+                    room = query.strip_prefix("room=").unwrap_or_default().to_owned();
+                    Ok(response)
+                };
+            let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, callback).await else {
+                return;
+            };
+            let sender = {
+                let mut rooms = rooms.lock().unwrap();
+                rooms
+                    .entry(room)
+                    .or_insert_with(|| broadcast::channel(1024).0)
+                    .clone()
+            };
+            let mut heard = sender.subscribe();
+            let (mut sink, mut stream) = socket.split();
+            loop {
+                tokio::select! {
+                    frame = stream.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let _ = sender.send((me, Arc::from(text.as_str())));
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                    out = heard.recv() => match out {
+                        Ok((from, text)) if from != me => {
+                            if sink.send(Message::Text(text.as_ref().into())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+    }
+}
+
+// ---- connections ----
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The moment all latencies are measured from: senders and listeners share this process's
+/// clock.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_now() -> u64 {
+    epoch().elapsed().as_micros() as u64
+}
+
+/// A TCP connection from `127.0.0.<2 + i % sources>`, so that many connections fit in the
+/// port range.
+async fn tcp_from(addr: SocketAddr, i: usize, sources: u8) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    let last = 2 + (i % sources.max(1) as usize) as u8;
+    socket.bind(SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)),
+        0,
+    ))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn host_of(url: &str) -> anyhow::Result<SocketAddr> {
+    let host = url
+        .trim_start_matches("http://")
+        .trim_start_matches("ws://")
+        .trim_end_matches('/');
+    host.parse()
+        .with_context(|| format!("{host} is not an ip:port"))
+}
+
+/// A Socket.IO connection on the default namespace, signed in with `token` and listening to
+/// `channel` (the channels dialect's headers, which Node's baseline reads too).
+async fn socketio(
+    url: &str,
+    token: &str,
+    channel: &str,
+    i: usize,
+    sources: u8,
+) -> anyhow::Result<Socket> {
+    let addr = host_of(url)?;
+    let mut request =
+        format!("ws://{addr}/socket.io/?EIO=4&transport=websocket").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorisation", token.parse()?);
+    request.headers_mut().insert("channels", channel.parse()?);
+    let stream = tcp_from(addr, i, sources).await?;
+    let (mut socket, _) =
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+    expect_prefix(&mut socket, "0").await?;
+    socket.send(Message::Text("40".into())).await?;
+    expect_prefix(&mut socket, "40").await?;
+    Ok(socket)
+}
+
+/// Wait for a frame starting `prefix`, answering pings meanwhile.
+async fn expect_prefix(socket: &mut Socket, prefix: &str) -> anyhow::Result<()> {
+    loop {
+        let wait = tokio::time::timeout(Duration::from_secs(20), socket.next()).await;
+        match wait {
+            Ok(Some(Ok(Message::Text(text)))) if text.starts_with(prefix) => return Ok(()),
+            Ok(Some(Ok(Message::Text(text)))) if text.as_str() == "2" => {
+                socket.send(Message::Text("3".into())).await?;
+            }
+            other => bail!("expected an Engine.IO frame starting {prefix}, got {other:?}"),
+        }
+    }
+}
+
+async fn plain_ws(url: &str, room: usize, i: usize, sources: u8) -> anyhow::Result<Socket> {
+    let addr = host_of(url)?;
+    let stream = tcp_from(addr, i, sources).await?;
+    let (socket, _) = tokio_tungstenite::client_async(
+        format!("ws://{addr}/?room={room}"),
+        MaybeTlsStream::Plain(stream),
+    )
+    .await?;
+    Ok(socket)
+}
+
+// ---- a run ----
+
+/// One rate's figures, shared by the listeners while it runs.
+struct Phase {
+    latencies: Mutex<Histogram<u64>>,
+    delivered: AtomicU64,
+}
+
+impl Phase {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            latencies: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()),
+            delivered: AtomicU64::new(0),
+        })
+    }
+}
+
+/// What senders do now: send at `per_sender` a second, tagging messages with `phase`.
+#[derive(Clone, Copy)]
+struct Plan {
+    phase: usize,
+    per_sender: f64,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<Value> {
+    let k = args.room_size.max(2);
+    let rooms = (args.connections / k).max(1);
+    let http = reqwest::Client::new();
+    let phases: Arc<Mutex<Vec<Arc<Phase>>>> = Arc::default();
+    let (plan_tx, plan_rx) = watch::channel(None::<Plan>);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+
+    // Rooms: a sender user and a listener user with K-1 sockets (Socket.IO), or K sockets in
+    // one room (the ceiling).
+    let setups = futures::stream::iter(0..rooms)
+        .map(|room| {
+            let (http, url) = (http.clone(), args.url.clone());
+            async move {
+                match args.protocol {
+                    Protocol::Ws => {
+                        Ok::<_, anyhow::Error>((String::new(), String::new(), room.to_string()))
+                    }
+                    Protocol::Socketio => setup_room(&http, &url, room).await,
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let mut index = 0;
+    for setup in setups {
+        let (sender_token, listener_token, channel) = setup?;
+        for member in 0..k {
+            let socket = match args.protocol {
+                Protocol::Socketio => {
+                    let token = if member == 0 {
+                        &sender_token
+                    } else {
+                        &listener_token
+                    };
+                    socketio(&args.url, token, &channel, index, args.sources).await?
+                }
+                Protocol::Ws => plain_ws(&args.url, channel.parse()?, index, args.sources).await?,
+            };
+            index += 1;
+            let role = if member == 0 {
+                Role::Sender(plan_rx.clone(), channel.clone())
+            } else {
+                Role::Listener
+            };
+            let (phases, stop) = (phases.clone(), stop.clone());
+            tasks.push(tokio::spawn(drive(
+                socket,
+                args.protocol,
+                role,
+                phases,
+                stop,
+            )));
+        }
+    }
+
+    // Each rate in turn.
+    let mut results = Vec::new();
+    let mut rate = args.rate;
+    let cap = args.max_sender_rate * rooms as f64;
+    for step in 0..=args.steps {
+        let offered = rate.min(cap);
+        let phase = Phase::new();
+        phases.lock().unwrap().push(phase.clone());
+        let began = Instant::now();
+        plan_tx.send_replace(Some(Plan {
+            phase: step,
+            per_sender: offered / rooms as f64,
+        }));
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        plan_tx.send_replace(None);
+        let sending = began.elapsed().as_secs_f64();
+        // Late deliveries still count, for a while.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let expected = (offered * args.seconds as f64) as u64 * (k as u64 - 1);
+        let delivered = phase.delivered.load(Ordering::Relaxed);
+        let h = phase.latencies.lock().unwrap().clone();
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let result = json!({
+            "offered_messages_per_s": offered,
+            "expected_deliveries": expected,
+            "delivered": delivered,
+            "deliveries_per_s": (delivered as f64 / sending).round(),
+            "p50_ms": ms(0.5),
+            "p99_ms": ms(0.99),
+            "max_ms": h.max() as f64 / 1000.0,
+        });
+        let kept_up = delivered as f64 >= expected as f64 * 0.99;
+        let fast = ms(0.99) <= args.p99_limit_ms;
+        results.push(result);
+        if !kept_up || !fast || offered >= cap {
+            break;
+        }
+        rate *= 1.5;
+    }
+    stop.store(true, Ordering::Relaxed);
+    plan_tx.send_replace(None);
+    for task in tasks {
+        task.abort();
+    }
+
+    // The highest rate that was kept up with, within the p99 limit.
+    let sustained = results
+        .iter()
+        .filter(|r| {
+            r["delivered"].as_f64() >= r["expected_deliveries"].as_f64().map(|e| e * 0.99)
+                && r["p99_ms"].as_f64().unwrap_or(f64::MAX) <= args.p99_limit_ms
+        })
+        .filter_map(|r| r["deliveries_per_s"].as_f64())
+        .fold(0.0, f64::max);
+    Ok(json!({
+        "connections": index,
+        "room_size": k,
+        "rooms": rooms,
+        "sustained_deliveries_per_s": sustained,
+        "steps": results,
+    }))
+}
+
+/// A room on a channels-speaking server: two users and their direct channel.
+async fn setup_room(
+    http: &reqwest::Client,
+    url: &str,
+    room: usize,
+) -> anyhow::Result<(String, String, String)> {
+    let new = |name: String| {
+        http.post(format!("{url}/new"))
+            .json(&json!({ "username": name }))
+            .send()
+    };
+    let sender: Value = new(format!("sender{room}")).await?.json().await?;
+    let listener: Value = new(format!("listener{room}")).await?.json().await?;
+    let token = sender["token"].as_str().context("no token")?.to_owned();
+    let created: Value = http
+        .post(format!("{url}/create-channel"))
+        .header("authorisation", &token)
+        .json(&json!({ "to": listener["id"], "type": 1 }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let channel = created["channel_id"]
+        .as_str()
+        .context("no channel")?
+        .to_owned();
+    let listener_token = listener["token"].as_str().context("no token")?.to_owned();
+    Ok((token, listener_token, channel))
+}
+
+enum Role {
+    Sender(watch::Receiver<Option<Plan>>, String),
+    Listener,
+}
+
+/// One connection: answer pings; a listener records each delivery's latency in its phase, a
+/// sender sends as its plan says.
+async fn drive(
+    socket: Socket,
+    protocol: Protocol,
+    role: Role,
+    phases: Arc<Mutex<Vec<Arc<Phase>>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (mut plans, channel) = match role {
+        Role::Sender(plans, channel) => (Some(plans), channel),
+        Role::Listener => (None, String::new()),
+    };
+    let mut plan: Option<Plan> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    let mut acks = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(Message::Text(text))) = frame else {
+                    if matches!(frame, None | Some(Err(_))) { return; }
+                    continue;
+                };
+                if protocol == Protocol::Socketio && text.as_str() == "2" {
+                    if sink.send(Message::Text("3".into())).await.is_err() { return; }
+                    continue;
+                }
+                if plans.is_none() {
+                    record(text.as_str(), &phases);
+                }
+            }
+            changed = async { plans.as_mut().unwrap().changed().await }, if plans.is_some() => {
+                if changed.is_err() { return; }
+                plan = *plans.as_ref().unwrap().borrow();
+                if let Some(p) = plan.filter(|p| p.per_sender > 0.0) {
+                    tick = tokio::time::interval(Duration::from_secs_f64(1.0 / p.per_sender));
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                }
+            }
+            _ = tick.tick(), if plan.is_some() => {
+                let Some(p) = plan else { continue };
+                let content = format!("t {} {}", p.phase, micros_now());
+                let frame = match protocol {
+                    Protocol::Socketio => {
+                        acks += 1;
+                        let data = json!({ "content": content, "channel": channel });
+                        format!("42{acks}[\"message\",{data}]")
+                    }
+                    Protocol::Ws => content,
+                };
+                if sink.send(Message::Text(frame.into())).await.is_err() { return; }
+            }
+        }
+    }
+}
+
+/// A delivery: `t <phase> <micros>` somewhere in the frame.
+fn record(text: &str, phases: &Mutex<Vec<Arc<Phase>>>) {
+    let Some(at) = text.find("t ") else { return };
+    let mut parts = text[at + 2..].split(|c: char| !c.is_ascii_digit());
+    let (Some(phase), Some(sent)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let (Ok(phase), Ok(sent)) = (phase.parse::<usize>(), sent.parse::<u64>()) else {
+        return;
+    };
+    let Some(phase) = phases.lock().unwrap().get(phase).cloned() else {
+        return;
+    };
+    let latency = micros_now().saturating_sub(sent).max(1);
+    phase.delivered.fetch_add(1, Ordering::Relaxed);
+    let _ = phase.latencies.lock().unwrap().record(latency);
+}
+
+// ---- idle connections ----
+
+async fn idle(url: &str, connections: usize, seconds: u64, sources: u8) -> anyhow::Result<Value> {
+    let http = reqwest::Client::new();
+    let user: Value = http
+        .post(format!("{url}/new"))
+        .json(&json!({ "username": "idle" }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = user["token"].as_str().context("no token")?.to_owned();
+    let open = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let began = Instant::now();
+    let opened = futures::stream::iter(0..connections)
+        .map(|i| {
+            let (url, token) = (url.to_owned(), token.clone());
+            async move { socketio(&url, &token, "", i, sources).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let connect_seconds = began.elapsed().as_secs_f64();
+    for socket in opened {
+        let Ok(socket) = socket else {
+            failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        open.fetch_add(1, Ordering::Relaxed);
+        let (open, stop) = (open.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let role = Role::Listener;
+            drive(socket, Protocol::Socketio, role, Arc::default(), stop).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        }));
+    }
+    let connected = open.load(Ordering::Relaxed);
+    // Held past more than one ping interval (25 s by default on both servers).
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let held = open.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.abort();
+    }
+    Ok(json!({
+        "asked": connections,
+        "connected": connected,
+        "failed": failed.load(Ordering::Relaxed),
+        "held": held,
+        "connect_seconds": connect_seconds,
+    }))
+}
