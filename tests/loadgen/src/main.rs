@@ -288,6 +288,9 @@ impl Phase {
     }
 }
 
+/// The phase of the warm-up's messages, which no listener records.
+const WARM_UP: usize = 999;
+
 /// What senders do now: send at `per_sender` a second, tagging messages with `phase`.
 #[derive(Clone, Copy)]
 struct Plan {
@@ -352,6 +355,16 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
             )));
         }
     }
+
+    // A warm-up: one message or two from every sender, not measured (a server's first
+    // message in a chat may load what it caches), and time for them to arrive.
+    plan_tx.send_replace(Some(Plan {
+        phase: WARM_UP,
+        per_sender: 1.0,
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    plan_tx.send_replace(None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Each rate in turn.
     let mut results = Vec::new();
