@@ -1,0 +1,75 @@
+//! Many senders at once: each gets their answer once their own message is stored, every
+//! message is stored once, and each chat's sequence numbers stay unique and gapless.
+
+mod common;
+
+use bson::doc;
+use common::TestServer;
+use futures::TryStreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn concurrent_senders_are_stored_once_each_in_order() {
+    let s = TestServer::start().await;
+    // Three chats, each with its own pair of users.
+    let mut chats = Vec::new();
+    for i in 0..3 {
+        let (_, token) = s.signup(&format!("sender{i}")).await;
+        let (other, _) = s.signup(&format!("other{i}")).await;
+        let chat: Value = s
+            .http
+            .post(s.url("/chat"))
+            .header("authorization", &token)
+            .json(&json!({ "userId": other.parse::<i64>().unwrap() }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chats.push((token, chat["id"].as_str().unwrap().to_owned()));
+    }
+    let sends = (0..240).map(|i| {
+        let (token, chat) = &chats[i % 3];
+        s.http
+            .post(s.url(&format!("/chat/{chat}")))
+            .header("authorization", token)
+            .json(&json!({ "text": format!("message {i}") }))
+            .send()
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut acknowledged = Vec::new();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        let message: Value = answer.json().await.unwrap();
+        acknowledged.push(bson::oid::ObjectId::parse_str(message["id"].as_str().unwrap()).unwrap());
+    }
+
+    let store = palaver::store::Store::connect(&common::mongodb_uri(), &s.database)
+        .await
+        .unwrap();
+    let stored = store
+        .messages
+        .count_documents(doc! { "_id": { "$in": &acknowledged } })
+        .await
+        .unwrap();
+    assert_eq!(stored, 240, "every acknowledged message is stored");
+    for (_, chat) in &chats {
+        let chat = bson::oid::ObjectId::parse_str(chat).unwrap();
+        let messages: Vec<palaver::store::Message> = store
+            .messages
+            .find(doc! { "chat_id": chat })
+            .sort(doc! { "seq": 1 })
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+        let expected: Vec<i64> = (1..=80).collect();
+        assert_eq!(seqs, expected, "one number each, none skipped");
+    }
+    s.stop().await;
+}
