@@ -24,12 +24,14 @@ def figures(kind, n, k):
     steps = run.get("steps") or [{}]
     first = steps[0]
     delivered = sum(s.get("delivered", 0) for s in steps)
+    # No delivery at all within the step: there is no latency to show.
+    heard = first.get("delivered", 0) > 0
     return {
         "sustained_deliveries_per_s": run.get("sustained_deliveries_per_s"),
         "moderate_rate_messages_per_s": first.get("offered_messages_per_s"),
-        "p50_ms": first.get("p50_ms"),
-        "p99_ms": first.get("p99_ms"),
-        "max_ms": first.get("max_ms"),
+        "p50_ms": first.get("p50_ms") if heard else None,
+        "p99_ms": first.get("p99_ms") if heard else None,
+        "max_ms": first.get("max_ms") if heard else None,
         "cpu_s_per_1000_deliveries": (cpu.get("cpu_s", 0) / (delivered / 1000)) if delivered else None,
         "steps": steps,
     }
