@@ -17,18 +17,8 @@ async fn concurrent_senders_are_stored_once_each_in_order() {
     for i in 0..3 {
         let (_, token) = s.signup(&format!("sender{i}")).await;
         let (other, _) = s.signup(&format!("other{i}")).await;
-        let chat: Value = s
-            .http
-            .post(s.url("/chat"))
-            .header("authorization", &token)
-            .json(&json!({ "userId": other.parse::<i64>().unwrap() }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        chats.push((token, chat["id"].as_str().unwrap().to_owned()));
+        let chat = s.requests_chat(&token, &other).await;
+        chats.push((token, chat));
     }
     let sends = (0..240).map(|i| {
         let (token, chat) = &chats[i % 3];

@@ -217,17 +217,7 @@ async fn acknowledged_messages_survive_the_database_being_killed() {
     let (_, token) = s.signup("ada").await;
     let (bob, _) = s.signup("bob").await;
     let http = impatient();
-    let chat: Value = http
-        .post(s.url("/chat"))
-        .header("authorization", &token)
-        .json(&json!({ "userId": bob.parse::<i64>().unwrap() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let path = format!("/chat/{}", chat["id"].as_str().unwrap());
+    let path = format!("/chat/{}", s.requests_chat(&token, &bob).await);
 
     // Three times: four senders post until the database dies under them, each keeping what
     // was acknowledged, and the database comes back.

@@ -289,18 +289,7 @@ async fn metrics_are_scraped_as_prometheus_text() {
     // A plain WebSocket held open, and a message stored and delivered.
     let url = format!("ws://{}/v2", s.server.addr);
     let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let chat: serde_json::Value = s
-        .http
-        .post(s.url("/chat"))
-        .header("authorization", &token)
-        .json(&json!({ "userId": bob.parse::<i64>().unwrap() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let path = format!("/chat/{}", chat["id"].as_str().unwrap());
+    let path = format!("/chat/{}", s.requests_chat(&token, &bob).await);
     let sent = s
         .http
         .post(s.url(&path))

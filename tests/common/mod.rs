@@ -265,6 +265,23 @@ impl TestServer {
     }
 
     /// An account for the chats dialect: its 24-hex id and its token.
+    /// The one-to-one chat `token`'s user opens with user `other` (a numeric id) through the
+    /// requests dialect: its 24-hex id.
+    pub async fn requests_chat(&self, token: &str, other: &str) -> String {
+        let chat: Value = self
+            .http
+            .post(self.url("/chat"))
+            .header("authorization", token)
+            .json(&json!({ "userId": other.parse::<i64>().unwrap() }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chat["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn member(&self, username: &str) -> Member {
         let (num, token) = self.signup(username).await;
         let user = self.user(&num).await;
