@@ -21,6 +21,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -82,6 +84,7 @@ pub async fn serve(
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
+            detach_head(&mut request);
             router.clone().oneshot(request)
         });
         let stream = Cuttable {
@@ -108,6 +111,24 @@ pub async fn serve(
     }
     cut.cancel();
     Ok(())
+}
+
+/// Hyper parses a request's head in place: its URI and header values are slices of the
+/// connection's read buffer (8 to 16 kB), which lives as long as any of them does. Socket.IO
+/// keeps each session's request head for the session's life, so without this every idle
+/// socket would keep a whole read buffer; copied out, the head takes a few hundred bytes.
+fn detach_head<B>(request: &mut Request<B>) {
+    let headers = std::mem::take(request.headers_mut());
+    let mut copied = HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        let mut own = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        own.set_sensitive(value.is_sensitive());
+        copied.append(name.clone(), own);
+    }
+    *request.headers_mut() = copied;
+    if let Ok(uri) = Uri::try_from(request.uri().to_string()) {
+        *request.uri_mut() = uri;
+    }
 }
 
 /// A connection's stream, ended from this side when the server stops: reads see the end of
@@ -194,5 +215,50 @@ impl Drop for Slot {
                 open.remove(&self.address);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+
+    use super::*;
+
+    /// A head as hyper leaves it: the URI and header values are slices of one read buffer.
+    fn parsed_in_place(buffer: &Bytes) -> Request<()> {
+        let text = std::str::from_utf8(buffer).unwrap();
+        let slice = |part: &str| {
+            let at = text.find(part).unwrap();
+            buffer.slice(at..at + part.len())
+        };
+        let mut request = Request::new(());
+        *request.uri_mut() = Uri::from_maybe_shared(slice("/socket.io/?EIO=4")).unwrap();
+        let headers = request.headers_mut();
+        for (name, value) in [("x-token", "secret"), ("cookie", "a=1"), ("cookie", "b=2")] {
+            let mut value = HeaderValue::from_maybe_shared(slice(value)).unwrap();
+            value.set_sensitive(name == "x-token");
+            headers.append(name, value);
+        }
+        request
+    }
+
+    #[test]
+    fn a_detached_head_is_the_same_head_owning_its_bytes() {
+        let mut bytes = vec![b' '; 8192];
+        let head = b"GET /socket.io/?EIO=4 HTTP/1.1 x-token: secret cookie: a=1 b=2";
+        bytes[..head.len()].copy_from_slice(head);
+        let buffer = Bytes::from(bytes);
+        let mut request = parsed_in_place(&buffer);
+        let before = (request.uri().clone(), request.headers().clone());
+
+        detach_head(&mut request);
+
+        assert_eq!((request.uri().clone(), request.headers().clone()), before);
+        assert!(request.headers()["x-token"].is_sensitive());
+        assert!(!request.headers()["cookie"].is_sensitive());
+        let range = buffer.as_ptr_range();
+        let inside = |bytes: &[u8]| range.contains(&bytes.as_ptr());
+        assert!(!inside(request.uri().path().as_bytes()));
+        assert!(request.headers().values().all(|v| !inside(v.as_bytes())));
     }
 }
