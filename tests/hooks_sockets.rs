@@ -185,6 +185,12 @@ async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
     assert_eq!(ws_next(&mut saliu_socket).await["message"], "true");
     assert_eq!(ws_next(&mut rebecca_socket).await["message"], "true");
 
+    // A frame several times the server's read buffer arrives whole.
+    let long = "é".repeat(4000);
+    say(&mut saliu_socket, json!({ "message": long })).await;
+    assert_eq!(ws_next(&mut rebecca_socket).await["message"], long);
+    assert_eq!(ws_next(&mut saliu_socket).await["message"], long);
+
     // What is not a message is answered with an error on that socket only.
     say(&mut saliu_socket, json!({ "text": "wrong key" })).await;
     assert!(ws_next(&mut saliu_socket).await["error"].is_string());
@@ -211,7 +217,7 @@ async fn chat_socket_messages_are_stored_once_and_reach_both_users() {
         .iter()
         .map(|m| m["message"].as_str().unwrap())
         .collect();
-    assert_eq!(texts, ["res", "true"]);
+    assert_eq!(texts, ["res", "true", long.as_str()]);
     let mut listed = stored[0].clone();
     listed["session_id"] = session["id"].clone();
     assert_eq!(

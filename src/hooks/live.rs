@@ -16,7 +16,7 @@ use super::{DIALECT, chat_room, views};
 use crate::core::App;
 use crate::error::Error;
 use crate::realtime::websocket::refuse;
-use crate::realtime::{Close, Connection, Protocol};
+use crate::realtime::{self, Close, Connection, Protocol};
 use crate::store::{Chat, User};
 
 /// A frame is one message of at most 4000 characters, in a small JSON object.
@@ -40,18 +40,16 @@ async fn notifications(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade
-        .max_message_size(FRAME_MAX_BYTES)
-        .on_upgrade(async move |socket| {
-            let user = match signed_in(&app, query.token.as_deref()).await {
-                Ok(user) => user,
-                Err(e) => return refuse(socket, e).await,
-            };
-            let mut conn = Connection::open(&app, socket);
-            conn.join(&Room::user(DIALECT, &user.id.to_hex()));
-            conn.sign_in(user).await;
-            conn.run(Listening).await;
-        })
+    realtime::upgrade(upgrade, FRAME_MAX_BYTES).on_upgrade(async move |socket| {
+        let user = match signed_in(&app, query.token.as_deref()).await {
+            Ok(user) => user,
+            Err(e) => return refuse(socket, e).await,
+        };
+        let mut conn = Connection::open(&app, socket);
+        conn.join(&Room::user(DIALECT, &user.id.to_hex()));
+        conn.sign_in(user).await;
+        conn.run(Listening).await;
+    })
 }
 
 async fn chat(
@@ -60,29 +58,27 @@ async fn chat(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    upgrade
-        .max_message_size(FRAME_MAX_BYTES)
-        .on_upgrade(async move |socket| {
-            let opened = async {
-                let user = signed_in(&app, query.token.as_deref()).await?;
-                let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
-                let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
-                let chat = app.open_chat_session(&user, &other).await?;
-                let last_seen = match query.last_seen.as_deref().map(str::trim) {
-                    None | Some("") => None,
-                    Some(id) => Some(
-                        id.parse::<i64>()
-                            .map_err(|_| Error::invalid("last_seen must be a message id"))?,
-                    ),
-                };
-                Ok::<_, Error>((user, chat, last_seen))
+    realtime::upgrade(upgrade, FRAME_MAX_BYTES).on_upgrade(async move |socket| {
+        let opened = async {
+            let user = signed_in(&app, query.token.as_deref()).await?;
+            let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
+            let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
+            let chat = app.open_chat_session(&user, &other).await?;
+            let last_seen = match query.last_seen.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(id) => Some(
+                    id.parse::<i64>()
+                        .map_err(|_| Error::invalid("last_seen must be a message id"))?,
+                ),
             };
-            let (user, chat, last_seen) = match opened.await {
-                Ok(opened) => opened,
-                Err(e) => return refuse(socket, e).await,
-            };
-            serve_session(&app, socket, user, chat, last_seen).await;
-        })
+            Ok::<_, Error>((user, chat, last_seen))
+        };
+        let (user, chat, last_seen) = match opened.await {
+            Ok(opened) => opened,
+            Err(e) => return refuse(socket, e).await,
+        };
+        serve_session(&app, socket, user, chat, last_seen).await;
+    })
 }
 
 /// Sign the socket in, send it what it missed (when it says what it saw last), then let it

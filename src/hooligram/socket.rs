@@ -24,7 +24,7 @@ use crate::core::phones::{phone, phone_name};
 use crate::core::receipts::UNDELIVERED_MAX;
 use crate::error::Error;
 use crate::realtime::websocket::code;
-use crate::realtime::{Close, Connection, Protocol};
+use crate::realtime::{self, Close, Connection, Protocol};
 use crate::store::User;
 
 /// A frame is one request or receipt: a message of at most 4000 characters, or a group of
@@ -62,8 +62,7 @@ pub fn router() -> Router<App> {
 }
 
 async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade
-        .max_message_size(FRAME_MAX_BYTES)
+    realtime::upgrade(upgrade, FRAME_MAX_BYTES)
         .on_upgrade(async move |socket| Connection::open(&app, socket).run(Client::new()).await)
 }
 

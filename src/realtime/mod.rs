@@ -12,4 +12,9 @@ pub mod websocket;
 
 pub use budget::EventBudget;
 pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport};
-pub use websocket::{Close, Connection, Protocol};
+pub use websocket::{Close, Connection, Protocol, upgrade};
+
+/// What a WebSocket reads into at a time. Chat frames are a few hundred bytes, and a larger
+/// one gets room of its own size; tungstenite's default (128 kB, zero-filled on the first
+/// read) would make each idle connection cost that much.
+const READ_BUFFER: usize = 1024;

@@ -157,6 +157,7 @@ pub async fn serve(
         .max_payload(MAX_PAYLOAD)
         .max_buffer_size(BUFFER)
         .ws_max_message_size(MAX_PAYLOAD as usize)
+        .ws_read_buffer_size(super::READ_BUFFER)
         .with_state(app.clone())
         .with_adapter::<IoAdapter>(adapter)
         .build_layer();

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use futures::SinkExt;
 use rooms::{Closing, Ended, PresenceGuard, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -37,6 +37,14 @@ pub mod code {
     pub const UNAUTHORIZED: u16 = 4001;
     pub const FORBIDDEN: u16 = 4003;
     pub const NOT_FOUND: u16 = 4004;
+}
+
+/// An upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the
+/// layer's read buffer.
+pub fn upgrade(upgrade: WebSocketUpgrade, max_frame: usize) -> WebSocketUpgrade {
+    upgrade
+        .max_message_size(max_frame)
+        .read_buffer_size(super::READ_BUFFER)
 }
 
 /// Why the server closes a connection.
