@@ -113,15 +113,18 @@ impl<T> UniqueWrite<T> for std::result::Result<T, mongodb::error::Error> {
     }
 }
 
+/// The server's code for a write a unique index refused.
+pub const DUPLICATE_KEY: i32 = 11000;
+
 fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match err.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
         ErrorKind::InsertMany(e) => e
             .write_errors
             .as_ref()
-            .is_some_and(|errs| errs.iter().any(|e| e.code == 11000)),
-        ErrorKind::Command(e) => e.code == 11000,
+            .is_some_and(|errs| errs.iter().any(|e| e.code == DUPLICATE_KEY)),
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
         _ => false,
     }
 }

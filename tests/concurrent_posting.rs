@@ -63,3 +63,42 @@ async fn concurrent_senders_are_stored_once_each_in_order() {
     }
     s.stop().await;
 }
+
+/// Inserts that arrive together go as one unordered `insertMany`: a document a unique index
+/// refuses is refused alone, and the rest of its batch is stored.
+#[tokio::test]
+async fn a_batch_refuses_only_what_a_unique_index_refuses() {
+    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
+        .await
+        .unwrap();
+    let collection = client
+        .database(&common::new_database_name())
+        .collection::<bson::Document>("docs");
+    let unique = mongodb::options::IndexOptions::builder()
+        .unique(true)
+        .build();
+    let index = mongodb::IndexModel::builder()
+        .keys(doc! { "n": 1 })
+        .options(unique)
+        .build();
+    collection.create_index(index).await.unwrap();
+    collection.insert_one(doc! { "n": 3 }).await.unwrap();
+
+    let batches = std::sync::Arc::new(palaver::store::InsertBatches::new(collection.clone()));
+    // Two copies of each of 20 numbers, all at once.
+    let inserts = (0..40i32).map(|i| {
+        let batches = batches.clone();
+        tokio::spawn(async move { (i % 20, batches.insert(doc! { "n": i % 20 }).await) })
+    });
+    let mut stored = vec![0; 20];
+    for insert in futures::future::join_all(inserts).await {
+        let (n, outcome) = insert.unwrap();
+        if outcome.expect("no failure but a refusal").is_some() {
+            stored[n as usize] += 1;
+        }
+    }
+    let mut expected = vec![1; 20];
+    expected[3] = 0;
+    assert_eq!(stored, expected, "one copy of each number, none of 3");
+    assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 20);
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::events::Published;
 use super::{ChatEvent, Core};
-use crate::error::{Error, Result, UniqueWrite};
+use crate::error::{Error, Result};
 use crate::store::{
     Attachment, Chat, ChatFile, FileKind, Message, NotificationKind, RequestStatus, User,
 };
@@ -228,8 +228,7 @@ impl Core {
         for attempt in 0..SEQ_ATTEMPTS {
             let counter = self.seq_counter(chat).await?;
             message.seq = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            let inserted = self.store.messages.insert_one(&*message).await;
-            match inserted.unless_duplicate() {
+            match self.store.message_inserts.insert(message.clone()).await {
                 Ok(Some(_)) => return Ok(()),
                 // Another node took the number.
                 Ok(None) => {

@@ -1,5 +1,6 @@
 //! MongoDB: the connection, the collections and their indexes.
 
+mod batch;
 pub mod ids;
 pub mod local;
 pub mod models;
@@ -13,6 +14,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
 use crate::error::Result;
+pub use batch::InsertBatches;
 pub use ids::IdAllocator;
 pub use models::*;
 
@@ -23,6 +25,8 @@ pub struct Store {
     pub chats: Collection<Chat>,
     pub participants: Collection<Participant>,
     pub messages: Collection<Message>,
+    /// Messages are inserted through here, many senders' to a command.
+    pub message_inserts: InsertBatches<Message>,
     pub devices: Collection<Device>,
     pub files: Collection<ChatFile>,
     pub follows: Collection<Follow>,
@@ -73,6 +77,7 @@ impl Store {
             chats: db.collection("chats"),
             participants: db.collection("participants"),
             messages: db.collection("messages"),
+            message_inserts: InsertBatches::new(db.collection("messages")),
             devices: db.collection("devices"),
             files: db.collection("files"),
             follows: db.collection("follows"),
