@@ -36,7 +36,6 @@ install_tools
 say "building (release)"
 cargo build --release --locked -p palaver -p loadgen --bins
 LOADGEN=$ROOT/target/release/loadgen
-start_database
 OUT=$ROOT/target/bench
 mkdir -p "$OUT"
 
@@ -46,9 +45,16 @@ cpu_seconds() { # user + system CPU seconds of a process
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 # start_server KIND NAME: starts a fresh server of KIND (palaver, node, ceiling) on core 0 and
-# sets SERVER_PID and SERVER_URL.
+# sets SERVER_PID and SERVER_URL. Each server gets a database of its own, started afresh:
+# SecantusDB slows down with every write it has served (dropping databases does not help),
+# so one shared by the whole run would make later cases look slower than earlier ones.
 start_server() {
   local port
+  DB_PID=
+  if [ "$1" != ceiling ]; then
+    start_database "bench-database"
+    DB_PID=${PIDS[-1]}
+  fi
   port=$(free_port)
   case $1 in
     palaver)
@@ -67,7 +73,13 @@ start_server() {
   SERVER_URL="http://127.0.0.1:$port"
 }
 
-stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+stop_server() {
+  local pid
+  for pid in "$SERVER_PID" $DB_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
 
 # One case on one server: the stepped run, with the server's CPU seconds.
 for kind in palaver node ceiling; do
