@@ -84,7 +84,7 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
     collection.create_index(index).await.unwrap();
     collection.insert_one(doc! { "n": 3 }).await.unwrap();
 
-    let batches = std::sync::Arc::new(palaver::store::InsertBatches::new(collection.clone()));
+    let batches = std::sync::Arc::new(palaver::store::InsertBatches::inserts(collection.clone()));
     // Two copies of each of 20 numbers, all at once.
     let inserts = (0..40i32).map(|i| {
         let batches = batches.clone();
@@ -101,4 +101,53 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
     expected[3] = 0;
     assert_eq!(stored, expected, "one copy of each number, none of 3");
     assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 20);
+}
+
+/// Chats' last activity moves forward many chats to a command, each to the latest time it was
+/// given, and never back.
+#[tokio::test]
+async fn last_activity_moves_forward_only_many_chats_at_once() {
+    use bson::DateTime;
+    use bson::oid::ObjectId;
+
+    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
+        .await
+        .unwrap();
+    let db = client.database(&common::new_database_name());
+    let chats = db.collection::<bson::Document>("chats");
+    let at = |seconds: i64| DateTime::from_millis(1_700_000_000_000 + seconds * 1000);
+    let ids: Vec<ObjectId> = (0..5).map(|_| ObjectId::new()).collect();
+    for id in &ids {
+        chats
+            .insert_one(doc! { "_id": id, "updated_at": at(100) })
+            .await
+            .unwrap();
+    }
+    let majority = mongodb::options::WriteConcern::majority();
+    let moves = std::sync::Arc::new(
+        palaver::store::TimeBatches::moves_forward(db.clone(), "chats", "updated_at", &majority)
+            .unwrap(),
+    );
+    // Chat i is moved to 50 (back), then 100 + 10 * i + k for k in 0..10, all at once.
+    let mut all = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        for seconds in std::iter::once(50).chain((0..10).map(|k| 100 + 10 * i as i64 + k)) {
+            let (moves, id) = (moves.clone(), *id);
+            all.push(tokio::spawn(async move {
+                moves.move_forward(id, at(seconds)).await
+            }));
+        }
+    }
+    for done in futures::future::join_all(all).await {
+        done.unwrap().expect("moved");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let chat = chats.find_one(doc! { "_id": id }).await.unwrap().unwrap();
+        let expected = at((100 + 10 * i as i64 + 9).max(100));
+        assert_eq!(
+            chat.get_datetime("updated_at").unwrap(),
+            &expected,
+            "chat {i}"
+        );
+    }
 }

@@ -259,14 +259,7 @@ impl Core {
             return Ok(());
         }
         self.recently_touched.insert(chat.id, ());
-        self.store
-            .chats
-            .update_one(
-                doc! { "_id": chat.id },
-                doc! { "$max": { "updated_at": at } },
-            )
-            .await?;
-        Ok(())
+        self.store.chat_activity.move_forward(chat.id, at).await
     }
 
     /// Store a message of `author` in `chat`, after the rules of posting, and deliver it to

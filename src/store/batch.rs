@@ -1,56 +1,87 @@
-//! Inserts gathered across concurrent writers. A database pays for each write command
-//! (a round trip, a journal commit), not much for each document in it: while one batch is on
-//! its way, the inserts that arrive meanwhile wait and then go together as one
-//! `insertMany`. A lone insert goes at once, alone; each writer hears about its own document
-//! only after the database has answered for it.
+//! Writes gathered across concurrent writers. A database pays for each write command (a
+//! round trip, a journal commit) far more than for each document in it: while one batch is on
+//! its way, the writes that arrive meanwhile wait and then go together as one command. A lone
+//! write goes at once, alone; each writer hears about its own write only after the database
+//! has answered for it.
 
-use mongodb::Collection;
+use std::collections::HashMap;
+use std::future::Future;
+
+use bson::{Bson, DateTime, doc, oid::ObjectId};
 use mongodb::error::{Error as DbError, ErrorKind};
+use mongodb::options::WriteConcern;
+use mongodb::{Collection, Database};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{DUPLICATE_KEY, Error, Result};
 
-/// Documents in one command at most.
+/// Writes in one command at most.
 const MAX_BATCH: usize = 256;
-/// Inserts waiting for a batch before writers wait to queue theirs.
+/// Writes waiting for a batch before writers wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
 
-/// What became of one document: stored, refused by a unique index, or not known to be stored.
-type Outcome = std::result::Result<bool, DbError>;
-
-struct Pending<T> {
-    doc: T,
-    done: oneshot::Sender<Outcome>,
-}
-
-/// The batched inserts of one collection.
+/// A queue of writes of `T`, each answered with an `R`, written a batch at a time.
 #[derive(Debug)]
-pub struct InsertBatches<T> {
-    queue: mpsc::Sender<Pending<T>>,
+pub struct Batches<T, R> {
+    queue: mpsc::Sender<(T, oneshot::Sender<R>)>,
 }
 
-impl<T> InsertBatches<T>
-where
-    T: Serialize + Send + Sync + 'static,
-{
-    /// Start writing into `collection`. Must be called inside a Tokio runtime; the writer
-    /// stops when this is dropped.
-    pub fn new(collection: Collection<T>) -> Self {
-        let (queue, waiting) = mpsc::channel(QUEUE);
-        tokio::spawn(write(collection, waiting));
+impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
+    /// Start a writer that writes each batch with `write`, which answers for every write of
+    /// the batch in order. Must be called inside a Tokio runtime; the writer stops when this
+    /// is dropped.
+    fn new<W, F>(write: W) -> Self
+    where
+        W: Fn(Vec<T>) -> F + Send + 'static,
+        F: Future<Output = Vec<R>> + Send,
+    {
+        let (queue, mut waiting) = mpsc::channel::<(T, oneshot::Sender<R>)>(QUEUE);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
+                let (items, answers): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
+                for (answer, outcome) in answers.into_iter().zip(write(items).await) {
+                    // A writer that gave up waiting has nobody to tell.
+                    let _ = answer.send(outcome);
+                }
+            }
+        });
         Self { queue }
+    }
+
+    async fn submit(&self, item: T) -> Result<R> {
+        let stopped = || Error::Internal(anyhow::anyhow!("the batch writer stopped"));
+        let (answer, outcome) = oneshot::channel();
+        self.queue
+            .send((item, answer))
+            .await
+            .map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())
+    }
+}
+
+/// What became of one inserted document: stored, refused by a unique index, or not known to be
+/// stored.
+type Inserted = std::result::Result<bool, DbError>;
+
+/// Inserts into one collection, many to an unordered `insertMany`.
+pub type InsertBatches<T> = Batches<T, Inserted>;
+
+impl<T: Serialize + Send + Sync + 'static> Batches<T, Inserted> {
+    pub fn inserts(collection: Collection<T>) -> Self {
+        Self::new(move |docs: Vec<T>| {
+            let collection = collection.clone();
+            async move {
+                let written = collection.insert_many(&docs).ordered(false).await;
+                (0..docs.len()).map(|i| inserted(&written, i)).collect()
+            }
+        })
     }
 
     /// Store `doc`: `Some(())` once stored, `None` when a unique index refused it.
     pub async fn insert(&self, doc: T) -> Result<Option<()>> {
-        let (done, outcome) = oneshot::channel();
-        let stopped = || Error::Internal(anyhow::anyhow!("the insert writer stopped"));
-        self.queue
-            .send(Pending { doc, done })
-            .await
-            .map_err(|_| stopped())?;
-        match outcome.await.map_err(|_| stopped())? {
+        match self.submit(doc).await? {
             Ok(true) => Ok(Some(())),
             Ok(false) => Ok(None),
             Err(e) => Err(e.into()),
@@ -58,29 +89,9 @@ where
     }
 }
 
-async fn write<T: Serialize + Send + Sync>(
-    collection: Collection<T>,
-    mut waiting: mpsc::Receiver<Pending<T>>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let written = collection
-            .insert_many(batch.iter().map(|p| &p.doc))
-            .ordered(false)
-            .await;
-        if batch.len() > 1 {
-            tracing::trace!(documents = batch.len(), "one insert for many");
-        }
-        for (index, pending) in batch.drain(..).enumerate() {
-            // A writer that gave up waiting has nobody to tell.
-            let _ = pending.done.send(outcome(&written, index));
-        }
-    }
-}
-
 /// The fate of the `index`th document of an unordered `insertMany`: the others' failures are
 /// not its own, but a write concern left unmet leaves every document's durability unknown.
-fn outcome<R>(written: &std::result::Result<R, DbError>, index: usize) -> Outcome {
+fn inserted<R>(written: &std::result::Result<R, DbError>, index: usize) -> Inserted {
     let Err(e) = written else {
         return Ok(true);
     };
@@ -99,5 +110,72 @@ fn outcome<R>(written: &std::result::Result<R, DbError>, index: usize) -> Outcom
         None => Ok(true),
         Some(w) if w.code == DUPLICATE_KEY => Ok(false),
         Some(_) => Err(e.clone()),
+    }
+}
+
+/// Why a move forward failed: the database's error, or a statement it refused.
+#[derive(Debug, Clone)]
+pub enum NotMoved {
+    Database(DbError),
+    Refused(String),
+}
+
+/// Moves of documents' `field` forward to a time (`$max`), many to one `update` command, one
+/// statement per document: the driver's own calls send one statement each.
+pub type TimeBatches = Batches<(ObjectId, DateTime), std::result::Result<(), NotMoved>>;
+
+impl TimeBatches {
+    /// `write_concern` goes with each command: a raw command gets none from the client.
+    pub fn moves_forward(
+        db: Database,
+        collection: &'static str,
+        field: &'static str,
+        write_concern: &WriteConcern,
+    ) -> Result<Self> {
+        let write_concern = super::to_document(write_concern)?;
+        Ok(Self::new(move |moves: Vec<(ObjectId, DateTime)>| {
+            let (db, write_concern) = (db.clone(), write_concern.clone());
+            async move {
+                let mut latest: HashMap<ObjectId, DateTime> = HashMap::new();
+                for (id, at) in &moves {
+                    let entry = latest.entry(*id).or_insert(*at);
+                    *entry = (*entry).max(*at);
+                }
+                let updates: Vec<Bson> = latest
+                    .into_iter()
+                    .map(|(id, at)| {
+                        Bson::Document(doc! { "q": { "_id": id }, "u": { "$max": { field: at } } })
+                    })
+                    .collect();
+                let command = doc! {
+                    "update": collection,
+                    "updates": updates,
+                    "ordered": false,
+                    "writeConcern": write_concern,
+                };
+                let outcome = match db.run_command(command).await {
+                    Err(e) => Err(NotMoved::Database(e)),
+                    Ok(reply) => match ["writeErrors", "writeConcernError"]
+                        .into_iter()
+                        .find_map(|key| reply.get(key))
+                    {
+                        Some(refused) => Err(NotMoved::Refused(format!(
+                            "{collection}.{field} not moved: {refused}"
+                        ))),
+                        None => Ok(()),
+                    },
+                };
+                vec![outcome; moves.len()]
+            }
+        }))
+    }
+
+    /// Move `id`'s time forward to `at` (never back).
+    pub async fn move_forward(&self, id: ObjectId, at: DateTime) -> Result<()> {
+        match self.submit((id, at)).await? {
+            Ok(()) => Ok(()),
+            Err(NotMoved::Database(e)) => Err(e.into()),
+            Err(NotMoved::Refused(why)) => Err(Error::Internal(anyhow::anyhow!(why))),
+        }
     }
 }

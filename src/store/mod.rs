@@ -14,7 +14,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
 use crate::error::Result;
-pub use batch::InsertBatches;
+pub use batch::{InsertBatches, TimeBatches};
 pub use ids::IdAllocator;
 pub use models::*;
 
@@ -27,6 +27,8 @@ pub struct Store {
     pub messages: Collection<Message>,
     /// Messages are inserted through here, many senders' to a command.
     pub message_inserts: InsertBatches<Message>,
+    /// Chats' last activity moves forward through here, many chats to a command.
+    pub chat_activity: TimeBatches,
     pub devices: Collection<Device>,
     pub files: Collection<ChatFile>,
     pub follows: Collection<Follow>,
@@ -58,12 +60,11 @@ impl Store {
         options.connect_timeout = Some(Duration::from_secs(2));
         // What a client is told was stored survives a crash of the database: writes are
         // acknowledged once journaled on a majority.
-        options.write_concern = Some(
-            WriteConcern::builder()
-                .w(Acknowledgment::Majority)
-                .journal(true)
-                .build(),
-        );
+        let write_concern = WriteConcern::builder()
+            .w(Acknowledgment::Majority)
+            .journal(true)
+            .build();
+        options.write_concern = Some(write_concern.clone());
         let db = Client::with_options(options)?.database(database);
         let started = tokio::time::Instant::now();
         while let Err(e) = db.run_command(doc! { "ping": 1 }).await {
@@ -77,7 +78,13 @@ impl Store {
             chats: db.collection("chats"),
             participants: db.collection("participants"),
             messages: db.collection("messages"),
-            message_inserts: InsertBatches::new(db.collection("messages")),
+            message_inserts: InsertBatches::inserts(db.collection("messages")),
+            chat_activity: TimeBatches::moves_forward(
+                db.clone(),
+                "chats",
+                "updated_at",
+                &write_concern,
+            )?,
             devices: db.collection("devices"),
             files: db.collection("files"),
             follows: db.collection("follows"),
