@@ -104,7 +104,7 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
 }
 
 /// Chats' last activity moves forward many chats to a command, each to the latest time it was
-/// given, and never back.
+/// given, and never back; once settled, every queued move is written.
 #[tokio::test]
 async fn last_activity_moves_forward_only_many_chats_at_once() {
     use bson::DateTime;
@@ -138,9 +138,10 @@ async fn last_activity_moves_forward_only_many_chats_at_once() {
             }));
         }
     }
-    for done in futures::future::join_all(all).await {
-        done.unwrap().expect("moved");
+    for queued in futures::future::join_all(all).await {
+        queued.unwrap().expect("queued");
     }
+    moves.settled().await.unwrap();
     for (i, id) in ids.iter().enumerate() {
         let chat = chats.find_one(doc! { "_id": id }).await.unwrap().unwrap();
         let expected = at((100 + 10 * i as i64 + 9).max(100));

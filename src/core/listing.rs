@@ -258,6 +258,8 @@ impl Core {
     /// A page of chats matching `query`, most recently active first, with everyone in them,
     /// and how many match in all.
     async fn chats_page(&self, query: Document, page: Window) -> Result<(u64, Vec<Membership>)> {
+        // Activity this node has seen is in place before the list is sorted by it.
+        self.store.chat_activity.settled().await?;
         let count = self.store.chats.count_documents(query.clone()).await?;
         let chats: Vec<Chat> = self
             .store

@@ -253,7 +253,9 @@ impl Core {
     }
 
     /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second
-    /// per chat and node: a busy chat would otherwise double the writes of every message.
+    /// per chat and node: a busy chat would otherwise double the writes of every message. The
+    /// move is queued, not waited for (many chats' go as one command); chat lists wait for
+    /// what is queued before they read.
     async fn touch_chat(&self, chat: &Chat, at: DateTime) -> Result<()> {
         if self.recently_touched.get(&chat.id).is_some() {
             return Ok(());
@@ -291,8 +293,8 @@ impl Core {
             created_at: DateTime::now(),
         };
         let at = message.created_at;
-        let insert = self.insert_numbered(chat, &mut message);
-        tokio::try_join!(insert, self.touch_chat(chat, at))?;
+        self.insert_numbered(chat, &mut message).await?;
+        self.touch_chat(chat, at).await?;
         if !draft.files.is_empty() {
             let filed: Vec<ChatFile> = draft
                 .files

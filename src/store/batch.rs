@@ -21,10 +21,17 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for a batch before writers wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
 
+/// What waits in a queue: a write and who to answer, or someone waiting for every write
+/// queued before them to be written.
+enum Entry<T, R> {
+    Write(T, Option<oneshot::Sender<R>>),
+    Settle(oneshot::Sender<()>),
+}
+
 /// A queue of writes of `T`, each answered with an `R`, written a batch at a time.
 #[derive(Debug)]
 pub struct Batches<T, R> {
-    queue: mpsc::Sender<(T, oneshot::Sender<R>)>,
+    queue: mpsc::Sender<Entry<T, R>>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
@@ -36,29 +43,57 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
         W: Fn(Vec<T>) -> F + Send + 'static,
         F: Future<Output = Vec<R>> + Send,
     {
-        let (queue, mut waiting) = mpsc::channel::<(T, oneshot::Sender<R>)>(QUEUE);
+        let (queue, mut waiting) = mpsc::channel::<Entry<T, R>>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (items, answers): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
-                for (answer, outcome) in answers.into_iter().zip(write(items).await) {
-                    // A writer that gave up waiting has nobody to tell.
-                    let _ = answer.send(outcome);
+                let (mut items, mut answers, mut settled) = (Vec::new(), Vec::new(), Vec::new());
+                for entry in batch.drain(..) {
+                    match entry {
+                        Entry::Write(item, answer) => {
+                            items.push(item);
+                            answers.push(answer);
+                        }
+                        Entry::Settle(waiter) => settled.push(waiter),
+                    }
+                }
+                if !items.is_empty() {
+                    for (answer, outcome) in answers.into_iter().zip(write(items).await) {
+                        // A writer that gave up waiting, or never waited, has nobody to tell.
+                        if let Some(answer) = answer {
+                            let _ = answer.send(outcome);
+                        }
+                    }
+                }
+                // Whatever was queued before them is written now.
+                for waiter in settled {
+                    let _ = waiter.send(());
                 }
             }
         });
         Self { queue }
     }
 
+    async fn enqueue(&self, entry: Entry<T, R>) -> Result<()> {
+        self.queue.send(entry).await.map_err(|_| stopped())
+    }
+
     async fn submit(&self, item: T) -> Result<R> {
-        let stopped = || Error::Internal(anyhow::anyhow!("the batch writer stopped"));
         let (answer, outcome) = oneshot::channel();
-        self.queue
-            .send((item, answer))
-            .await
-            .map_err(|_| stopped())?;
+        self.enqueue(Entry::Write(item, Some(answer))).await?;
         outcome.await.map_err(|_| stopped())
     }
+
+    /// Wait until every write queued so far is written (or has failed).
+    pub async fn settled(&self) -> Result<()> {
+        let (waiter, settled) = oneshot::channel();
+        self.enqueue(Entry::Settle(waiter)).await?;
+        settled.await.map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> Error {
+    Error::Internal(anyhow::anyhow!("the batch writer stopped"))
 }
 
 /// What became of one inserted document: stored, refused by a unique index, or not known to be
@@ -113,16 +148,10 @@ fn inserted<R>(written: &std::result::Result<R, DbError>, index: usize) -> Inser
     }
 }
 
-/// Why a move forward failed: the database's error, or a statement it refused.
-#[derive(Debug, Clone)]
-pub enum NotMoved {
-    Database(DbError),
-    Refused(String),
-}
-
 /// Moves of documents' `field` forward to a time (`$max`), many to one `update` command, one
-/// statement per document: the driver's own calls send one statement each.
-pub type TimeBatches = Batches<(ObjectId, DateTime), std::result::Result<(), NotMoved>>;
+/// statement per document: the driver's own calls send one statement each. Nobody waits for a
+/// move: a failure is logged, and `settled` waits for all queued so far.
+pub type TimeBatches = Batches<(ObjectId, DateTime), ()>;
 
 impl TimeBatches {
     /// `write_concern` goes with each command: a raw command gets none from the client.
@@ -153,29 +182,24 @@ impl TimeBatches {
                     "ordered": false,
                     "writeConcern": write_concern,
                 };
-                let outcome = match db.run_command(command).await {
-                    Err(e) => Err(NotMoved::Database(e)),
-                    Ok(reply) => match ["writeErrors", "writeConcernError"]
+                let failure = match db.run_command(command).await {
+                    Err(e) => Some(e.to_string()),
+                    Ok(reply) => ["writeErrors", "writeConcernError"]
                         .into_iter()
                         .find_map(|key| reply.get(key))
-                    {
-                        Some(refused) => Err(NotMoved::Refused(format!(
-                            "{collection}.{field} not moved: {refused}"
-                        ))),
-                        None => Ok(()),
-                    },
+                        .map(|refused| refused.to_string()),
                 };
-                vec![outcome; moves.len()]
+                if let Some(failure) = failure {
+                    let n = moves.len();
+                    tracing::warn!("{collection}.{field} of {n} not moved forward: {failure}");
+                }
+                vec![(); moves.len()]
             }
         }))
     }
 
-    /// Move `id`'s time forward to `at` (never back).
+    /// Queue a move of `id`'s time forward to `at` (never back).
     pub async fn move_forward(&self, id: ObjectId, at: DateTime) -> Result<()> {
-        match self.submit((id, at)).await? {
-            Ok(()) => Ok(()),
-            Err(NotMoved::Database(e)) => Err(e.into()),
-            Err(NotMoved::Refused(why)) => Err(Error::Internal(anyhow::anyhow!(why))),
-        }
+        self.enqueue(Entry::Write((id, at), None)).await
     }
 }
