@@ -500,7 +500,11 @@ async fn drive(
                 if changed.is_err() { return; }
                 plan = *plans.as_ref().unwrap().borrow();
                 if let Some(p) = plan.filter(|p| p.per_sender > 0.0) {
-                    tick = tokio::time::interval(Duration::from_secs_f64(1.0 / p.per_sender));
+                    // Senders start at random points of their period, so the offered rate is
+                    // even rather than every sender's message at once.
+                    let period = Duration::from_secs_f64(1.0 / p.per_sender);
+                    let start = tokio::time::Instant::now() + period.mul_f64(rand::random());
+                    tick = tokio::time::interval_at(start, period);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 }
             }
