@@ -148,13 +148,17 @@ impl Server {
     }
 
     /// Stop for a rolling deploy: report not ready, stop accepting, let requests in flight
-    /// finish (briefly), close every connection so that clients reconnect elsewhere, and send
-    /// the pushes still queued.
+    /// finish (briefly), close every connection so that clients reconnect elsewhere, and write
+    /// and send what is still queued.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         let bound = serve::SHUTDOWN_GRACE + Duration::from_secs(5);
         tokio::time::timeout(bound, self.task).await???;
         let flushed = async {
+            // The last messages' chat activity is queued, not yet written.
+            if let Err(e) = self.app.store.chat_activity.settled().await {
+                tracing::warn!("chats' last activity not all written: {e}");
+            }
             while self.app.hub.pushes_pending() > 0 {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

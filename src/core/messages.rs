@@ -254,8 +254,8 @@ impl Core {
 
     /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second
     /// per chat and node: a busy chat would otherwise double the writes of every message. The
-    /// move is queued, not waited for (many chats' go as one command); chat lists wait for
-    /// what is queued before they read.
+    /// move is queued, not waited for (many chats' moves go as one command); chat lists wait
+    /// for what is queued before they read, and a stopping node for all of it.
     async fn touch_chat(&self, chat: &Chat, at: DateTime) -> Result<()> {
         if self.recently_touched.get(&chat.id).is_some() {
             return Ok(());

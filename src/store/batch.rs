@@ -1,8 +1,8 @@
 //! Writes gathered across concurrent writers. A database pays for each write command (a
 //! round trip, a journal commit) far more than for each document in it: while one batch is on
 //! its way, the writes that arrive meanwhile wait and then go together as one command. A lone
-//! write goes at once, alone; each writer hears about its own write only after the database
-//! has answered for it.
+//! write goes at once, alone; a writer that waits hears about its own write only after the
+//! database has answered for it.
 
 use std::collections::HashMap;
 use std::future::Future;
