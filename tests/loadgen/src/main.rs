@@ -276,6 +276,9 @@ async fn plain_ws(url: &str, room: usize, i: usize, sources: u8) -> anyhow::Resu
 /// One rate's figures, shared by the listeners while it runs.
 struct Phase {
     latencies: Mutex<Histogram<u64>>,
+    /// Messages the senders sent: a sender's first one comes at a random point of its
+    /// period, so over a short step fewer or more than the rate times the step go out.
+    sent: AtomicU64,
     delivered: AtomicU64,
 }
 
@@ -283,6 +286,7 @@ impl Phase {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             latencies: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()),
+            sent: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
         })
     }
@@ -384,12 +388,14 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
         let sending = began.elapsed().as_secs_f64();
         // Late deliveries still count, for a while.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let expected = (offered * args.seconds as f64) as u64 * (k as u64 - 1);
+        let sent = phase.sent.load(Ordering::Relaxed);
+        let expected = sent * (k as u64 - 1);
         let delivered = phase.delivered.load(Ordering::Relaxed);
         let h = phase.latencies.lock().unwrap().clone();
         let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
         let result = json!({
             "offered_messages_per_s": offered,
+            "sent": sent,
             "expected_deliveries": expected,
             "delivered": delivered,
             "deliveries_per_s": (delivered as f64 / sending).round(),
@@ -520,6 +526,9 @@ async fn drive(
                     Protocol::Ws => content,
                 };
                 if sink.send(Message::Text(frame.into())).await.is_err() { return; }
+                if let Some(phase) = phases.lock().unwrap().get(p.phase) {
+                    phase.sent.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
