@@ -264,7 +264,6 @@ impl TestServer {
         read(request.send().await.unwrap()).await
     }
 
-    /// An account for the chats dialect: its 24-hex id and its token.
     /// The one-to-one chat `token`'s user opens with user `other` (a numeric id) through the
     /// requests dialect: its 24-hex id.
     pub async fn requests_chat(&self, token: &str, other: &str) -> String {
@@ -282,6 +281,7 @@ impl TestServer {
         chat["id"].as_str().unwrap().to_owned()
     }
 
+    /// An account for the chats dialect: its 24-hex id and its token.
     pub async fn member(&self, username: &str) -> Member {
         let (num, token) = self.signup(username).await;
         let user = self.user(&num).await;
