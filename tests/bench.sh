@@ -10,7 +10,7 @@
 # target/bench.json. Bounded: every step stops by itself.
 #
 #   tests/bench.sh            the full run (N = 1,000 and 10,000; up to 50,000 held)
-#   tests/bench.sh --quick    a small run, about two minutes after the release build
+#   tests/bench.sh --quick    a small run, about a minute and a half after the release build
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

@@ -290,10 +290,26 @@ impl Phase {
             delivered: AtomicU64::new(0),
         })
     }
+
+    /// Waits until every message sent in this phase has reached its K-1 listeners, or `cap`
+    /// has passed: late deliveries still count, for a while, but a step whose messages have
+    /// all arrived need not wait out the whole while.
+    async fn arrived(&self, k: usize, cap: Duration) {
+        let began = Instant::now();
+        // A sender that was writing when its plan ended counts its message a moment later.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        while began.elapsed() < cap {
+            let expected = self.sent.load(Ordering::Relaxed) * (k as u64 - 1);
+            if self.delivered.load(Ordering::Relaxed) >= expected {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
-/// The phase of the warm-up's messages, which no listener records.
-const WARM_UP: usize = 999;
+/// The warm-up's phase, the first: its figures are not reported.
+const WARM_UP: usize = 0;
 
 /// What senders do now: send at `per_sender` a second, tagging messages with `phase`.
 #[derive(Clone, Copy)]
@@ -362,32 +378,37 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
 
     // A warm-up: one message or two from every sender, not measured (a server's first
     // message in a chat may load what it caches), and time for them to arrive.
+    let warm_up = Phase::new();
+    phases.lock().unwrap().push(warm_up.clone());
     plan_tx.send_replace(Some(Plan {
         phase: WARM_UP,
         per_sender: 1.0,
     }));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     plan_tx.send_replace(None);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    warm_up.arrived(k, Duration::from_secs(3)).await;
 
     // Each rate in turn.
     let mut results = Vec::new();
     let mut rate = args.rate;
     let cap = args.max_sender_rate * rooms as f64;
-    for step in 0..=args.steps {
+    for _ in 0..=args.steps {
         let offered = rate.min(cap);
         let phase = Phase::new();
-        phases.lock().unwrap().push(phase.clone());
+        let index = {
+            let mut phases = phases.lock().unwrap();
+            phases.push(phase.clone());
+            phases.len() - 1
+        };
         let began = Instant::now();
         plan_tx.send_replace(Some(Plan {
-            phase: step,
+            phase: index,
             per_sender: offered / rooms as f64,
         }));
         tokio::time::sleep(Duration::from_secs(args.seconds)).await;
         plan_tx.send_replace(None);
         let sending = began.elapsed().as_secs_f64();
-        // Late deliveries still count, for a while.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        phase.arrived(k, Duration::from_secs(2)).await;
         let sent = phase.sent.load(Ordering::Relaxed);
         let expected = sent * (k as u64 - 1);
         let delivered = phase.delivered.load(Ordering::Relaxed);
