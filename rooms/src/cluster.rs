@@ -38,6 +38,7 @@ pub struct RedisLink {
     handlers: Arc<RwLock<HashMap<String, mpsc::Sender<Message>>>>,
     up: AtomicBool,
     returns: watch::Sender<u64>,
+    drops: Arc<watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -49,8 +50,13 @@ impl std::fmt::Debug for RedisLink {
     }
 }
 
-/// Push messages go to whoever subscribed to their channel.
-fn dispatch(handlers: &RwLock<HashMap<String, mpsc::Sender<Message>>>, push: PushInfo) {
+/// Push messages go to whoever subscribed to their channel; one that cannot take it is
+/// counted in `drops`.
+fn dispatch(
+    handlers: &RwLock<HashMap<String, mpsc::Sender<Message>>>,
+    drops: &watch::Sender<u64>,
+    push: PushInfo,
+) {
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) || push.data.len() < 2 {
         return;
     }
@@ -69,6 +75,7 @@ fn dispatch(handlers: &RwLock<HashMap<String, mpsc::Sender<Message>>>, push: Pus
         && handler.try_send((channel.clone(), payload)).is_err()
     {
         tracing::warn!(%channel, "a Redis subscriber fell behind; message dropped");
+        drops.send_modify(|n| *n += 1);
     }
 }
 
@@ -93,9 +100,11 @@ impl RedisLink {
         let client = redis::Client::open(resp3(url))?;
         let handlers = Arc::new(RwLock::new(HashMap::new()));
         let dispatching = handlers.clone();
+        let drops = Arc::new(watch::channel(0).0);
+        let dropping = drops.clone();
         let config = ConnectionManagerConfig::new()
             .set_push_sender(move |push: PushInfo| {
-                dispatch(&dispatching, push);
+                dispatch(&dispatching, &dropping, push);
                 Ok::<(), std::convert::Infallible>(())
             })
             .set_automatic_resubscription()
@@ -112,6 +121,7 @@ impl RedisLink {
             handlers,
             up: AtomicBool::new(true),
             returns,
+            drops,
         });
         tokio::spawn(watch_health(Arc::downgrade(&link)));
         tracing::info!(node = %link.node, "connected to Redis: events, presence and caches are shared with the other nodes");
@@ -133,6 +143,12 @@ impl RedisLink {
     /// written again.
     pub fn returns(&self) -> watch::Receiver<u64> {
         self.returns.subscribe()
+    }
+
+    /// Changes each time a message published to this node was dropped because its subscriber
+    /// fell behind: that subscriber missed it.
+    pub fn drops(&self) -> watch::Receiver<u64> {
+        self.drops.subscribe()
     }
 
     pub(crate) fn connection(&self) -> ConnectionManager {
@@ -597,6 +613,26 @@ impl Transport for ClusterSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_a_subscriber_cannot_take_is_counted() {
+        let push = |payload: &str| PushInfo {
+            kind: PushKind::Message,
+            data: vec![
+                redis::Value::BulkString(b"news".to_vec()),
+                redis::Value::BulkString(payload.as_bytes().to_vec()),
+            ],
+        };
+        let (sender, mut receiver) = mpsc::channel(1);
+        let handlers = RwLock::new(HashMap::from([("news".to_owned(), sender)]));
+        let (drops, seen) = watch::channel(0);
+        dispatch(&handlers, &drops, push("first"));
+        assert_eq!(*seen.borrow(), 0);
+        dispatch(&handlers, &drops, push("second"));
+        assert_eq!(*seen.borrow(), 1, "the second did not fit");
+        assert_eq!(receiver.try_recv().unwrap().1, b"first");
+        assert!(receiver.try_recv().is_err());
+    }
 
     #[test]
     fn urls_ask_for_resp3() {
