@@ -1,7 +1,8 @@
 // Two Palaver processes on one database and one Redis, with real clients on each: events
 // raised through one node reach sockets of the other, membership changes and sign-outs take
 // effect on both at once, presence (and so pushes) is cluster-wide and forgets a killed node,
-// a reconnecting client is sent what it missed, and both nodes ride out a Redis restart.
+// a reconnecting client is sent what it missed, a node cut off from Redis has the others'
+// caches dropped when it returns, and both nodes ride out a Redis restart.
 // This file starts its own Redis and nodes, so it can stop and kill them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,12 +78,43 @@ const redis = {
   },
 };
 
-// A Palaver node on the shared database and Redis; `base` is its URL.
-async function startNode(name, port = 0) {
+// A TCP relay to the shared Redis that can be cut: a node behind it loses Redis while the
+// others keep it.
+function redisRelay() {
+  const sockets = new Set();
+  return {
+    port: 0,
+    server: null,
+    async open() {
+      this.port ||= await freePort();
+      this.server = net.createServer((client) => {
+        const upstream = net.connect(redis.port, '127.0.0.1');
+        for (const socket of [client, upstream]) {
+          sockets.add(socket);
+          socket.on('close', () => sockets.delete(socket));
+          socket.on('error', () => {});
+        }
+        client.pipe(upstream);
+        upstream.pipe(client);
+        client.on('close', () => upstream.destroy());
+        upstream.on('close', () => client.destroy());
+      });
+      await new Promise((resolve) => this.server.listen(this.port, '127.0.0.1', resolve));
+    },
+    async cut() {
+      const closed = new Promise((resolve) => this.server.close(resolve));
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}
+
+// A Palaver node on the shared database and Redis (or a relay to it); `base` is its URL.
+async function startNode(name, port = 0, redisPort = redis.port) {
   port ||= await freePort();
   const child = run(`multinode-${name}`, BIN, [], {
     HOST: '127.0.0.1', PORT: String(port), MONGODB_URI, MONGODB_DATABASE: DATABASE,
-    REDIS_URL: `redis://127.0.0.1:${redis.port}`, JWT_SECRET: `multinode-${process.pid}`,
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`, JWT_SECRET: `multinode-${process.pid}`,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')), FCM_CREDENTIALS, FCM_BASE_URL: FCM,
     TWILIO_ACCOUNT_SID: 'AC-test', TWILIO_AUTH_TOKEN: 'test-token', TWILIO_VERIFY_SERVICE_SID: 'VA-test',
     TWILIO_BASE_URL: env('FAKE_SMS_URL'),
@@ -413,6 +445,49 @@ test('one user has one event budget, whatever their sockets and nodes', async ()
   }
   const refused = (await Promise.all(paced)).filter((s) => s === 429).length;
   assert.ok(refused >= 15, `${refused} of 400 refused across the nodes`);
+});
+
+test('a change made through a node cut off from Redis reaches the other nodes\' caches once it returns', async () => {
+  const relay = redisRelay();
+  await relay.open();
+  const three = await startNode('three', 0, relay.port);
+  try {
+    const mira = await signup('mira', three.base);
+    const omar = await signup('omar', three.base);
+    assert.equal((await bearer('POST', `/users/${subject(omar.token)}/follow`, { token: mira.token, base: three.base })).status, 201);
+    const group = await bearer('POST', '/chats', {
+      token: mira.token, base: three.base,
+      body: { isGroup: true, name: 'Cut off', category: 'Study', participants: [subject(omar.token)] },
+    });
+    assert.equal(group.status, 201);
+    const id = group.body.chat._id;
+    const num = await numOf(id);
+    // Node two caches the group's members once Omar posts through it.
+    const omarOnTwo = track(await connect('v4', 'websocket', { token: omar.token, channels: [num], how: 'auth', base: two.base }));
+    assert.equal((await emitAck(omarOnTwo, 'message', { content: 'hi', channel: num })).content, 'hi');
+
+    await relay.cut();
+    const removed = await bearer('DELETE', `/chats/${id}/participants/${subject(omar.token)}`, { token: mira.token, base: three.base });
+    assert.equal(removed.status, 200, JSON.stringify(removed.body));
+    // Node two never heard of it: its cache still counts Omar in.
+    assert.equal((await emitAck(omarOnTwo, 'message', { content: 'still in?', channel: num })).content, 'still in?');
+
+    // Node three's link returns within a second or two and it has every node drop its
+    // caches: well before they would expire (a minute).
+    await relay.open();
+    const back = Date.now();
+    let refused = false;
+    while (!refused && Date.now() - back < 10_000) {
+      await sleep(250);
+      refused = (await emitAck(omarOnTwo, 'message', { content: 'and now?', channel: num })).status === 404;
+    }
+    assert.ok(refused, 'refused through node two within 10 s of node three\'s return');
+    console.log(`# refused ${((Date.now() - back) / 1000).toFixed(1)} s after node three's link returned`);
+  } finally {
+    three.child.kill('SIGTERM');
+    await three.child.exited;
+    await relay.cut();
+  }
 });
 
 test('both nodes ride out a Redis restart and resume cross-node delivery by themselves', async () => {
