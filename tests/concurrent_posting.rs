@@ -152,3 +152,39 @@ async fn last_activity_moves_forward_only_many_chats_at_once() {
         );
     }
 }
+
+/// Numeric ids from two nodes' allocators at once, fast enough for their blocks to grow and to
+/// be reserved ahead: every id is handed out once.
+#[tokio::test]
+async fn numeric_ids_are_unique_across_nodes() {
+    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
+        .await
+        .unwrap();
+    let db = client.database(&common::new_database_name());
+    let nodes: Vec<std::sync::Arc<palaver::store::IdAllocator>> = (0..2)
+        .map(|_| std::sync::Arc::new(palaver::store::IdAllocator::new(db.collection("counters"))))
+        .collect();
+    let takers = (0..8).map(|i| {
+        let node = nodes[i % 2].clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..400 {
+                ids.push(node.next("messages").await.unwrap());
+            }
+            ids
+        })
+    });
+    let mut all = Vec::new();
+    for taken in futures::future::join_all(takers).await {
+        let taken = taken.unwrap();
+        assert!(
+            taken.windows(2).all(|w| w[0] < w[1]),
+            "increasing within a node"
+        );
+        all.extend(taken);
+    }
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "no id handed out twice");
+}
