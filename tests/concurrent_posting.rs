@@ -103,8 +103,8 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
     assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 20);
 }
 
-/// Chats' last activity moves forward many chats to a command, each to the latest time it was
-/// given, and never back; once settled, every queued move is written.
+/// Chats' last activity moves forward, each chat to the latest time it was given, and never
+/// back; once settled, every queued move is written.
 #[tokio::test]
 async fn last_activity_moves_forward_only_many_chats_at_once() {
     use bson::DateTime;
@@ -125,8 +125,14 @@ async fn last_activity_moves_forward_only_many_chats_at_once() {
     }
     let majority = mongodb::options::WriteConcern::majority();
     let moves = std::sync::Arc::new(
-        palaver::store::TimeBatches::moves_forward(db.clone(), "chats", "updated_at", &majority)
-            .unwrap(),
+        palaver::store::TimeMoves::moves_forward(
+            db.clone(),
+            "chats",
+            "updated_at",
+            &majority,
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap(),
     );
     // Chat i is moved to 50 (back), then 100 + 10 * i + k for k in 0..10, all at once.
     let mut all = Vec::new();
@@ -150,6 +156,60 @@ async fn last_activity_moves_forward_only_many_chats_at_once() {
             &expected,
             "chat {i}"
         );
+    }
+}
+
+/// Unsettled, a chat's moves are written once they have gathered for the while given, as one
+/// move to the latest time; one chat's can be written at once on their own.
+#[tokio::test]
+async fn last_activity_is_written_after_gathering() {
+    use bson::DateTime;
+    use bson::oid::ObjectId;
+
+    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
+        .await
+        .unwrap();
+    let db = client.database(&common::new_database_name());
+    let chats = db.collection::<bson::Document>("chats");
+    let (id, other) = (ObjectId::new(), ObjectId::new());
+    let at = |seconds: i64| DateTime::from_millis(1_700_000_000_000 + seconds * 1000);
+    for chat in [id, other] {
+        chats
+            .insert_one(doc! { "_id": chat, "updated_at": at(0) })
+            .await
+            .unwrap();
+    }
+    let majority = mongodb::options::WriteConcern::majority();
+    let linger = std::time::Duration::from_secs(2);
+    let moves = palaver::store::TimeMoves::moves_forward(
+        db.clone(),
+        "chats",
+        "updated_at",
+        &majority,
+        linger,
+    )
+    .unwrap();
+    for seconds in [5, 7, 6] {
+        moves.move_forward(id, at(seconds)).await.unwrap();
+    }
+    moves.move_forward(other, at(3)).await.unwrap();
+    let updated_at = |chat: ObjectId| {
+        let chats = chats.clone();
+        async move {
+            let chat = chats.find_one(doc! { "_id": chat }).await.unwrap().unwrap();
+            *chat.get_datetime("updated_at").unwrap()
+        }
+    };
+    moves.settled_for(other).await.unwrap();
+    assert_eq!(updated_at(other).await, at(3), "written on its own");
+    assert_eq!(updated_at(id).await, at(0), "gathering, not written yet");
+    let began = std::time::Instant::now();
+    while updated_at(id).await != at(7) {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(10),
+            "never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -75,6 +75,8 @@ impl Membership {
 
 impl Core {
     pub async fn chat_by_id(&self, id: ObjectId) -> Result<Chat> {
+        // Its last activity, gathering, is in place before it is read.
+        self.store.chat_activity.settled_for(id).await?;
         self.store
             .chats
             .find_one(doc! { "_id": id })

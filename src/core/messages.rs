@@ -252,15 +252,11 @@ impl Core {
         )))
     }
 
-    /// Move the chat's last activity (what chat lists sort by) to `at`. At most once a second
-    /// per chat and node: a busy chat would otherwise double the writes of every message. The
-    /// move is queued, not waited for (many chats' moves go as one command); chat lists wait
-    /// for what is queued before they read, and a stopping node for all of it.
+    /// Move the chat's last activity (what chat lists sort by) to `at`. Queued, not waited
+    /// for: a chat's moves gather for a moment and are written as one, to the latest time, so
+    /// a busy chat does not double the writes of its messages. Chat lists have what is queued
+    /// written before they read, and a stopping node all of it.
     async fn touch_chat(&self, chat: &Chat, at: DateTime) -> Result<()> {
-        if self.recently_touched.get(&chat.id).is_some() {
-            return Ok(());
-        }
-        self.recently_touched.insert(chat.id, ());
         self.store.chat_activity.move_forward(chat.id, at).await
     }
 

@@ -69,8 +69,6 @@ pub struct Core {
     /// Each busy chat's last sequence number handed out here (see `messages.rs`). Reloaded
     /// from the database when it expires, and whenever another node took a number.
     seqs: HotCache<ObjectId, Arc<AtomicI64>>,
-    /// Chats whose last activity was written within the last second.
-    recently_touched: HotCache<ObjectId, ()>,
     sign_in_limits: accounts::SignInLimits,
     phone_limits: phones::PhoneLimits,
     /// Set once the node is shutting down: it reports not ready and takes no new work.
@@ -181,7 +179,6 @@ impl Core {
             members: HotCache::with_ttl(ttl),
             blocked: HotCache::with_ttl(ttl),
             seqs: HotCache::with_ttl(ttl),
-            recently_touched: HotCache::with_ttl(Duration::from_secs(1)),
             sign_in_limits: accounts::SignInLimits::default(),
             phone_limits: phones::PhoneLimits::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),

@@ -1,11 +1,13 @@
 //! Writes gathered across concurrent writers. A database pays for each write command (a
 //! round trip, a journal commit) far more than for each document in it: while one batch is on
 //! its way, the writes that arrive meanwhile wait and then go together as one command. A lone
-//! write goes at once, alone; a writer that waits hears about its own write only after the
-//! database has answered for it.
+//! write goes at once, alone; a writer hears about its own write only after the database has
+//! answered for it. Moves of a time forward (`TimeMoves`) are not waited for: each document's
+//! gather for a moment and go as one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque, hash_map};
 use std::future::Future;
+use std::time::Duration;
 
 use bson::{Bson, DateTime, doc, oid::ObjectId};
 use mongodb::error::{Error as DbError, ErrorKind};
@@ -13,6 +15,7 @@ use mongodb::options::WriteConcern;
 use mongodb::{Collection, Database};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
 
 use crate::error::{DUPLICATE_KEY, Error, Result};
 
@@ -21,17 +24,13 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for a batch before writers wait to queue theirs.
 const QUEUE: usize = 4 * MAX_BATCH;
 
-/// What waits in a queue: a write and who to answer, or someone waiting for every write
-/// queued before them to be written.
-enum Entry<T, R> {
-    Write(T, Option<oneshot::Sender<R>>),
-    Settle(oneshot::Sender<()>),
-}
+/// A write waiting in a queue, and who to tell what became of it.
+type Waiting<T, R> = (T, oneshot::Sender<R>);
 
 /// A queue of writes of `T`, each answered with an `R`, written a batch at a time.
 #[derive(Debug)]
 pub struct Batches<T, R> {
-    queue: mpsc::Sender<Entry<T, R>>,
+    queue: mpsc::Sender<Waiting<T, R>>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
@@ -43,52 +42,27 @@ impl<T: Send + 'static, R: Send + 'static> Batches<T, R> {
         W: Fn(Vec<T>) -> F + Send + 'static,
         F: Future<Output = Vec<R>> + Send,
     {
-        let (queue, mut waiting) = mpsc::channel::<Entry<T, R>>(QUEUE);
+        let (queue, mut waiting) = mpsc::channel::<Waiting<T, R>>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-                let (mut items, mut answers, mut settled) = (Vec::new(), Vec::new(), Vec::new());
-                for entry in batch.drain(..) {
-                    match entry {
-                        Entry::Write(item, answer) => {
-                            items.push(item);
-                            answers.push(answer);
-                        }
-                        Entry::Settle(waiter) => settled.push(waiter),
-                    }
-                }
-                if !items.is_empty() {
-                    for (answer, outcome) in answers.into_iter().zip(write(items).await) {
-                        // A writer that gave up waiting, or never waited, has nobody to tell.
-                        if let Some(answer) = answer {
-                            let _ = answer.send(outcome);
-                        }
-                    }
-                }
-                // Whatever was queued before them is written now.
-                for waiter in settled {
-                    let _ = waiter.send(());
+                let (items, answers): (Vec<T>, Vec<_>) = batch.drain(..).unzip();
+                for (answer, outcome) in answers.into_iter().zip(write(items).await) {
+                    // A writer that gave up waiting has nobody to tell.
+                    let _ = answer.send(outcome);
                 }
             }
         });
         Self { queue }
     }
 
-    async fn enqueue(&self, entry: Entry<T, R>) -> Result<()> {
-        self.queue.send(entry).await.map_err(|_| stopped())
-    }
-
     async fn submit(&self, item: T) -> Result<R> {
         let (answer, outcome) = oneshot::channel();
-        self.enqueue(Entry::Write(item, Some(answer))).await?;
+        self.queue
+            .send((item, answer))
+            .await
+            .map_err(|_| stopped())?;
         outcome.await.map_err(|_| stopped())
-    }
-
-    /// Wait until every write queued so far is written (or has failed).
-    pub async fn settled(&self) -> Result<()> {
-        let (waiter, settled) = oneshot::channel();
-        self.enqueue(Entry::Settle(waiter)).await?;
-        settled.await.map_err(|_| stopped())
     }
 }
 
@@ -148,58 +122,181 @@ fn inserted<R>(written: &std::result::Result<R, DbError>, index: usize) -> Inser
     }
 }
 
-/// Moves of documents' `field` forward to a time (`$max`), many to one `update` command, one
-/// statement per document: the driver's own calls send one statement each. Nobody waits for a
-/// move: a failure is logged, and `settled` waits for all queued so far.
-pub type TimeBatches = Batches<(ObjectId, DateTime), ()>;
+/// Moves of documents' `field` forward to a time (`$max`). A document's moves gather for a
+/// while after its first one and then go as one statement, to the latest time: a document
+/// moved many times meanwhile costs one statement. Documents fall due as spread out as their
+/// first moves were, and go a few to an `update` command, so no command holds up the other
+/// writes for long (the driver's own calls send one statement each). Nobody waits for a move:
+/// a failure is logged, and `settled` writes and waits for all queued so far.
+#[derive(Debug)]
+pub struct TimeMoves {
+    queue: mpsc::Sender<Move>,
+}
 
-impl TimeBatches {
-    /// `write_concern` goes with each command: a raw command gets none from the client.
+enum Move {
+    To(ObjectId, DateTime),
+    /// Write one document's moves now.
+    Flush(ObjectId, oneshot::Sender<()>),
+    /// Write every document's moves now.
+    Settle(oneshot::Sender<()>),
+}
+
+/// Statements in one command of moves.
+const MOVES_PER_COMMAND: usize = 4;
+
+/// Documents whose moves are gathering: each one's latest time, and when each falls due (in
+/// the order of their first moves, so in the order they fall due).
+struct Gathering {
+    latest: HashMap<ObjectId, DateTime>,
+    due: VecDeque<(Instant, ObjectId)>,
+}
+
+impl Gathering {
+    fn add(&mut self, id: ObjectId, at: DateTime, linger: Duration) {
+        match self.latest.entry(id) {
+            hash_map::Entry::Occupied(mut latest) => {
+                if at > *latest.get() {
+                    latest.insert(at);
+                }
+            }
+            hash_map::Entry::Vacant(latest) => {
+                latest.insert(at);
+                self.due.push_back((Instant::now() + linger, id));
+            }
+        }
+    }
+
+    /// Up to `most` documents due by `now`, with their times.
+    fn take_due(&mut self, now: Instant, most: usize) -> Vec<(ObjectId, DateTime)> {
+        let mut taken = Vec::new();
+        while taken.len() < most {
+            match self.due.front() {
+                Some((at, _)) if *at <= now => {}
+                _ => break,
+            }
+            let (_, id) = self.due.pop_front().expect("a front was just seen");
+            if let Some(at) = self.latest.remove(&id) {
+                taken.push((id, at));
+            }
+        }
+        taken
+    }
+
+    /// One document, due or not. (Its place in `due` stays: reached, it finds nothing, or
+    /// takes the document's later moves a little early.)
+    fn take(&mut self, id: ObjectId) -> Vec<(ObjectId, DateTime)> {
+        self.latest
+            .remove(&id)
+            .map(|at| (id, at))
+            .into_iter()
+            .collect()
+    }
+
+    /// Every document gathering, due or not.
+    fn take_all(&mut self) -> Vec<(ObjectId, DateTime)> {
+        self.due.clear();
+        self.latest.drain().collect()
+    }
+}
+
+impl TimeMoves {
+    /// Start a writer that moves `field` of `collection`'s documents, each `linger` after its
+    /// first move. `write_concern` goes with each command: a raw command gets none from the
+    /// client. The writer writes what is gathering and stops when this is dropped.
     pub fn moves_forward(
         db: Database,
         collection: &'static str,
         field: &'static str,
         write_concern: &WriteConcern,
+        linger: Duration,
     ) -> Result<Self> {
         let write_concern = super::to_document(write_concern)?;
-        Ok(Self::new(move |moves: Vec<(ObjectId, DateTime)>| {
+        let write = move |moves: Vec<(ObjectId, DateTime)>| {
             let (db, write_concern) = (db.clone(), write_concern.clone());
             async move {
-                let mut latest: HashMap<ObjectId, DateTime> = HashMap::new();
-                for (id, at) in &moves {
-                    let entry = latest.entry(*id).or_insert(*at);
-                    *entry = (*entry).max(*at);
+                for chunk in moves.chunks(MOVES_PER_COMMAND) {
+                    let updates: Vec<Bson> = chunk
+                        .iter()
+                        .map(|(id, at)| {
+                            Bson::Document(
+                                doc! { "q": { "_id": id }, "u": { "$max": { field: at } } },
+                            )
+                        })
+                        .collect();
+                    let command = doc! {
+                        "update": collection,
+                        "updates": updates,
+                        "ordered": false,
+                        "writeConcern": write_concern.clone(),
+                    };
+                    let failure = match db.run_command(command).await {
+                        Err(e) => Some(e.to_string()),
+                        Ok(reply) => ["writeErrors", "writeConcernError"]
+                            .into_iter()
+                            .find_map(|key| reply.get(key))
+                            .map(|refused| refused.to_string()),
+                    };
+                    if let Some(failure) = failure {
+                        let n = chunk.len();
+                        tracing::warn!("{collection}.{field} of {n} not moved forward: {failure}");
+                    }
                 }
-                let updates: Vec<Bson> = latest
-                    .into_iter()
-                    .map(|(id, at)| {
-                        Bson::Document(doc! { "q": { "_id": id }, "u": { "$max": { field: at } } })
-                    })
-                    .collect();
-                let command = doc! {
-                    "update": collection,
-                    "updates": updates,
-                    "ordered": false,
-                    "writeConcern": write_concern,
-                };
-                let failure = match db.run_command(command).await {
-                    Err(e) => Some(e.to_string()),
-                    Ok(reply) => ["writeErrors", "writeConcernError"]
-                        .into_iter()
-                        .find_map(|key| reply.get(key))
-                        .map(|refused| refused.to_string()),
-                };
-                if let Some(failure) = failure {
-                    let n = moves.len();
-                    tracing::warn!("{collection}.{field} of {n} not moved forward: {failure}");
-                }
-                vec![(); moves.len()]
             }
-        }))
+        };
+        let (queue, mut waiting) = mpsc::channel::<Move>(QUEUE);
+        tokio::spawn(async move {
+            let mut gathering = Gathering {
+                latest: HashMap::new(),
+                due: VecDeque::new(),
+            };
+            loop {
+                let next_due = gathering.due.front().map(|(at, _)| *at);
+                tokio::select! {
+                    received = waiting.recv() => match received {
+                        Some(Move::To(id, at)) => gathering.add(id, at, linger),
+                        Some(Move::Flush(id, waiter)) => {
+                            write(gathering.take(id)).await;
+                            let _ = waiter.send(());
+                        }
+                        Some(Move::Settle(waiter)) => {
+                            write(gathering.take_all()).await;
+                            let _ = waiter.send(());
+                        }
+                        None => {
+                            write(gathering.take_all()).await;
+                            return;
+                        }
+                    },
+                    () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                        write(gathering.take_due(Instant::now(), MOVES_PER_COMMAND)).await;
+                    }
+                }
+            }
+        });
+        Ok(Self { queue })
     }
 
     /// Queue a move of `id`'s time forward to `at` (never back).
     pub async fn move_forward(&self, id: ObjectId, at: DateTime) -> Result<()> {
-        self.enqueue(Entry::Write((id, at), None)).await
+        self.queue
+            .send(Move::To(id, at))
+            .await
+            .map_err(|_| stopped())
+    }
+
+    /// Write every move queued so far, and wait until it is written (or has failed).
+    pub async fn settled(&self) -> Result<()> {
+        self.ask(Move::Settle).await
+    }
+
+    /// Write the moves of `id` queued so far, and wait until they are written (or failed).
+    pub async fn settled_for(&self, id: ObjectId) -> Result<()> {
+        self.ask(|waiter| Move::Flush(id, waiter)).await
+    }
+
+    async fn ask(&self, what: impl FnOnce(oneshot::Sender<()>) -> Move) -> Result<()> {
+        let (waiter, done) = oneshot::channel();
+        self.queue.send(what(waiter)).await.map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())
     }
 }

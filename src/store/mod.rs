@@ -14,7 +14,7 @@ use mongodb::{Client, Collection, Database, IndexModel};
 use serde::Serialize;
 
 use crate::error::Result;
-pub use batch::{InsertBatches, TimeBatches};
+pub use batch::{InsertBatches, TimeMoves};
 pub use ids::IdAllocator;
 pub use models::*;
 
@@ -27,8 +27,8 @@ pub struct Store {
     pub messages: Collection<Message>,
     /// Messages are inserted through here, many senders' to a command.
     pub message_inserts: InsertBatches<Message>,
-    /// Chats' last activity moves forward through here, many chats to a command.
-    pub chat_activity: TimeBatches,
+    /// Chats' last activity moves forward through here, each chat's moves gathered.
+    pub chat_activity: TimeMoves,
     pub devices: Collection<Device>,
     pub files: Collection<ChatFile>,
     pub follows: Collection<Follow>,
@@ -48,6 +48,11 @@ pub struct Store {
 /// 503, instead of the driver's 30 s. A reachable one is selected at once; the driver looks
 /// for a lost one again within half a second of the next call.
 const OUTAGE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a chat's last-activity moves gather after its first before they are written, as
+/// one statement at the latest time. Chat lists write what is gathering before they read;
+/// other nodes' lists see it this much later at most.
+const ACTIVITY_LINGER: Duration = Duration::from_secs(2);
 
 /// How long a start waits for the database to answer.
 const START_WAIT: Duration = Duration::from_secs(15);
@@ -79,11 +84,12 @@ impl Store {
             participants: db.collection("participants"),
             messages: db.collection("messages"),
             message_inserts: InsertBatches::inserts(db.collection("messages")),
-            chat_activity: TimeBatches::moves_forward(
+            chat_activity: TimeMoves::moves_forward(
                 db.clone(),
                 "chats",
                 "updated_at",
                 &write_concern,
+                ACTIVITY_LINGER,
             )?,
             devices: db.collection("devices"),
             files: db.collection("files"),
