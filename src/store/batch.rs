@@ -211,10 +211,12 @@ impl TimeMoves {
         linger: Duration,
     ) -> Result<Self> {
         let write_concern = super::to_document(write_concern)?;
-        let write = move |moves: Vec<(ObjectId, DateTime)>| {
+        // `per_command`: a few while nobody waits, as many as a command takes for someone who
+        // does.
+        let write = move |moves: Vec<(ObjectId, DateTime)>, per_command: usize| {
             let (db, write_concern) = (db.clone(), write_concern.clone());
             async move {
-                for chunk in moves.chunks(MOVES_PER_COMMAND) {
+                for chunk in moves.chunks(per_command) {
                     let updates: Vec<Bson> = chunk
                         .iter()
                         .map(|(id, at)| {
@@ -249,26 +251,33 @@ impl TimeMoves {
                 latest: HashMap::new(),
                 due: VecDeque::new(),
             };
+            let mut received = Vec::with_capacity(MAX_BATCH);
             loop {
                 let next_due = gathering.due.front().map(|(at, _)| *at);
                 tokio::select! {
-                    received = waiting.recv() => match received {
-                        Some(Move::To(id, at)) => gathering.add(id, at, linger),
-                        Some(Move::Flush(id, waiter)) => {
-                            write(gathering.take(id)).await;
-                            let _ = waiter.send(());
-                        }
-                        Some(Move::Settle(waiter)) => {
-                            write(gathering.take_all()).await;
-                            let _ = waiter.send(());
-                        }
-                        None => {
-                            write(gathering.take_all()).await;
+                    // Everything queued is taken in at once, so that writers never wait for
+                    // room while documents fall due.
+                    n = waiting.recv_many(&mut received, MAX_BATCH) => {
+                        if n == 0 {
+                            write(gathering.take_all(), MAX_BATCH).await;
                             return;
                         }
-                    },
+                        for next in received.drain(..) {
+                            match next {
+                                Move::To(id, at) => gathering.add(id, at, linger),
+                                Move::Flush(id, waiter) => {
+                                    write(gathering.take(id), MAX_BATCH).await;
+                                    let _ = waiter.send(());
+                                }
+                                Move::Settle(waiter) => {
+                                    write(gathering.take_all(), MAX_BATCH).await;
+                                    let _ = waiter.send(());
+                                }
+                            }
+                        }
+                    }
                     () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                        write(gathering.take_due(Instant::now(), MOVES_PER_COMMAND)).await;
+                        write(gathering.take_due(Instant::now(), MOVES_PER_COMMAND), MOVES_PER_COMMAND).await;
                     }
                 }
             }
