@@ -276,8 +276,11 @@ impl TimeMoves {
                             }
                         }
                     }
-                    () = sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
-                        write(gathering.take_due(Instant::now(), MOVES_PER_COMMAND), MOVES_PER_COMMAND).await;
+                    () = sleep_until(next_due.unwrap_or_else(Instant::now)),
+                        if next_due.is_some() =>
+                    {
+                        let due = gathering.take_due(Instant::now(), MOVES_PER_COMMAND);
+                        write(due, MOVES_PER_COMMAND).await;
                     }
                 }
             }

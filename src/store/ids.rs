@@ -2,11 +2,13 @@
 //!
 //! Each process reserves a block of ids with one `$inc` and hands them out from memory, so a
 //! hot path (a message) costs no extra round trip. Ids are unique across nodes and, but for
-//! blocks reserved at the same moment, increase within a node. The next block is reserved in the background once half of what is left is
-//! gone, so no call waits for it while the sequence is in steady use; a sequence whose blocks
-//! last under a second gets blocks twice as large, up to `MAX_BLOCK` (at 1,600 messages a
-//! second, blocks of 32 took 50 reservations a second, each holding up the messages that found
-//! none left). A crash or restart leaves a gap of what was reserved and not handed out.
+//! blocks reserved at the same moment, increase within a node.
+//!
+//! The next block is reserved in the background once half of what is left is gone, so no
+//! call waits for it while the sequence is in steady use; a sequence whose blocks last under
+//! a second gets blocks twice as large, up to `MAX_BLOCK` (at 1,600 messages a second, blocks
+//! of 32 took 50 reservations a second, each holding up the messages that found none left). A
+//! crash or restart leaves a gap of what was reserved and not handed out.
 
 use std::collections::HashMap;
 use std::ops::Range;
