@@ -236,12 +236,7 @@ async fn numeric_ids_are_unique_across_nodes() {
     });
     let mut all = Vec::new();
     for taken in futures::future::join_all(takers).await {
-        let taken = taken.unwrap();
-        assert!(
-            taken.windows(2).all(|w| w[0] < w[1]),
-            "increasing within a node"
-        );
-        all.extend(taken);
+        all.extend(taken.unwrap());
     }
     let count = all.len();
     all.sort_unstable();
