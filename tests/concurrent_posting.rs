@@ -103,37 +103,46 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
     assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 20);
 }
 
-/// Chats' last activity moves forward, each chat to the latest time it was given, and never
-/// back; once settled, every queued move is written.
-#[tokio::test]
-async fn last_activity_moves_forward_only_many_chats_at_once() {
-    use bson::DateTime;
-    use bson::oid::ObjectId;
+/// A time `seconds` after a fixed moment.
+fn at(seconds: i64) -> bson::DateTime {
+    bson::DateTime::from_millis(1_700_000_000_000 + seconds * 1000)
+}
 
+/// Chats `ids` in a fresh database, each last active at `at(seconds)`, and a queue of moves of
+/// their last activity that gathers each chat's for `linger`.
+async fn chats_and_moves(
+    ids: &[bson::oid::ObjectId],
+    seconds: i64,
+    linger: std::time::Duration,
+) -> (
+    mongodb::Collection<bson::Document>,
+    palaver::store::TimeMoves,
+) {
     let client = mongodb::Client::with_uri_str(common::mongodb_uri())
         .await
         .unwrap();
     let db = client.database(&common::new_database_name());
     let chats = db.collection::<bson::Document>("chats");
-    let at = |seconds: i64| DateTime::from_millis(1_700_000_000_000 + seconds * 1000);
-    let ids: Vec<ObjectId> = (0..5).map(|_| ObjectId::new()).collect();
-    for id in &ids {
+    for id in ids {
         chats
-            .insert_one(doc! { "_id": id, "updated_at": at(100) })
+            .insert_one(doc! { "_id": id, "updated_at": at(seconds) })
             .await
             .unwrap();
     }
     let majority = mongodb::options::WriteConcern::majority();
-    let moves = std::sync::Arc::new(
-        palaver::store::TimeMoves::moves_forward(
-            db.clone(),
-            "chats",
-            "updated_at",
-            &majority,
-            std::time::Duration::from_secs(60),
-        )
-        .unwrap(),
-    );
+    let moves =
+        palaver::store::TimeMoves::moves_forward(db, "chats", "updated_at", &majority, linger)
+            .unwrap();
+    (chats, moves)
+}
+
+/// Chats' last activity moves forward, each chat to the latest time it was given, and never
+/// back; once settled, every queued move is written.
+#[tokio::test]
+async fn last_activity_moves_forward_only_many_chats_at_once() {
+    let ids: Vec<bson::oid::ObjectId> = (0..5).map(|_| bson::oid::ObjectId::new()).collect();
+    let (chats, moves) = chats_and_moves(&ids, 100, std::time::Duration::from_secs(60)).await;
+    let moves = std::sync::Arc::new(moves);
     // Chat i is moved to 50 (back), then 100 + 10 * i + k for k in 0..10, all at once.
     let mut all = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -163,32 +172,10 @@ async fn last_activity_moves_forward_only_many_chats_at_once() {
 /// move to the latest time; one chat's can be written at once on their own.
 #[tokio::test]
 async fn last_activity_is_written_after_gathering() {
-    use bson::DateTime;
     use bson::oid::ObjectId;
 
-    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
-        .await
-        .unwrap();
-    let db = client.database(&common::new_database_name());
-    let chats = db.collection::<bson::Document>("chats");
     let (id, other) = (ObjectId::new(), ObjectId::new());
-    let at = |seconds: i64| DateTime::from_millis(1_700_000_000_000 + seconds * 1000);
-    for chat in [id, other] {
-        chats
-            .insert_one(doc! { "_id": chat, "updated_at": at(0) })
-            .await
-            .unwrap();
-    }
-    let majority = mongodb::options::WriteConcern::majority();
-    let linger = std::time::Duration::from_secs(2);
-    let moves = palaver::store::TimeMoves::moves_forward(
-        db.clone(),
-        "chats",
-        "updated_at",
-        &majority,
-        linger,
-    )
-    .unwrap();
+    let (chats, moves) = chats_and_moves(&[id, other], 0, std::time::Duration::from_secs(2)).await;
     for seconds in [5, 7, 6] {
         moves.move_forward(id, at(seconds)).await.unwrap();
     }
