@@ -285,3 +285,124 @@ async fn acknowledged_messages_survive_the_database_being_killed() {
     );
     s.stop().await;
 }
+
+/// What a relay to the database loses of the next insert that passes through it.
+#[derive(Clone, Copy, PartialEq)]
+enum Lose {
+    Nothing,
+    /// The insert's command: the database never sees it.
+    Command,
+    /// The database's answer to it: the insert is applied, and its writer cannot know.
+    Answer,
+}
+
+/// A TCP relay to the database that drops the connection carrying the next insert command,
+/// losing that command or the answer to it, once.
+struct Relay {
+    port: u16,
+    lose: Arc<std::sync::Mutex<Lose>>,
+}
+
+impl Relay {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lose = Arc::new(std::sync::Mutex::new(Lose::Nothing));
+        let armed = lose.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(upstream.as_str())
+                    .await
+                    .unwrap();
+                tokio::spawn(relay(client, server, armed.clone()));
+            }
+        });
+        Self { port, lose }
+    }
+
+    fn arm(&self, lose: Lose) {
+        *self.lose.lock().unwrap() = lose;
+    }
+
+    fn disarmed(&self) -> bool {
+        *self.lose.lock().unwrap() == Lose::Nothing
+    }
+}
+
+/// One connection through the relay. An insert command starts with its name, a BSON string
+/// element `insert`; a connection that loses something closes both ways.
+async fn relay(
+    client: tokio::net::TcpStream,
+    server: tokio::net::TcpStream,
+    lose: Arc<std::sync::Mutex<Lose>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_server, mut to_server) = server.into_split();
+    let doomed = Arc::new(AtomicBool::new(false));
+    let answers_lost = doomed.clone();
+    let answers = tokio::spawn(async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+            if answers_lost.load(Ordering::SeqCst) || to_client.write_all(&buf[..n]).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut buf = vec![0; 64 * 1024];
+    while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+        let chunk = &buf[..n];
+        let is_insert = chunk.windows(8).any(|w| w == b"\x02insert\x00");
+        let lost = {
+            let mut lose = lose.lock().unwrap();
+            let lost = if is_insert { *lose } else { Lose::Nothing };
+            if lost != Lose::Nothing {
+                *lose = Lose::Nothing;
+            }
+            lost
+        };
+        match lost {
+            Lose::Command => break,
+            Lose::Answer => doomed.store(true, Ordering::SeqCst),
+            Lose::Nothing => {}
+        }
+        if to_server.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    answers.abort();
+}
+
+/// Message batches' client leaves retries to them: an insert whose command or answer is lost
+/// on the way is stored once, and its writer is told it is stored.
+#[tokio::test]
+async fn a_lost_insert_is_stored_once() {
+    let mut options = mongodb::options::ClientOptions::parse(common::mongodb_uri())
+        .await
+        .unwrap();
+    let relay = Relay::start(options.hosts[0].to_string()).await;
+    options.hosts = vec![mongodb::options::ServerAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port: Some(relay.port),
+    }];
+    options.retry_writes = Some(false);
+    let client = mongodb::Client::with_options(options).unwrap();
+    let collection = client
+        .database(&common::new_database_name())
+        .collection::<bson::Document>("messages");
+    let batches = palaver::store::InsertBatches::inserts(collection.clone());
+
+    for lose in [Lose::Command, Lose::Answer] {
+        relay.arm(lose);
+        let id = ObjectId::new();
+        let outcome = batches.insert(doc! { "_id": id, "text": "hello" }).await;
+        assert!(relay.disarmed(), "the insert went through the relay");
+        assert_eq!(outcome.unwrap(), Some(()), "told it is stored");
+        let copies = collection
+            .count_documents(doc! { "_id": id })
+            .await
+            .unwrap();
+        assert_eq!(copies, 1, "stored once");
+    }
+}

@@ -2,16 +2,18 @@
 //! round trip, a journal commit) far more than for each document in it: while one batch is on
 //! its way, the writes that arrive meanwhile wait and then go together as one command. A lone
 //! write goes at once, alone; a writer hears about its own write only after the database has
-//! answered for it. Moves of a time forward (`TimeMoves`) are not waited for: each document's
-//! gather for a moment and go as one.
+//! answered for it, and a batch whose command or answer is lost on the way is retried once by
+//! its documents' ids. Moves of a time forward (`TimeMoves`) are not waited for: each
+//! document's gather for a moment and go as one.
 
-use std::collections::{HashMap, VecDeque, hash_map};
+use std::collections::{HashMap, HashSet, VecDeque, hash_map};
 use std::future::Future;
 use std::time::Duration;
 
-use bson::{Bson, DateTime, doc, oid::ObjectId};
+use bson::{Bson, DateTime, RawDocumentBuf, doc, oid::ObjectId};
+use futures::TryStreamExt;
 use mongodb::error::{Error as DbError, ErrorKind};
-use mongodb::options::WriteConcern;
+use mongodb::options::{ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -77,13 +79,37 @@ type Inserted = std::result::Result<bool, DbError>;
 /// Inserts into one collection, many to an unordered `insertMany`.
 pub type InsertBatches<T> = Batches<T, Inserted>;
 
+/// How long a batch whose fate was lost waits before it is looked for: long enough for a
+/// database still applying the first attempt to have done so.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 impl<T: Serialize + Send + Sync + 'static> Batches<T, Inserted> {
+    /// Inserts into `collection`, whose client must not retry writes itself
+    /// (`retryWrites=false`). A batch whose command or answer was lost on the way is retried
+    /// here instead, once, by its documents' ids: those found stored are not inserted again.
+    /// (A driver's own retries make the database keep a record of every write command to
+    /// recognise a retry by; the ids already tell, at no cost until something is lost.)
     pub fn inserts(collection: Collection<T>) -> Self {
+        let collection = collection.clone_with_type::<RawDocumentBuf>();
         Self::new(move |docs: Vec<T>| {
             let collection = collection.clone();
             async move {
-                let written = collection.insert_many(&docs).ordered(false).await;
-                (0..docs.len()).map(|i| inserted(&written, i)).collect()
+                let mut outcomes: Vec<Option<Inserted>> = vec![None; docs.len()];
+                let mut ready = Vec::with_capacity(docs.len());
+                for (i, doc) in docs.iter().enumerate() {
+                    match identified(doc) {
+                        Ok(raw) => ready.push((i, raw)),
+                        Err(e) => outcomes[i] = Some(Err(e)),
+                    }
+                }
+                let (places, raws): (Vec<usize>, Vec<RawDocumentBuf>) = ready.into_iter().unzip();
+                for (i, outcome) in places
+                    .into_iter()
+                    .zip(insert_once(&collection, &raws).await)
+                {
+                    outcomes[i] = Some(outcome);
+                }
+                outcomes.into_iter().flatten().collect()
             }
         })
     }
@@ -95,6 +121,105 @@ impl<T: Serialize + Send + Sync + 'static> Batches<T, Inserted> {
             Ok(false) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// `doc` as stored, with an `_id` of its own if it had none: the id a retry looks for.
+fn identified(doc: &impl Serialize) -> std::result::Result<RawDocumentBuf, DbError> {
+    let mut raw = bson::serialize_to_raw_document_buf(doc)?;
+    if raw.get("_id")?.is_none() {
+        raw.append(bson::cstr!("_id"), ObjectId::new());
+    }
+    Ok(raw)
+}
+
+/// Insert `docs`, each stored once: when the batch's fate is lost on the way, the documents not
+/// found stored go again, and one a unique index then refuses counts as stored if it is its
+/// own `_id` that is there (the first attempt landed after the look).
+async fn insert_once(
+    collection: &Collection<RawDocumentBuf>,
+    docs: &[RawDocumentBuf],
+) -> Vec<Inserted> {
+    let written = collection.insert_many(docs).ordered(false).await;
+    let first = (0..docs.len()).map(|i| inserted(&written, i)).collect();
+    let lost = match &written {
+        Err(e) if fate_lost(e) => e,
+        _ => return first,
+    };
+    tracing::warn!(
+        "an insert of {} lost on the way ({lost}): retrying what is not stored",
+        docs.len()
+    );
+    tokio::time::sleep(RETRY_PAUSE).await;
+    let Ok(stored) = stored_ids(collection, docs.iter()).await else {
+        return first;
+    };
+    let missing: Vec<&RawDocumentBuf> = docs
+        .iter()
+        .filter(|d| !stored.contains(&id_of(d)))
+        .collect();
+    let again = collection
+        .insert_many(missing.iter().copied())
+        .ordered(false)
+        .await;
+    let mut outcomes: HashMap<Bson, Inserted> = missing
+        .iter()
+        .enumerate()
+        .map(|(j, d)| (id_of(d), inserted(&again, j)))
+        .collect();
+    let refused = missing
+        .iter()
+        .copied()
+        .filter(|d| matches!(outcomes[&id_of(d)], Ok(false)));
+    if let Ok(landed) = stored_ids(collection, refused).await {
+        for id in landed {
+            outcomes.insert(id, Ok(true));
+        }
+    }
+    docs.iter()
+        .map(|d| outcomes.remove(&id_of(d)).unwrap_or(Ok(true)))
+        .collect()
+}
+
+fn id_of(doc: &RawDocumentBuf) -> Bson {
+    doc.get("_id")
+        .ok()
+        .flatten()
+        .and_then(|id| Bson::try_from(id).ok())
+        .unwrap_or(Bson::Null)
+}
+
+/// Which of `docs` are stored, as a majority of the database's members know it: a document
+/// found here survives a failover as an acknowledged write does.
+async fn stored_ids(
+    collection: &Collection<RawDocumentBuf>,
+    docs: impl Iterator<Item = &RawDocumentBuf>,
+) -> std::result::Result<HashSet<Bson>, DbError> {
+    let ids: Vec<Bson> = docs.map(id_of).collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let found: Vec<RawDocumentBuf> = collection
+        .find(doc! { "_id": { "$in": ids } })
+        .projection(doc! { "_id": 1 })
+        .read_concern(ReadConcern::majority())
+        .await?
+        .try_collect()
+        .await?;
+    Ok(found.iter().map(id_of).collect())
+}
+
+/// Whether a write's command or its answer may have been lost on the way, so that some of its
+/// documents may be stored and others not: the connection failed, or the database answered
+/// that it stepped down or shut down (the codes drivers retry writes on).
+fn fate_lost(e: &DbError) -> bool {
+    const RETRYABLE: [i32; 12] = [
+        6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+    ];
+    match e.kind.as_ref() {
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => true,
+        ErrorKind::Command(c) => RETRYABLE.contains(&c.code),
+        _ => e.contains_label("RetryableWriteError"),
     }
 }
 

@@ -70,7 +70,13 @@ impl Store {
             .journal(true)
             .build();
         options.write_concern = Some(write_concern.clone());
+        // Messages' batches retry on their own, by their documents' ids (`InsertBatches`), so
+        // their client does not: a driver's retryable writes make the database keep a record
+        // of every write command, a cost on the busiest path. Other writes keep the driver's.
+        let mut own_retries = options.clone();
+        own_retries.retry_writes = Some(false);
         let db = Client::with_options(options)?.database(database);
+        let inserts_db = Client::with_options(own_retries)?.database(database);
         let started = tokio::time::Instant::now();
         while let Err(e) = db.run_command(doc! { "ping": 1 }).await {
             if started.elapsed() > START_WAIT {
@@ -83,7 +89,7 @@ impl Store {
             chats: db.collection("chats"),
             participants: db.collection("participants"),
             messages: db.collection("messages"),
-            message_inserts: InsertBatches::inserts(db.collection("messages")),
+            message_inserts: InsertBatches::inserts(inserts_db.collection("messages")),
             chat_activity: TimeMoves::moves_forward(
                 db.clone(),
                 "chats",
