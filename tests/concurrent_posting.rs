@@ -109,11 +109,13 @@ fn at(seconds: i64) -> bson::DateTime {
 }
 
 /// Chats `ids` in a fresh database, each last active at `at(seconds)`, and a queue of moves of
-/// their last activity that gathers each chat's for `linger`.
+/// their last activity that gathers each chat's for `linger`, writing at most `per_second`
+/// chats a second.
 async fn chats_and_moves(
     ids: &[bson::oid::ObjectId],
     seconds: i64,
     linger: std::time::Duration,
+    per_second: u32,
 ) -> (
     mongodb::Collection<bson::Document>,
     palaver::store::TimeMoves,
@@ -130,8 +132,9 @@ async fn chats_and_moves(
             .unwrap();
     }
     let majority = mongodb::options::WriteConcern::majority();
+    let pace = palaver::store::Pace { linger, per_second };
     let moves =
-        palaver::store::TimeMoves::moves_forward(db, "chats", "updated_at", &majority, linger)
+        palaver::store::TimeMoves::moves_forward(db, "chats", "updated_at", &majority, pace)
             .unwrap();
     (chats, moves)
 }
@@ -141,7 +144,7 @@ async fn chats_and_moves(
 #[tokio::test]
 async fn last_activity_moves_forward_only_many_chats_at_once() {
     let ids: Vec<bson::oid::ObjectId> = (0..5).map(|_| bson::oid::ObjectId::new()).collect();
-    let (chats, moves) = chats_and_moves(&ids, 100, std::time::Duration::from_secs(60)).await;
+    let (chats, moves) = chats_and_moves(&ids, 100, std::time::Duration::from_secs(60), 100).await;
     let moves = std::sync::Arc::new(moves);
     // Chat i is moved to 50 (back), then 100 + 10 * i + k for k in 0..10, all at once.
     let mut all = Vec::new();
@@ -175,7 +178,8 @@ async fn last_activity_is_written_after_gathering() {
     use bson::oid::ObjectId;
 
     let (id, other) = (ObjectId::new(), ObjectId::new());
-    let (chats, moves) = chats_and_moves(&[id, other], 0, std::time::Duration::from_secs(2)).await;
+    let (chats, moves) =
+        chats_and_moves(&[id, other], 0, std::time::Duration::from_secs(2), 100).await;
     for seconds in [5, 7, 6] {
         moves.move_forward(id, at(seconds)).await.unwrap();
     }
@@ -198,6 +202,35 @@ async fn last_activity_is_written_after_gathering() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Many chats due at once are written no faster than the pace allows, the rest gathering
+/// meanwhile; settling writes them all at once whatever the pace.
+#[tokio::test]
+async fn last_activity_is_paced() {
+    let ids: Vec<bson::oid::ObjectId> = (0..20).map(|_| bson::oid::ObjectId::new()).collect();
+    let (chats, moves) = chats_and_moves(&ids, 0, std::time::Duration::ZERO, 4).await;
+    for id in &ids {
+        moves.move_forward(*id, at(1)).await.unwrap();
+    }
+    let written = || {
+        let chats = chats.clone();
+        async move {
+            chats
+                .count_documents(doc! { "updated_at": at(1) })
+                .await
+                .unwrap()
+        }
+    };
+    // Four chats a second: within one second the first command and at most one more.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let paced = written().await;
+    assert!(
+        (1..=8).contains(&paced),
+        "{paced} of 20 written in a second"
+    );
+    moves.settled().await.unwrap();
+    assert_eq!(written().await, 20, "all written once settled");
 }
 
 /// Numeric ids from two nodes' allocators at once, fast enough for their blocks to grow and to

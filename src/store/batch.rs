@@ -251,8 +251,9 @@ fn inserted<R>(written: &std::result::Result<R, DbError>, index: usize) -> Inser
 /// while after its first one and then go as one statement, to the latest time: a document
 /// moved many times meanwhile costs one statement. Documents fall due as spread out as their
 /// first moves were, and go a few to an `update` command, so no command holds up the other
-/// writes for long (the driver's own calls send one statement each). Nobody waits for a move:
-/// a failure is logged, and `settled` writes and waits for all queued so far.
+/// writes for long (the driver's own calls send one statement each), and no faster than their
+/// `Pace`. Nobody waits for a move: a failure is logged, and `settled` writes and waits for all
+/// queued so far.
 #[derive(Debug)]
 pub struct TimeMoves {
     queue: mpsc::Sender<Move>,
@@ -268,6 +269,23 @@ enum Move {
 
 /// Statements in one command of moves.
 const MOVES_PER_COMMAND: usize = 4;
+
+/// When gathered moves are written: each document's `linger` after its first move, and no more
+/// than `per_second` documents a second. With more documents busy at once, each gathers longer
+/// instead, so that their moves cost the database a bounded number of statements whatever the
+/// load.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub linger: Duration,
+    pub per_second: u32,
+}
+
+impl Pace {
+    /// How long a write of `n` documents holds off the next one.
+    fn spacing(&self, n: usize) -> Duration {
+        Duration::from_secs(1).mul_f64(n as f64 / f64::from(self.per_second.max(1)))
+    }
+}
 
 /// Documents whose moves are gathering: each one's latest time, and when each falls due (in
 /// the order of their first moves, so in the order they fall due).
@@ -325,15 +343,15 @@ impl Gathering {
 }
 
 impl TimeMoves {
-    /// Start a writer that moves `field` of `collection`'s documents, each `linger` after its
-    /// first move. `write_concern` goes with each command: a raw command gets none from the
-    /// client. The writer writes what is gathering and stops when this is dropped.
+    /// Start a writer that moves `field` of `collection`'s documents at `pace`. `write_concern`
+    /// goes with each command: a raw command gets none from the client. The writer writes what
+    /// is gathering and stops when this is dropped.
     pub fn moves_forward(
         db: Database,
         collection: &'static str,
         field: &'static str,
         write_concern: &WriteConcern,
-        linger: Duration,
+        pace: Pace,
     ) -> Result<Self> {
         let write_concern = super::to_document(write_concern)?;
         // `per_command`: a few while nobody waits, as many as a command takes for someone who
@@ -377,8 +395,10 @@ impl TimeMoves {
                 due: VecDeque::new(),
             };
             let mut received = Vec::with_capacity(MAX_BATCH);
+            // When the pace lets the next write of due documents start.
+            let mut paced = Instant::now();
             loop {
-                let next_due = gathering.due.front().map(|(at, _)| *at);
+                let next_due = gathering.due.front().map(|(at, _)| (*at).max(paced));
                 tokio::select! {
                     // Everything queued is taken in at once, so that writers never wait for
                     // room while documents fall due.
@@ -389,7 +409,7 @@ impl TimeMoves {
                         }
                         for next in received.drain(..) {
                             match next {
-                                Move::To(id, at) => gathering.add(id, at, linger),
+                                Move::To(id, at) => gathering.add(id, at, pace.linger),
                                 Move::Flush(id, waiter) => {
                                     write(gathering.take(id), MAX_BATCH).await;
                                     let _ = waiter.send(());
@@ -404,7 +424,9 @@ impl TimeMoves {
                     () = sleep_until(next_due.unwrap_or_else(Instant::now)),
                         if next_due.is_some() =>
                     {
-                        let due = gathering.take_due(Instant::now(), MOVES_PER_COMMAND);
+                        let now = Instant::now();
+                        let due = gathering.take_due(now, MOVES_PER_COMMAND);
+                        paced = now + pace.spacing(due.len());
                         write(due, MOVES_PER_COMMAND).await;
                     }
                 }
