@@ -147,7 +147,7 @@ async fn insert_once(
         _ => return first,
     };
     tracing::warn!(
-        "an insert of {} lost on the way ({lost}): retrying what is not stored",
+        "an insert of {} documents was lost on the way ({lost}): inserting those not stored",
         docs.len()
     );
     tokio::time::sleep(RETRY_PAUSE).await;
