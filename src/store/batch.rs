@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque, hash_map};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bson::{Bson, DateTime, RawDocumentBuf, doc, oid::ObjectId};
@@ -76,14 +77,19 @@ fn stopped() -> Error {
 /// stored.
 type Inserted = std::result::Result<bool, DbError>;
 
-/// Inserts into one collection, many to an unordered `insertMany`.
-pub type InsertBatches<T> = Batches<T, Inserted>;
+/// Inserts of `T`s into one collection, many to an unordered `insertMany`. Each document is
+/// turned into BSON by its own writer, before it queues, not by the batch's.
+#[derive(Debug)]
+pub struct InsertBatches<T> {
+    batches: Batches<RawDocumentBuf, Inserted>,
+    documents: PhantomData<fn(T)>,
+}
 
 /// How long a batch whose fate was lost waits before it is looked for: long enough for a
 /// database still applying the first attempt to have done so.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-impl<T: Serialize + Send + Sync + 'static> Batches<T, Inserted> {
+impl<T: Serialize + Send + Sync> InsertBatches<T> {
     /// Inserts into `collection`, whose client must not retry writes itself
     /// (`retryWrites=false`). A batch whose command or answer was lost on the way is retried
     /// here instead, once, by its documents' ids: those found stored are not inserted again.
@@ -91,32 +97,20 @@ impl<T: Serialize + Send + Sync + 'static> Batches<T, Inserted> {
     /// recognise a retry by; the ids already tell, at no cost until something is lost.)
     pub fn inserts(collection: Collection<T>) -> Self {
         let collection = collection.clone_with_type::<RawDocumentBuf>();
-        Self::new(move |docs: Vec<T>| {
+        let batches = Batches::new(move |docs: Vec<RawDocumentBuf>| {
             let collection = collection.clone();
-            async move {
-                let mut outcomes: Vec<Option<Inserted>> = vec![None; docs.len()];
-                let mut ready = Vec::with_capacity(docs.len());
-                for (i, doc) in docs.iter().enumerate() {
-                    match identified(doc) {
-                        Ok(raw) => ready.push((i, raw)),
-                        Err(e) => outcomes[i] = Some(Err(e)),
-                    }
-                }
-                let (places, raws): (Vec<usize>, Vec<RawDocumentBuf>) = ready.into_iter().unzip();
-                for (i, outcome) in places
-                    .into_iter()
-                    .zip(insert_once(&collection, &raws).await)
-                {
-                    outcomes[i] = Some(outcome);
-                }
-                outcomes.into_iter().flatten().collect()
-            }
-        })
+            async move { insert_once(&collection, &docs).await }
+        });
+        Self {
+            batches,
+            documents: PhantomData,
+        }
     }
 
     /// Store `doc`: `Some(())` once stored, `None` when a unique index refused it.
     pub async fn insert(&self, doc: T) -> Result<Option<()>> {
-        match self.submit(doc).await? {
+        let doc = identified(&doc)?;
+        match self.batches.submit(doc).await? {
             Ok(true) => Ok(Some(())),
             Ok(false) => Ok(None),
             Err(e) => Err(e.into()),
