@@ -106,6 +106,12 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000)]
     pub max_connections_per_address: usize,
 
+    /// Origins whose web pages may call every door (REST, Socket.IO, WebSockets), with
+    /// credentials: a comma-separated list such as `https://app.example.com`, or `*` for any.
+    /// A page on the server's own origin is always let in.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+
     /// Twilio Verify's API base URL.
     #[arg(
         long,
@@ -197,6 +203,7 @@ impl Config {
             header_timeout: 10,
             request_timeout: 30,
             max_connections_per_address: 1000,
+            cors_origins: "*".to_owned(),
         }
     }
 }

@@ -27,13 +27,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, StatusCode};
+use axum::http::{HeaderName, StatusCode};
 use rooms::Closing;
 use rooms::cluster::RedisLink;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower::ServiceBuilder;
+use tower_http::ServiceBuilderExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -41,10 +42,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::core::{App, Core, Tokens};
+use crate::http::origins::{self, Origins};
 use crate::store::Store;
 
 /// How long a stopping node waits for its queued pushes to go out.
 const PUSH_FLUSH: Duration = Duration::from_secs(10);
+
+/// The header that carries each request's id.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Largest body an endpoint reads, unless it says otherwise (chat photos do).
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -118,9 +123,21 @@ impl Server {
         app.add_dialect(Arc::new(requests::Requests), feed.clone());
 
         let request_timeout = Duration::from_secs(config.request_timeout);
-        let router = routes(app.clone(), request_timeout)
+        let origins = Arc::new(Origins::parse(&config.cors_origins)?);
+        // Every door behind one stack, wrapped once: `Router::layer` would wrap each route
+        // on its own, and a Socket.IO layer wrapped twice is two servers that do not know
+        // each other's sessions (a polling POST met another route's layer than its GET).
+        let service = ServiceBuilder::new()
+            .map_request_body(axum::body::Body::new)
+            .layer(origins.cors(exposed_headers()))
+            .layer(axum::middleware::from_fn_with_state(
+                origins,
+                origins::refuse_foreign,
+            ))
+            .map_response_body(axum::body::Body::new)
+            .layer(feed_layer)
             .layer(io_layer)
-            .layer(feed_layer);
+            .service(routes(app.clone(), request_timeout));
         let limits = serve::Limits {
             header_timeout: Duration::from_secs(config.header_timeout),
             per_address: config.max_connections_per_address,
@@ -130,7 +147,7 @@ impl Server {
         let (shutdown, stop) = oneshot::channel::<()>();
         let sessions = app.hub.sessions().clone();
         let stopping = app.clone();
-        let task = tokio::spawn(serve::serve(listener, router, limits, async move {
+        let task = tokio::spawn(serve::serve(listener, service, limits, async move {
             let _ = stop.await;
             // Balancers hear first, then plain WebSockets are told the server is going away
             // (1001); Socket.IO connections are cut with the rest (see `serve`), so that
@@ -177,23 +194,17 @@ impl Server {
     }
 }
 
+/// Headers a page on another origin may read.
+fn exposed_headers() -> Vec<HeaderName> {
+    vec![
+        HeaderName::from_static(REQUEST_ID),
+        HeaderName::from_static(channels::wire::ERROR_HEADER),
+        axum::http::header::RETRY_AFTER,
+    ]
+}
+
 fn routes(app: App, request_timeout: Duration) -> Router {
-    let request_id = HeaderName::from_static("x-request-id");
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
-        .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers([
-            request_id.clone(),
-            HeaderName::from_static(channels::wire::ERROR_HEADER),
-        ])
-        .max_age(Duration::from_secs(3600));
+    let request_id = HeaderName::from_static(REQUEST_ID);
     Router::new()
         .merge(channels::router())
         .merge(chats::router())
@@ -213,5 +224,4 @@ fn routes(app: App, request_timeout: Duration) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(cors)
 }

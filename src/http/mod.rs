@@ -5,6 +5,7 @@
 mod error;
 mod extract;
 pub mod ids;
+pub mod origins;
 pub mod paging;
 pub mod time;
 

@@ -17,10 +17,9 @@ async function api(method, path, who, body) {
   return { status: res.status, body: await res.json() };
 }
 
-function feed(who) {
+function feed(who, transports = ['websocket', 'polling']) {
   const socket = clients.v4(BASE, {
-    path: '/chat/socket', auth: { token: who.token }, transports: ['websocket', 'polling'],
-    forceNew: true, reconnection: false,
+    path: '/chat/socket', auth: { token: who.token }, transports, forceNew: true, reconnection: false,
   });
   return new Promise((resolve, reject) => {
     socket.on('connect', () => resolve(socket));
@@ -127,6 +126,30 @@ test('a request over REST, heard live on /chat/socket, and a message from anothe
     for (const socket of sockets) socket.close();
   }
 });
+
+// The client's default starts with long-polling (handshake GET, then POSTs and GETs with the
+// session id) and upgrades to WebSocket: every step must reach the same Engine.IO server.
+for (const transports of [['polling'], ['polling', 'websocket']]) {
+  test(`the feed over ${transports.join(' then ')}: connects, hears, and stays`, async () => {
+    const ada = await signup('ada');
+    const bob = await signup('bob');
+    const bobFeed = await feed(bob, transports);
+    try {
+      if (transports.length > 1 && bobFeed.io.engine.transport.name !== 'websocket') {
+        await new Promise((resolve) => bobFeed.io.engine.once('upgrade', resolve));
+      }
+      assert.equal(bobFeed.io.engine.transport.name, transports.at(-1));
+      const heard = nextEvent(bobFeed, 'message');
+      const asked = await api('POST', '/chat', ada, { userId: Number(bob.id) });
+      const sent = await api('POST', `/chat/${asked.body.id}`, ada, { text: `over ${transports}` });
+      assert.equal(sent.status, 201);
+      assert.equal((await heard).text, `over ${transports}`);
+      assert.ok(bobFeed.connected);
+    } finally {
+      bobFeed.close();
+    }
+  });
+}
 
 test('an offline user is pushed once per request event, in this dialect\'s words', async () => {
   const ada = await signup('ada');
