@@ -26,6 +26,19 @@ wait_for_port() {  # port, name (its log is $LOGS/name.log), pid
   echo "$2 did not listen on port $1"; cat "$LOGS/$2.log"; exit 1
 }
 
+# apt_install PACKAGE...: Debian's packages, as root or through sudo, asking nothing.
+APT_UPDATED=
+apt_install() {
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then sudo=(sudo -n); fi
+  if [ -z "$APT_UPDATED" ]; then
+    "${sudo[@]}" apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" \
+    >/dev/null
+}
+
 install_tools() {
   say "installing the MongoDB-compatible database (SecantusDB)"
   if [ ! -x "$TOOLS/venv/bin/secantusd-py" ]; then
@@ -44,16 +57,13 @@ install_tools() {
   fi
   export TEST_PYTHON_SOCKETIO="$TOOLS/sio/bin/python"
   say "installing Redis (Debian's redis-server)"
-  if ! command -v redis-server >/dev/null; then
-    local sudo=()
-    if [ "$(id -u)" != 0 ]; then sudo=(sudo -n); fi
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
-      redis-server >/dev/null
-  fi
+  if ! command -v redis-server >/dev/null; then apt_install redis-server; fi
   export TEST_REDIS_SERVER
   TEST_REDIS_SERVER=$(command -v redis-server)
-  say "installing the JavaScript packages (socket.io-client 2 and 4, and the bench baseline)"
+  say "installing Chromium (Debian's, for the browser tests)"
+  if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
+  export TEST_CHROMIUM=/usr/bin/chromium
+  say "installing the JavaScript packages (socket.io-client 2 and 4, puppeteer-core, the bench baseline)"
   (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
 }
 

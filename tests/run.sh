@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh machine with Rust, Python 3 and Node it installs what the tests
-# need (SecantusDB and moto from PyPI, Debian's redis-server, socket.io-client from npm),
-# starts them on 127.0.0.1 only, runs the Rust tests and the JavaScript client tests, and
-# stops everything it started.
+# need (SecantusDB and moto from PyPI, Debian's redis-server and chromium, socket.io-client and
+# puppeteer-core from npm), starts them on 127.0.0.1 only, runs the Rust tests and the
+# JavaScript client tests (browser apps among them, in headless Chromium), and stops
+# everything it started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"

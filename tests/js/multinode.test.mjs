@@ -7,76 +7,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
   Hooligram, hooligramUser,
 } from './helpers.mjs';
+import { env, LOGS, sleep, freePort, redisServer, startPalaver } from './nodes.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the tests with tests/run.sh`);
-  return value;
-};
-const BIN = env('PALAVER_BIN');
-const REDIS_SERVER = env('TEST_REDIS_SERVER');
-const MONGODB_URI = env('TEST_MONGODB_URI');
 const FCM = env('FAKE_FCM_URL');
-const FCM_CREDENTIALS = env('FAKE_FCM_CREDENTIALS');
 const PYTHON_SOCKETIO = env('TEST_PYTHON_SOCKETIO');
-const LOGS = process.env.TEST_LOGS || mkdtempSync(join(tmpdir(), 'palaver-multinode-'));
 const DATABASE = `multinode_${process.pid}`;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // A WebSocket is open before the server has signed it in and joined its rooms.
 const settle = () => sleep(300);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPort(port, child, name) {
-  for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`${name} exited (see ${LOGS}/${name}.log)`);
-    const open = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
-    await sleep(100);
-  }
-  throw new Error(`${name} did not listen on ${port}`);
-}
-
-function run(name, command, args, extraEnv = {}) {
-  const child = spawn(command, args, { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = createWriteStream(join(LOGS, `${name}.log`), { flags: 'a' });
-  child.stdout.pipe(log);
-  child.stderr.pipe(log);
-  child.exited = new Promise((resolve) => child.once('exit', resolve));
-  return child;
-}
-
-const redis = {
-  port: 0,
-  child: null,
-  async start() {
-    this.port ||= await freePort();
-    this.child = run('multinode-redis', REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
-    await waitForPort(this.port, this.child, 'multinode-redis');
-  },
-  async stop() {
-    this.child.kill('SIGKILL');
-    await this.child.exited;
-  },
-};
+const redis = redisServer('multinode-redis');
 
 // A TCP relay to the shared Redis that can be cut: a node behind it loses Redis while the
 // others keep it.
@@ -110,18 +56,9 @@ function redisRelay() {
 }
 
 // A Palaver node on the shared database and Redis (or a relay to it); `base` is its URL.
-async function startNode(name, port = 0, redisPort = redis.port) {
-  port ||= await freePort();
-  const child = run(`multinode-${name}`, BIN, [], {
-    HOST: '127.0.0.1', PORT: String(port), MONGODB_URI, MONGODB_DATABASE: DATABASE,
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`, JWT_SECRET: `multinode-${process.pid}`,
-    DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')), FCM_CREDENTIALS, FCM_BASE_URL: FCM,
-    TWILIO_ACCOUNT_SID: 'AC-test', TWILIO_AUTH_TOKEN: 'test-token', TWILIO_VERIFY_SERVICE_SID: 'VA-test',
-    TWILIO_BASE_URL: env('FAKE_SMS_URL'),
-    RUST_LOG: process.env.RUST_LOG || 'info',
-  });
-  await waitForPort(port, child, `multinode-${name}`);
-  return { name, child, base: `http://127.0.0.1:${port}` };
+function startNode(name, port = 0, redisPort = redis.port) {
+  const settings = { MONGODB_DATABASE: DATABASE, REDIS_URL: `redis://127.0.0.1:${redisPort}` };
+  return startPalaver(`multinode-${name}`, settings, port);
 }
 
 let one;

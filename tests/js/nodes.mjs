@@ -1,0 +1,90 @@
+// Processes a test starts itself and stops: Palaver nodes with settings of their own (a Redis,
+// a CORS policy, the Admin UI), and a Redis. Each writes its log under TEST_LOGS.
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the tests with tests/run.sh`);
+  return value;
+};
+export const LOGS = process.env.TEST_LOGS || mkdtempSync(join(tmpdir(), 'palaver-nodes-'));
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port, child, name) {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (see ${LOGS}/${name}.log)`);
+    const open = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => { socket.end(); resolve(true); });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await sleep(100);
+  }
+  throw new Error(`${name} did not listen on ${port}`);
+}
+
+// A child process whose output goes to LOGS/<name>.log; `exited` settles when it ends.
+export function run(name, command, args, extraEnv = {}) {
+  const child = spawn(command, args, { env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(join(LOGS, `${name}.log`), { flags: 'a' });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  child.exited = new Promise((resolve) => child.once('exit', resolve));
+  return child;
+}
+
+// A Redis of a test's own, that it may stop and start again on the same port.
+export function redisServer(name) {
+  return {
+    port: 0,
+    child: null,
+    async start() {
+      this.port ||= await freePort();
+      this.child = run(name, env('TEST_REDIS_SERVER'), ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no']);
+      await waitForPort(this.port, this.child, name);
+    },
+    async stop() {
+      this.child.kill('SIGKILL');
+      await this.child.exited;
+    },
+  };
+}
+
+// A Palaver node on the tests' database, pushing to the FCM stand-in and sending codes
+// through the SMS one, with `settings` on top (DATABASE, REDIS_URL, CORS_ORIGINS, ...).
+// `base` is its URL; `stop()` ends it.
+export async function startPalaver(name, settings = {}, port = 0) {
+  port ||= await freePort();
+  const child = run(name, env('PALAVER_BIN'), [], {
+    HOST: '127.0.0.1', PORT: String(port), MONGODB_URI: env('TEST_MONGODB_URI'),
+    MONGODB_DATABASE: env('PALAVER_DATABASE'), JWT_SECRET: `tests-${process.pid}`,
+    DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')),
+    FCM_CREDENTIALS: env('FAKE_FCM_CREDENTIALS'), FCM_BASE_URL: env('FAKE_FCM_URL'),
+    TWILIO_ACCOUNT_SID: 'AC-test', TWILIO_AUTH_TOKEN: 'test-token', TWILIO_VERIFY_SERVICE_SID: 'VA-test',
+    TWILIO_BASE_URL: env('FAKE_SMS_URL'), RUST_LOG: process.env.RUST_LOG || 'info',
+    ...settings,
+  });
+  await waitForPort(port, child, name);
+  return {
+    name,
+    child,
+    base: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await child.exited;
+    },
+  };
+}
