@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::media::S3Config;
 use crate::push::fcm::FcmConfig;
+use crate::realtime::admin::OperatorConfig;
 use crate::sms::TwilioConfig;
 
 #[derive(Debug, Clone, Parser)]
@@ -112,6 +113,16 @@ pub struct Config {
     #[arg(long, env = "CORS_ORIGINS", default_value = "*")]
     pub cors_origins: String,
 
+    /// The operator of the Socket.IO Admin UI. With ADMIN_PASSWORD_HASH, it turns on an
+    /// `/admin` namespace on each Socket.IO path and the UI's page at `/admin/ui/`.
+    #[arg(long, env = "ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
+
+    /// The operator's password as a bcrypt hash (`$2b$10$...`), as `@socket.io/admin-ui`
+    /// takes it.
+    #[arg(long, env = "ADMIN_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_password_hash: Option<String>,
+
     /// Twilio Verify's API base URL.
     #[arg(
         long,
@@ -146,6 +157,28 @@ impl Config {
             })),
             _ => anyhow::bail!(
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_VERIFY_SERVICE_SID go together: set all three or none"
+            ),
+        }
+    }
+
+    /// The Admin UI's operator, when both settings are given.
+    pub fn admin(&self) -> anyhow::Result<Option<OperatorConfig>> {
+        match (&self.admin_username, &self.admin_password_hash) {
+            (None, None) => Ok(None),
+            (Some(username), Some(password_hash)) => {
+                if username.trim().is_empty() {
+                    anyhow::bail!("ADMIN_USERNAME is empty");
+                }
+                password_hash.parse::<bcrypt::HashParts>().map_err(|e| {
+                    anyhow::anyhow!("ADMIN_PASSWORD_HASH must be a bcrypt hash ($2b$...): {e}")
+                })?;
+                Ok(Some(OperatorConfig {
+                    username: username.clone(),
+                    password_hash: password_hash.clone(),
+                }))
+            }
+            _ => anyhow::bail!(
+                "ADMIN_USERNAME and ADMIN_PASSWORD_HASH go together: set both or neither"
             ),
         }
     }
@@ -204,6 +237,8 @@ impl Config {
             request_timeout: 30,
             max_connections_per_address: 1000,
             cors_origins: "*".to_owned(),
+            admin_username: None,
+            admin_password_hash: None,
         }
     }
 }

@@ -43,6 +43,8 @@ use tower_http::trace::TraceLayer;
 use crate::config::Config;
 use crate::core::{App, Core, Tokens};
 use crate::http::origins::{self, Origins};
+use crate::realtime::admin::Operators;
+use crate::realtime::admin::page::Page;
 use crate::store::Store;
 
 /// How long a stopping node waits for its queued pushes to go out.
@@ -100,6 +102,7 @@ impl Server {
         let verifier = sms::Verifier::new(config.twilio()?)?;
         let app: App = Core::start(store, tokens, hub, media, verifier).await?;
 
+        let operators = config.admin()?.map(Operators::new);
         // Each dialect is rendered for, and sent through, the transport its clients use.
         let (io_layer, socket_io) = realtime::socketio::serve(
             &app,
@@ -108,6 +111,7 @@ impl Server {
                 Arc::new(channels::ChannelsSocket),
                 Arc::new(chats::ChatsSocket),
             ],
+            operators.clone(),
         )
         .await?;
         app.add_dialect(Arc::new(channels::Channels), socket_io.clone());
@@ -118,12 +122,14 @@ impl Server {
             &app,
             requests::SOCKET_PATH,
             vec![Arc::new(requests::RequestsSocket)],
+            operators.clone(),
         )
         .await?;
         app.add_dialect(Arc::new(requests::Requests), feed.clone());
 
         let request_timeout = Duration::from_secs(config.request_timeout);
         let origins = Arc::new(Origins::parse(&config.cors_origins)?);
+        let admin_page = operators.as_ref().map(|_| Page::start(&config.data_dir));
         // Every door behind one stack, wrapped once: `Router::layer` would wrap each route
         // on its own, and a Socket.IO layer wrapped twice is two servers that do not know
         // each other's sessions (a polling POST met another route's layer than its GET).
@@ -137,7 +143,7 @@ impl Server {
             .map_response_body(axum::body::Body::new)
             .layer(feed_layer)
             .layer(io_layer)
-            .service(routes(app.clone(), request_timeout));
+            .service(routes(app.clone(), request_timeout, admin_page));
         let limits = serve::Limits {
             header_timeout: Duration::from_secs(config.header_timeout),
             per_address: config.max_connections_per_address,
@@ -203,8 +209,12 @@ fn exposed_headers() -> Vec<HeaderName> {
     ]
 }
 
-fn routes(app: App, request_timeout: Duration) -> Router {
+fn routes(app: App, request_timeout: Duration, admin_page: Option<Arc<Page>>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
+    let operators = match admin_page {
+        Some(page) => page.router(),
+        None => Router::new(),
+    };
     Router::new()
         .merge(channels::router())
         .merge(chats::router())
@@ -213,6 +223,7 @@ fn routes(app: App, request_timeout: Duration) -> Router {
         .merge(hooligram::router())
         .merge(health::router())
         .with_state(app)
+        .merge(operators)
         // A request, its body included, is read and answered within this, so a body sent a
         // few bytes at a time cannot hold a connection (WebSockets only wait for the upgrade).
         .layer(TimeoutLayer::with_status_code(

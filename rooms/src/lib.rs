@@ -20,7 +20,7 @@ mod presence;
 mod sessions;
 
 pub use presence::{LocalPresence, Presence, PresenceGuard};
-pub use sessions::{Ended, SESSION_QUEUE, Session, Sessions};
+pub use sessions::{Counted, Ended, SESSION_QUEUE, Session, Sessions};
 
 /// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
 pub type UserId = String;
@@ -42,9 +42,11 @@ impl Room {
         Self(format!("{dialect}/chat:{chat}"))
     }
 
-    /// One connection on its own, so an event can leave it out.
+    /// One connection on its own, so an event can leave it out or an operator reach it.
+    /// Named by the connection's id alone, as Socket.IO names a socket's own room (ids hold
+    /// no `:`, so no other room is named alike).
     pub fn connection(id: &str) -> Self {
-        Self(format!("connection:{id}"))
+        Self(id.to_owned())
     }
 
     /// Every connection signed in as this user, whatever its dialect: what a sign-out closes

@@ -2,7 +2,7 @@
 //! text frames and sits in some rooms, which it may join and leave while open. The server's
 //! socket task drains the queue; this side never waits on a client.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,6 +28,27 @@ pub enum Ended {
 pub struct Sessions {
     next_id: AtomicU64,
     state: RwLock<State>,
+    /// Sessions open per kind (their dialect), for operators to see.
+    kinds: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+/// One open session of a kind, counted until dropped.
+#[derive(Debug)]
+pub struct Counted {
+    sessions: Arc<Sessions>,
+    kind: &'static str,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut kinds = self.sessions.kinds.lock().unwrap();
+        if let Some(count) = kinds.get_mut(self.kind) {
+            *count -= 1;
+            if *count == 0 {
+                kinds.remove(self.kind);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +186,21 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.state.read().unwrap().sessions.len()
+    }
+
+    /// Count a session of `kind` as open until the guard is dropped.
+    pub fn counted(self: &Arc<Self>, kind: &'static str) -> Counted {
+        *self.kinds.lock().unwrap().entry(kind).or_default() += 1;
+        Counted {
+            sessions: self.clone(),
+            kind,
+        }
+    }
+
+    /// Sessions open now, per kind.
+    pub fn counts(&self) -> Vec<(&'static str, usize)> {
+        let kinds = self.kinds.lock().unwrap();
+        kinds.iter().map(|(kind, count)| (*kind, *count)).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -320,6 +356,19 @@ mod tests {
         };
         assert_eq!(drained, SESSION_QUEUE, "then its queue ends");
         assert_eq!(ended, Ended::TooSlow);
+    }
+
+    #[test]
+    fn sessions_are_counted_per_kind_while_open() {
+        let sessions = Arc::new(Sessions::default());
+        let hooks = sessions.counted("hooks");
+        let more_hooks = sessions.counted("hooks");
+        let hooligram = sessions.counted("hooligram");
+        assert_eq!(sessions.counts(), [("hooks", 2), ("hooligram", 1)]);
+        drop((hooks, hooligram));
+        assert_eq!(sessions.counts(), [("hooks", 1)]);
+        drop(more_hooks);
+        assert!(sessions.counts().is_empty());
     }
 
     #[tokio::test]

@@ -123,7 +123,9 @@ fn hashing_queue() -> &'static std::sync::mpsc::SyncSender<HashJob> {
 }
 
 /// Run one slow hash on the hashing threads.
-async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(crate) async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     let (done, result) = tokio::sync::oneshot::channel();
     let job: HashJob = Box::new(move || {
         let _ = done.send(work());

@@ -114,6 +114,45 @@ impl Tokens {
             .map(|data| data.claims)
             .map_err(|_| Error::Unauthorized)
     }
+
+    /// An operator's session (the Socket.IO Admin UI keeps it to reconnect without asking
+    /// for the password again), valid on every node. Its audience keeps it from ever passing
+    /// for a user's token, and a user's token for it.
+    pub fn issue_operator_session(&self, username: &str, ttl: Duration) -> Result<String> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = OperatorClaims {
+            sub: username.to_owned(),
+            aud: OPERATOR_AUDIENCE.to_owned(),
+            iat: now,
+            exp: now + ttl.as_secs(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| Error::Internal(e.into()))
+    }
+
+    /// The operator whose session this is.
+    pub fn operator_session(&self, token: &str) -> Result<String> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[OPERATOR_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        jsonwebtoken::decode::<OperatorClaims>(token, &self.decoding, &validation)
+            .map(|data| data.claims.sub)
+            .map_err(|_| Error::Unauthorized)
+    }
+}
+
+/// Who an operator's session tokens are for.
+const OPERATOR_AUDIENCE: &str = "palaver-operators";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OperatorClaims {
+    sub: String,
+    aud: String,
+    iat: u64,
+    exp: u64,
 }
 
 fn generate_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -172,6 +211,19 @@ mod tests {
             Tokens::new(b"one").decode("garbage"),
             Err(Error::Unauthorized)
         ));
+    }
+
+    #[test]
+    fn operator_sessions_and_user_tokens_never_pass_for_each_other() {
+        let tokens = Tokens::new(b"secret");
+        let ttl = Duration::from_secs(60);
+        let session = tokens.issue_operator_session("ops", ttl).unwrap();
+        assert_eq!(tokens.operator_session(&session).unwrap(), "ops");
+        assert!(tokens.decode(&session).is_err());
+        let user_token = tokens.issue(&user(0), ttl).unwrap();
+        assert!(tokens.operator_session(&user_token).is_err());
+        let elsewhere = Tokens::new(b"other").issue_operator_session("ops", ttl);
+        assert!(tokens.operator_session(&elsewhere.unwrap()).is_err());
     }
 
     #[test]

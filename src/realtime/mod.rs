@@ -5,6 +5,7 @@
 //! Across nodes, Socket.IO rooms span the nodes through socketioxide-redis, and the WebSocket
 //! sessions through the rooms crate's Redis fan-out; without `REDIS_URL` both are local.
 
+pub mod admin;
 mod budget;
 mod driver;
 pub mod socketio;

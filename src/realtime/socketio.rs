@@ -4,6 +4,7 @@
 //! each other.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::http::request::Parts;
 use futures::future::BoxFuture;
@@ -14,9 +15,10 @@ use socketioxide::adapter::{Adapter, Emitter};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as PacketValue};
 use socketioxide::layer::SocketIoLayer;
-use socketioxide::socket::Socket as RawSocket;
+use socketioxide::socket::{DisconnectReason, Socket as RawSocket};
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
+use super::admin::{Instrument, Operators, Since};
 use super::budget::EventBudget;
 use super::driver::LinkDriver;
 use crate::auth::TokenForm;
@@ -147,6 +149,7 @@ pub async fn serve(
     app: &App,
     path: &'static str,
     dialects: Vec<Arc<dyn SocketDialect>>,
+    operators: Option<Arc<Operators>>,
 ) -> anyhow::Result<(SocketIoLayer<IoAdapter>, Arc<SocketIoTransport>)> {
     let link = app.hub.cluster().cloned();
     // Each path's adapter talks on channels of its own.
@@ -162,6 +165,10 @@ pub async fn serve(
         .with_adapter::<IoAdapter>(adapter)
         .build_layer();
 
+    let admin = match operators {
+        Some(operators) => Some(Instrument::start(app, &io, path, operators).await?),
+        None => None,
+    };
     let dialects: Arc<[Arc<dyn SocketDialect>]> = dialects.into();
     let forms = accepted(&dialects);
     let dialect_names: Vec<&str> = dialects.iter().map(|d| d.name()).collect();
@@ -184,6 +191,12 @@ pub async fn serve(
                                  State(app): State<App>|
                 -> Result<(), Error> {
         socket.extensions.insert(EventBudget::default());
+        if admin.is_some() {
+            socket.extensions.insert(Since(SystemTime::now()));
+        }
+        // Every socket is in a room of its own, as in Socket.IO, so that an event can leave
+        // it out and an operator reach it on whatever node it is.
+        socket.join(Room::connection(&socket.id.to_string()).as_str().to_owned());
         let parts = socket.req_parts();
         let handshake = Handshake::new(parts, auth.ok());
         let user = match handshake.token(&forms) {
@@ -206,7 +219,7 @@ pub async fn serve(
             socket.extensions.insert(Held {
                 _guards: Arc::new(held),
             });
-            let mut rooms = vec![Room::account(&id), Room::connection(&socket.id.to_string())];
+            let mut rooms = vec![Room::account(&id)];
             rooms.extend(dialects.iter().map(|d| Room::user(d.name(), &id)));
             socket.join(
                 rooms
@@ -228,9 +241,16 @@ pub async fn serve(
             "dialect" => dialect_names.clone(),
         );
         open.increment(1.0);
-        socket.on_disconnect(async move |socket: Socket| {
+        let admin = admin.clone();
+        if let Some(admin) = &admin {
+            admin.connected(&socket).await;
+        }
+        socket.on_disconnect(async move |socket: Socket, why: DisconnectReason| {
             socket.extensions.remove::<Held>();
             open.decrement(1.0);
+            if let Some(admin) = &admin {
+                admin.disconnected(&socket, why).await;
+            }
         });
         tracing::debug!(sid = %socket.id, path, user = ?user.map(|u| u.id), "socket connected");
         Ok(())

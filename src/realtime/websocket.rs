@@ -216,6 +216,7 @@ impl Connection {
             "dialect" => protocol.dialect(),
         );
         open.increment(1.0);
+        let _counted = self.app.hub.sessions().counted(protocol.dialect());
         self.serve(&mut protocol).await;
         open.decrement(1.0);
     }
