@@ -11,32 +11,28 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clients, signup, createChannel, connect, Hooligram } from './helpers.mjs';
 import { launchBrowser, watchPage } from './browser.mjs';
-import { LOGS, sleep, redisServer, startPalaver } from './nodes.mjs';
+import { LOGS, sleep, twoNodes, connections } from './nodes.mjs';
 
 const OPERATOR = { username: 'operator', password: 'operator-password' };
 // bcrypt of the password above, as `@socket.io/admin-ui` takes it.
 const PASSWORD_HASH = '$2a$10$KEOwPRPQ6Qx9OEeoX.QzcO.cVcUOHrcJVjsDWlmLJyZOBB1.Xn23y';
 const DATABASE = `admin_${process.pid}`;
 
-const redis = redisServer('admin-redis');
+let cluster;
 let one;
 let two;
-const open = [];
-const track = (socket) => { open.push(socket); return socket; };
+const { track, closeAll } = connections();
 
 before(async () => {
-  await redis.start();
-  const settings = {
-    MONGODB_DATABASE: DATABASE, REDIS_URL: `redis://127.0.0.1:${redis.port}`,
-    ADMIN_USERNAME: OPERATOR.username, ADMIN_PASSWORD_HASH: PASSWORD_HASH,
-  };
-  [one, two] = await Promise.all([startPalaver('admin-one', settings), startPalaver('admin-two', settings)]);
+  cluster = await twoNodes('admin', {
+    MONGODB_DATABASE: DATABASE, ADMIN_USERNAME: OPERATOR.username, ADMIN_PASSWORD_HASH: PASSWORD_HASH,
+  });
+  ({ one, two } = cluster);
 });
 
 after(async () => {
-  for (const socket of open) socket.close();
-  await Promise.all([one?.stop(), two?.stop()]);
-  if (redis.child?.exitCode === null) await redis.stop();
+  closeAll();
+  await cluster?.stop();
 });
 
 // An operator's page, as the package's own client connects: socket.io-client 4 to the
@@ -72,7 +68,7 @@ test('the /admin namespace: sign-in, every node\'s sockets and stats, live chang
   const adaSocket = track(await connect('v4', 'websocket', { token: ada.token, how: 'auth', base: two.base }));
   const bobSocket = track(await connect('v4', 'polling', { token: bob.token, how: 'auth', base: one.base }));
   const hooligram = await Hooligram.open({ base: two.base });
-  open.push(hooligram);
+  track(hooligram);
 
   const page = await operator(one.base, OPERATOR);
   const [session] = await heard(page, 'session');

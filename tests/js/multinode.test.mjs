@@ -14,15 +14,13 @@ import {
   signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
   Hooligram, hooligramUser,
 } from './helpers.mjs';
-import { env, LOGS, sleep, freePort, redisServer, startPalaver } from './nodes.mjs';
+import { env, LOGS, sleep, freePort, startPalaver, twoNodes, connections } from './nodes.mjs';
 
 const FCM = env('FAKE_FCM_URL');
 const PYTHON_SOCKETIO = env('TEST_PYTHON_SOCKETIO');
 const DATABASE = `multinode_${process.pid}`;
 // A WebSocket is open before the server has signed it in and joined its rooms.
 const settle = () => sleep(300);
-
-const redis = redisServer('multinode-redis');
 
 // A TCP relay to the shared Redis that can be cut: a node behind it loses Redis while the
 // others keep it.
@@ -34,7 +32,7 @@ function redisRelay() {
     async open() {
       this.port ||= await freePort();
       this.server = net.createServer((client) => {
-        const upstream = net.connect(redis.port, '127.0.0.1');
+        const upstream = net.connect(cluster.redis.port, '127.0.0.1');
         for (const socket of [client, upstream]) {
           sockets.add(socket);
           socket.on('close', () => sockets.delete(socket));
@@ -56,27 +54,25 @@ function redisRelay() {
 }
 
 // A Palaver node on the shared database and Redis (or a relay to it); `base` is its URL.
-function startNode(name, port = 0, redisPort = redis.port) {
+function startNode(name, port = 0, redisPort = cluster.redis.port) {
   const settings = { MONGODB_DATABASE: DATABASE, REDIS_URL: `redis://127.0.0.1:${redisPort}` };
   return startPalaver(`multinode-${name}`, settings, port);
 }
 
+let cluster;
 let one;
 let two;
-const open = [];
 // Sockets opened by a test, closed after it whatever happens.
-const track = (socket) => { open.push(socket); return socket; };
+const { track, closeAll } = connections();
 
 before(async () => {
-  await redis.start();
-  [one, two] = await Promise.all([startNode('one'), startNode('two')]);
+  cluster = await twoNodes('multinode', { MONGODB_DATABASE: DATABASE });
+  ({ one, two } = cluster);
 });
 
 after(async () => {
-  for (const socket of open) socket.close();
-  for (const node of [one, two]) if (node && node.child.exitCode === null) node.child.kill('SIGTERM');
-  await Promise.all([one?.child.exited, two?.child.exited]);
-  if (redis.child?.exitCode === null) await redis.stop();
+  closeAll();
+  await cluster?.stop();
 });
 
 const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
@@ -435,7 +431,7 @@ test('both nodes ride out a Redis restart and resume cross-node delivery by them
   const bobOnOne = track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: one.base }));
   const bobOnTwo = track(await connect('v4', 'websocket', { token: bob.token, channels: [channel], how: 'auth', base: two.base }));
 
-  await redis.stop();
+  await cluster.redis.stop();
   // Each node still serves its own sockets, and answers fast.
   const local = nextEvent(bobOnOne, 'message');
   const started = Date.now();
@@ -444,7 +440,7 @@ test('both nodes ride out a Redis restart and resume cross-node delivery by them
   assert.equal((await local).content, 'during the outage');
   assert.ok(Date.now() - started < 2000, 'no wait on the missing Redis');
 
-  await redis.start();
+  await cluster.redis.start();
   let resumed = false;
   for (let i = 0; i < 30 && !resumed; i++) {
     const arrived = nextEvent(bobOnTwo, 'message', 500).then(() => true, () => false);

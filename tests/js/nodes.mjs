@@ -88,3 +88,35 @@ export async function startPalaver(name, settings = {}, port = 0) {
     },
   };
 }
+
+// Two nodes sharing a Redis of their own (and the tests' database unless `settings` names
+// another): `stop()` ends them all, whatever state a test left them in.
+export async function twoNodes(name, settings = {}) {
+  const redis = redisServer(`${name}-redis`);
+  await redis.start();
+  const shared = { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ...settings };
+  const [one, two] = await Promise.all([startPalaver(`${name}-one`, shared), startPalaver(`${name}-two`, shared)]);
+  return {
+    redis,
+    one,
+    two,
+    async stop() {
+      await Promise.all([one.stop(), two.stop()]);
+      if (redis.child?.exitCode === null) await redis.stop();
+    },
+  };
+}
+
+// Connections a test file opens, closed when it is done whatever happened.
+export function connections() {
+  const open = [];
+  return {
+    track(connection) {
+      open.push(connection);
+      return connection;
+    },
+    closeAll() {
+      for (const connection of open.splice(0)) connection.close();
+    },
+  };
+}

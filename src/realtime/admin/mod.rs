@@ -317,7 +317,9 @@ impl Instrument {
             let _ = socket.emit("session", &session);
         }
         let _ = socket.emit("config", &json!({ "supportedFeatures": FEATURES }));
-        self.listen_to_actions(&socket);
+        socket.on("join", join);
+        socket.on("leave", leave);
+        socket.on("_disconnect", disconnect);
         let sockets = self.all_sockets().await;
         let _ = socket.emit("all_sockets", &sockets);
         self.connected(&socket).await;
@@ -504,36 +506,33 @@ impl Instrument {
             "namespaces": namespaces,
         })
     }
+}
 
-    fn listen_to_actions(self: &Arc<Self>, socket: &Socket) {
-        let io = self.io.clone();
-        socket.on("join", async move |Data(action): Data<Action<String>>| {
-            let Some(sockets) = action.sockets(&io) else {
-                return;
-            };
-            if let Err(e) = sockets.join(action.what).await {
-                tracing::warn!("operator's join failed: {e:?}");
-            }
-        });
-        let io = self.io.clone();
-        socket.on("leave", async move |Data(action): Data<Action<String>>| {
-            let Some(sockets) = action.sockets(&io) else {
-                return;
-            };
-            if let Err(e) = sockets.leave(action.what).await {
-                tracing::warn!("operator's leave failed: {e:?}");
-            }
-        });
-        let io = self.io.clone();
-        socket.on("_disconnect", async move |Data(action): Data<Action<bool>>| {
-            let Some(sockets) = action.sockets(&io) else {
-                return;
-            };
-            tracing::info!(nsp = %action.nsp, filter = ?action.filter, "an operator disconnects sockets");
-            if let Err(e) = sockets.disconnect().await {
-                tracing::warn!("operator's disconnect failed: {e:?}");
-            }
-        });
+/// The page's actions, each on the sockets it names on whatever node they are.
+async fn join(io: SocketIo<IoAdapter>, Data(action): Data<Action<String>>) {
+    if let Some(sockets) = action.sockets(&io)
+        && let Err(e) = sockets.join(action.what).await
+    {
+        tracing::warn!("an operator's join failed: {e:?}");
+    }
+}
+
+async fn leave(io: SocketIo<IoAdapter>, Data(action): Data<Action<String>>) {
+    if let Some(sockets) = action.sockets(&io)
+        && let Err(e) = sockets.leave(action.what).await
+    {
+        tracing::warn!("an operator's leave failed: {e:?}");
+    }
+}
+
+/// Whether to close the whole connection or only leave the namespace is not up to the
+/// server here: socketioxide disconnects sockets from their namespace only.
+async fn disconnect(io: SocketIo<IoAdapter>, Data(action): Data<Action<bool>>) {
+    tracing::info!(nsp = %action.nsp, filter = ?action.filter, "an operator disconnects sockets");
+    if let Some(sockets) = action.sockets(&io)
+        && let Err(e) = sockets.disconnect().await
+    {
+        tracing::warn!("an operator's disconnect failed: {e:?}");
     }
 }
 
