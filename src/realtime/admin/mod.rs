@@ -111,7 +111,9 @@ struct NewSession(String);
 
 /// An operator's page holds this while connected: every node then knows someone watches.
 #[derive(Clone)]
-struct Watching(#[allow(dead_code)] Arc<PresenceGuard>);
+struct Watching {
+    _presence: Arc<PresenceGuard>,
+}
 
 impl Operators {
     pub fn new(config: OperatorConfig) -> Arc<Self> {
@@ -187,9 +189,9 @@ struct Told {
 
 /// Events counted since the last stats (Node's aggregated events).
 #[derive(Default)]
-struct Counted(HashMap<(i64, &'static str, Option<&'static str>), u64>);
+struct Tally(HashMap<(i64, &'static str, Option<&'static str>), u64>);
 
-impl Counted {
+impl Tally {
     fn add(&mut self, kind: &'static str, sub: Option<&'static str>) {
         let second = now_ms() / 1000 * 1000;
         *self.0.entry((second, kind, sub)).or_default() += 1;
@@ -240,7 +242,7 @@ pub struct Instrument {
     /// Whether an operator watches, here or on another node.
     watched: AtomicBool,
     told: Mutex<HashMap<String, Told>>,
-    counted: Mutex<Counted>,
+    tally: Mutex<Tally>,
     nodes: OnceLock<Arc<Nodes>>,
 }
 
@@ -259,7 +261,7 @@ impl Instrument {
             operators,
             watched: AtomicBool::new(false),
             told: Mutex::default(),
-            counted: Mutex::default(),
+            tally: Mutex::default(),
             nodes: OnceLock::new(),
         });
         if let Some(link) = app.hub.cluster() {
@@ -310,7 +312,9 @@ impl Instrument {
 
     async fn operator_connected(self: Arc<Self>, socket: Socket) {
         let watching = self.app.hub.connect(&self.watch_key()).await;
-        socket.extensions.insert(Watching(Arc::new(watching)));
+        socket.extensions.insert(Watching {
+            _presence: Arc::new(watching),
+        });
         socket.extensions.insert(Since(SystemTime::now()));
         socket.join(Room::connection(&socket.id.to_string()).as_str().to_owned());
         if let Some(NewSession(session)) = socket.extensions.remove::<NewSession>() {
@@ -337,7 +341,7 @@ impl Instrument {
         if !self.is_watched() {
             return;
         }
-        self.counted.lock().unwrap().add("rawConnection", None);
+        self.tally.lock().unwrap().add("rawConnection", None);
         let described = self.remember(socket);
         self.tell("socket_connected", &(described, now())).await;
     }
@@ -349,7 +353,7 @@ impl Instrument {
         if !self.is_watched() {
             return;
         }
-        self.counted
+        self.tally
             .lock()
             .unwrap()
             .add("rawDisconnection", Some(reason(why)));
@@ -425,7 +429,7 @@ impl Instrument {
         let was = self.watched.swap(watched, Ordering::Relaxed);
         if was && !watched {
             self.told.lock().unwrap().clear();
-            self.counted.lock().unwrap().take();
+            self.tally.lock().unwrap().take();
         }
     }
 
@@ -502,7 +506,7 @@ impl Instrument {
             "uptime": server.started.elapsed().as_secs_f64(),
             "clientsCount": clients,
             "pollingClientsCount": polling,
-            "aggregatedEvents": self.counted.lock().unwrap().take(),
+            "aggregatedEvents": self.tally.lock().unwrap().take(),
             "namespaces": namespaces,
         })
     }
@@ -648,16 +652,16 @@ mod tests {
 
     #[test]
     fn aggregated_events_are_counted_per_second_and_taken_once() {
-        let mut counted = Counted::default();
-        counted.add("rawConnection", None);
-        counted.add("rawConnection", None);
-        counted.add("rawDisconnection", Some("transport close"));
-        let mut taken = counted.take();
+        let mut tally = Tally::default();
+        tally.add("rawConnection", None);
+        tally.add("rawConnection", None);
+        tally.add("rawDisconnection", Some("transport close"));
+        let mut taken = tally.take();
         taken.sort_by_key(|e| e["type"].as_str().unwrap_or_default().to_owned());
         assert_eq!(taken[0]["type"], "rawConnection");
         assert_eq!(taken[0]["count"], 2);
         assert_eq!(taken[1]["subType"], "transport close");
         assert_eq!(taken[0]["timestamp"].as_i64().unwrap() % 1000, 0);
-        assert!(counted.take().is_empty());
+        assert!(tally.take().is_empty());
     }
 }

@@ -177,8 +177,11 @@ async fn fetch(dir: &FsPath) -> anyhow::Result<()> {
         if !unpacked.success() {
             anyhow::bail!("tar could not unpack {}", packed.filename);
         }
-        tokio::fs::rename(work.join(PAGE_IN_PACKAGE), dir).await?;
-        Ok(())
+        match tokio::fs::rename(work.join(PAGE_IN_PACKAGE), dir).await {
+            // Another node sharing DATA_DIR put it there first.
+            Err(_) if dir.join("index.html").is_file() => Ok(()),
+            renamed => renamed.map_err(Into::into),
+        }
     }
     .await;
     let _ = tokio::fs::remove_dir_all(&work).await;
