@@ -11,14 +11,13 @@
 //! among them, that the server let them go on purpose, and they would never come back.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::extract::ConnectInfo;
 use axum::response::Response;
@@ -43,7 +42,7 @@ pub struct Limits {
     pub per_address: usize,
 }
 
-/// Serve `router` on `listener` until `stop` completes, then stop accepting, wait for the
+/// Serve `service` (every door of the app) on `listener` until `stop` completes, then stop accepting, wait for the
 /// requests in flight (`SHUTDOWN_GRACE` at most) and cut every connection still open.
 pub async fn serve<S>(
     listener: TcpListener,

@@ -60,11 +60,15 @@ install_tools() {
   if ! command -v redis-server >/dev/null; then apt_install redis-server; fi
   export TEST_REDIS_SERVER
   TEST_REDIS_SERVER=$(command -v redis-server)
+  say "installing the JavaScript packages (socket.io-client 2 and 4, puppeteer-core, the bench baseline)"
+  (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+# Debian's Chromium for the browser tests (puppeteer-core drives it; it downloads none).
+install_browser() {
   say "installing Chromium (Debian's, for the browser tests)"
   if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
   export TEST_CHROMIUM=/usr/bin/chromium
-  say "installing the JavaScript packages (socket.io-client 2 and 4, puppeteer-core, the bench baseline)"
-  (cd "$ROOT/tests/js" && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 # start_database [NAME]: starts a database (its log is $LOGS/NAME.log) and exports

@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 install_tools
+install_browser
 say "building"
 cargo build --workspace --all-targets --locked
 start_database
