@@ -836,8 +836,13 @@ async fn leaving_updates_the_others_and_the_last_two_end_the_group() {
         "sender doesn't belong to message group"
     );
 
-    // One left: the group is gone, with its messages.
+    // One left: the one who remains is told the group as it now stands (as the original
+    // server does), then the group is gone, with its messages.
     bob.ok("GROUP_LEAVE_REQUEST", leave.clone()).await;
+    let group = cat.delivery("GROUP_DELIVER_REQUEST").await["payload"].clone();
+    assert_eq!(group["group_id"], group_id);
+    assert_eq!(group["member_sids"], json!([cat.sid()]));
+    bob.hears_nothing().await;
     let store = palaver::store::Store::connect(&common::mongodb_uri(), &ts.database)
         .await
         .unwrap();
@@ -856,11 +861,18 @@ async fn leaving_updates_the_others_and_the_last_two_end_the_group() {
         "not in group"
     );
 
-    // Leaving a direct message ends it too.
+    // Leaving a direct message ends it too, once the other is told they are alone in it.
     let dm = json!({ "group_name": "", "member_sids": [bob.sid(), cat.sid()] });
     let dm_id = bob.ok("GROUP_CREATE_REQUEST", dm).await["group_id"].clone();
+    bob.delivery("GROUP_DELIVER_REQUEST").await;
+    cat.delivery("GROUP_DELIVER_REQUEST").await;
     cat.ok("GROUP_LEAVE_REQUEST", json!({ "group_id": dm_id }))
         .await;
+    let alone = bob.delivery("GROUP_DELIVER_REQUEST").await["payload"].clone();
+    assert_eq!(alone["group_id"], dm_id);
+    assert_eq!(alone["group_type"], 1);
+    assert_eq!(alone["member_sids"], json!([bob.sid()]));
+    cat.hears_nothing().await;
     let message = json!({ "group_id": dm_id, "content": "hello?" });
     assert_eq!(
         bob.fails("MESSAGING_SEND_REQUEST", message).await,

@@ -180,13 +180,25 @@ impl Core {
         self.erase_chat(membership, user, origin).await
     }
 
-    /// Delete a chat with everything in it, on `by`'s word (already checked).
+    /// Delete a chat with everything in it, on `by`'s word (already checked), and say so.
     pub(super) async fn erase_chat(
         &self,
         membership: Membership,
         by: &User,
         origin: Origin,
     ) -> Result<Chat> {
+        self.erase(&membership, by).await?;
+        self.publish(ChatEvent::ChatDeleted {
+            chat: membership.chat.clone(),
+            members: membership.member_ids(),
+            origin,
+        })
+        .await;
+        Ok(membership.chat)
+    }
+
+    /// Delete a chat with everything in it (the rules were checked), saying nothing yet.
+    pub(super) async fn erase(&self, membership: &Membership, by: &User) -> Result<()> {
         let id = membership.chat.id;
         // Dependents first and the participants last, so an interrupted deletion can be
         // retried by the same admin and finishes the job.
@@ -234,13 +246,7 @@ impl Core {
             });
         }
         tracing::info!(chat = %id, by = %by.id, "chat deleted");
-        self.publish(ChatEvent::ChatDeleted {
-            chat: membership.chat.clone(),
-            members: membership.member_ids(),
-            origin,
-        })
-        .await;
-        Ok(membership.chat)
+        Ok(())
     }
 }
 

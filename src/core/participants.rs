@@ -141,7 +141,7 @@ impl Core {
         let me = membership.me(user)?.clone();
         let open = match &membership.chat.group {
             None => {
-                self.erase_chat(membership, user, origin).await?;
+                self.leave_and_erase(membership, me, user, origin).await?;
                 return Ok(());
             }
             Some(group) => group.open_invites,
@@ -151,13 +151,47 @@ impl Core {
                 .await?;
             return Ok(());
         }
-        // A group needs two members: the last-but-one leaving ends it, and the others hear
-        // of the deletion only, not of a group of one.
+        // A group needs two members: the last-but-one leaving ends it.
         if membership.participants.len() <= 2 {
-            self.erase_chat(membership, user, origin).await?;
+            self.leave_and_erase(membership, me, user, origin).await?;
             return Ok(());
         }
         self.drop_participant(membership, me, user, origin).await?;
+        Ok(())
+    }
+
+    /// The one leaving a chat that cannot go on without them: once it is deleted, the others
+    /// hear that they left, and who remains, then that the chat is gone.
+    async fn leave_and_erase(
+        &self,
+        membership: Membership,
+        me: Participant,
+        user: &User,
+        origin: Origin,
+    ) -> Result<()> {
+        self.erase(&membership, user).await?;
+        let remaining: Vec<Participant> = membership
+            .participants
+            .iter()
+            .filter(|p| p.id != me.id)
+            .cloned()
+            .collect();
+        let roster = self.roster(&remaining).await;
+        self.publish(ChatEvent::ParticipantRemoved {
+            members: membership.member_ids(),
+            chat: membership.chat.clone(),
+            removed: me,
+            by: user.clone(),
+            roster,
+            origin: origin.clone(),
+        })
+        .await;
+        self.publish(ChatEvent::ChatDeleted {
+            members: membership.member_ids(),
+            chat: membership.chat,
+            origin,
+        })
+        .await;
         Ok(())
     }
 

@@ -172,8 +172,12 @@ test('members leave until the group is gone', async () => {
     }
     assert.deepEqual(await cat.fails('MESSAGING_SEND_REQUEST', { group_id, content: 'still here?' }), ["sender doesn't belong to message group"]);
 
-    // One member left: the group is deleted, so even the last one can no longer use it.
+    // One member left: Ann is told the group as it now stands, then it is deleted, so even
+    // she can no longer use it.
     assert.deepEqual(await bob.ok('GROUP_LEAVE_REQUEST', { group_id }), {});
+    const { payload } = await ann.delivery('GROUP_DELIVER_REQUEST');
+    assert.deepEqual(payload.member_sids, [ann.sid]);
+    assert.equal(payload.group_id, group_id);
     assert.deepEqual(await ann.fails('MESSAGING_SEND_REQUEST', { group_id, content: 'alone' }), ["sender doesn't belong to message group"]);
     assert.deepEqual(await ann.fails('GROUP_LEAVE_REQUEST', { group_id }), ['not in group']);
     for (const app of apps) assert.deepEqual(await app.quiet(400), []);
