@@ -200,6 +200,12 @@ impl Server {
     }
 }
 
+/// A path no door serves: no dialect owns it, so the answer is in no dialect's shape.
+async fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
+    let body = serde_json::json!({ "message": "not found" });
+    (StatusCode::NOT_FOUND, axum::Json(body))
+}
+
 /// Headers a page on another origin may read.
 fn exposed_headers() -> Vec<HeaderName> {
     vec![
@@ -224,6 +230,7 @@ fn routes(app: App, request_timeout: Duration, admin_page: Option<Arc<Page>>) ->
         .merge(health::router())
         .with_state(app)
         .merge(operators)
+        .fallback(no_route)
         // A request, its body included, is read and answered within this, so a body sent a
         // few bytes at a time cannot hold a connection (WebSockets only wait for the upgrade).
         .layer(TimeoutLayer::with_status_code(

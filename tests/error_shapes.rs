@@ -74,6 +74,22 @@ async fn a_method_a_path_does_not_take_is_405_in_the_dialects_shape() {
 }
 
 #[tokio::test]
+async fn a_path_no_door_serves_is_404_in_json() {
+    let ts = TestServer::start().await;
+    for (method, path) in [
+        (Method::GET, "/nowhere"),
+        (Method::POST, "/chat/socket-nope/deeper/still"),
+        (Method::DELETE, "/user/unknown/"),
+    ] {
+        let (status, kind, answer) = call(&ts, method.clone(), path, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(kind, "application/json", "{method} {path}");
+        assert_eq!(answer, serde_json::json!({ "message": "not found" }));
+    }
+    ts.stop().await;
+}
+
+#[tokio::test]
 async fn searches_too_long_to_run_are_refused_with_400() {
     let ts = TestServer::start().await;
     let (_, token) = ts.signup("ada").await;
