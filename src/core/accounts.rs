@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use bson::doc;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use rand::RngCore;
 
 use super::Core;
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::{User, UserType};
+use crate::store::{SignInField, User, UserType};
 
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const EMAIL_MAX_CHARS: usize = 254;
@@ -292,7 +291,7 @@ impl Core {
     ) -> Result<User> {
         let email = email.trim().to_lowercase();
         self.sign_in_limits.admit(&email, address)?;
-        let user = self.store.users.find_one(doc! { "email": &email }).await?;
+        let user = self.store.user_by(SignInField::Email, &email).await?;
         // An unknown address costs a verification too, so timing does not tell which exist.
         let user = user.filter(|u| u.password_hash.is_some());
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());

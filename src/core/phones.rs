@@ -14,7 +14,7 @@ use super::Core;
 use super::accounts::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::sms::Sent;
-use crate::store::{User, Verification};
+use crate::store::{SignInField, User, Verification};
 
 /// How long a code may be submitted.
 pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -96,12 +96,12 @@ impl Core {
                 Err(_) => Ok(None),
             };
         }
-        Ok(self.store.users.find_one(doc! { "phone": name }).await?)
+        self.store.user_by(SignInField::Phone, name).await
     }
 
     /// The user with this phone, created (not verified yet) when there is none.
     pub async fn phone_user(&self, phone: &str) -> Result<User> {
-        if let Some(user) = self.store.users.find_one(doc! { "phone": phone }).await? {
+        if let Some(user) = self.store.user_by(SignInField::Phone, phone).await? {
             return Ok(user);
         }
         let user = User {
@@ -122,8 +122,7 @@ impl Core {
             // Created meanwhile by another request.
             None => self
                 .store
-                .users
-                .find_one(doc! { "phone": phone })
+                .user_by(SignInField::Phone, phone)
                 .await?
                 .ok_or(Error::NotFound("user")),
         }
@@ -238,8 +237,7 @@ impl Core {
         }
         let user = self
             .store
-            .users
-            .find_one(doc! { "phone": phone })
+            .user_by(SignInField::Phone, phone)
             .await?
             .ok_or(Error::Unauthorized)?;
         // One attempt is spent before the code is checked, so attempts racing on other nodes
@@ -306,7 +304,7 @@ impl Core {
             tracing::info!(%phone, "phone sign-in refused: tried too often");
             return Err(Error::Unauthorized);
         }
-        let user = self.store.users.find_one(doc! { "phone": phone }).await?;
+        let user = self.store.user_by(SignInField::Phone, phone).await?;
         let credential = user.as_ref().and_then(|u| u.phone_credential.clone());
         let matches = !code.is_empty() && secret_matches(code, credential).await?;
         match user {
