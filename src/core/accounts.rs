@@ -1,16 +1,12 @@
 //! Password accounts: sign-up with an email address, sign-in, and the checks on both.
 
 use std::net::IpAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::num::NonZeroU32;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use rand::RngCore;
 
 use super::Core;
+use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{SignInField, User, UserType};
 
@@ -84,108 +80,6 @@ impl SignInLimits {
             _ => Ok(()),
         }
     }
-}
-
-/// Slow hashes run on their own threads, one per core, fed through a short queue. Each hash
-/// takes about 19 MiB while it runs; on these few threads (each with its own allocator arena,
-/// reused from one hash to the next) a burst of sign-ins or sign-ups cannot grow the process
-/// by more than a few of them. Past the queue a request is answered 503 at once.
-const HASHING_QUEUE: usize = 64;
-
-type HashJob = Box<dyn FnOnce() + Send>;
-
-fn hashing_queue() -> &'static std::sync::mpsc::SyncSender<HashJob> {
-    static QUEUE: OnceLock<std::sync::mpsc::SyncSender<HashJob>> = OnceLock::new();
-    QUEUE.get_or_init(|| {
-        let (queue, jobs) = std::sync::mpsc::sync_channel::<HashJob>(HASHING_QUEUE);
-        let jobs = Arc::new(Mutex::new(jobs));
-        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        for i in 0..cores {
-            let jobs = jobs.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("hashing-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!("starting a hashing thread: {e}");
-            }
-        }
-        queue
-    })
-}
-
-/// Run one slow hash on the hashing threads.
-pub(crate) async fn hashing<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    let job: HashJob = Box::new(move || {
-        let _ = done.send(work());
-    });
-    match hashing_queue().try_send(job) {
-        Ok(()) => {}
-        Err(std::sync::mpsc::TrySendError::Full(_)) => {
-            tracing::warn!("password hashing queue full: request refused");
-            return Err(Error::Unavailable("busy; try again shortly".into()));
-        }
-        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
-            return Err(Error::Internal(anyhow::anyhow!("no hashing thread runs")));
-        }
-    }
-    result.await.map_err(|e| Error::Internal(e.into()))
-}
-
-/// A hash no password is known to match, verified against when the account does not exist.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        let mut secret = [0u8; 32];
-        rand::rng().fill_bytes(&mut secret);
-        Argon2::default()
-            .hash_password(&secret)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-}
-
-/// An argon2 PHC string of a secret (a password, a verification code). Hashing is
-/// deliberately slow: it runs off the async workers.
-pub(super) async fn hash_secret(secret: String) -> Result<String> {
-    hashing(move || {
-        Argon2::default()
-            .hash_password(secret.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await?
-    .map_err(|e| Error::Internal(anyhow::anyhow!("hashing a secret: {e}")))
-}
-
-/// Whether `secret` matches the hash. With no hash, a decoy is checked so that the answer
-/// takes as long, and timing does not tell which accounts exist.
-pub(super) async fn secret_matches(secret: &str, hash: Option<String>) -> Result<bool> {
-    let secret = secret.to_owned();
-    hashing(move || {
-        let real = hash.is_some();
-        let hash: &str = match &hash {
-            Some(hash) => hash,
-            None => decoy_hash(),
-        };
-        let Ok(parsed) = PasswordHash::new(hash) else {
-            return false;
-        };
-        let matches = Argon2::default()
-            .verify_password(secret.as_bytes(), &parsed)
-            .is_ok();
-        real && matches
-    })
-    .await
 }
 
 pub struct SignUp {

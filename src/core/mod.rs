@@ -17,6 +17,7 @@ pub mod profiles;
 pub mod receipts;
 pub mod requests;
 pub mod scores;
+pub mod secrets;
 pub mod social;
 pub mod tokens;
 pub mod users;

@@ -11,7 +11,7 @@ use bson::{DateTime, doc};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::Core;
-use super::accounts::{hash_secret, secret_matches};
+use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::sms::Sent;
 use crate::store::{SignInField, User, Verification};

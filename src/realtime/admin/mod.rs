@@ -162,11 +162,10 @@ impl Operators {
         };
         let password = password.to_owned();
         let hash = self.config.password_hash.clone();
-        let matches = crate::core::accounts::hashing(move || {
-            bcrypt::verify(password, &hash).unwrap_or(false)
-        })
-        .await
-        .map_err(|_| Refused("busy; try again shortly"))?;
+        let matches =
+            crate::core::secrets::hashing(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .map_err(|_| Refused("busy; try again shortly"))?;
         if !matches || username != self.config.username {
             tracing::info!(?address, "operator sign-in refused");
             return Err(Refused("invalid credentials"));
