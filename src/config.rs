@@ -1,10 +1,12 @@
 //! Runtime configuration: every setting is a flag with an environment variable behind it.
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::core::accounts::SIGN_UPS_PER_MINUTE;
 use crate::media::S3Config;
 use crate::push::fcm::FcmConfig;
 use crate::realtime::admin::OperatorConfig;
@@ -106,6 +108,11 @@ pub struct Config {
     /// Open connections allowed from one client address.
     #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000)]
     pub max_connections_per_address: usize,
+
+    /// Accounts one client address may create a minute, after a burst as large: password
+    /// sign-ups and accounts without a password alike.
+    #[arg(long, env = "SIGN_UPS_PER_MINUTE", default_value_t = SIGN_UPS_PER_MINUTE)]
+    pub sign_ups_per_minute: NonZeroU32,
 
     /// Origins whose web pages may call every door (REST, Socket.IO, WebSockets), with
     /// credentials: a comma-separated list such as `https://app.example.com`, or `*` for any.
@@ -236,6 +243,7 @@ impl Config {
             header_timeout: 10,
             request_timeout: 30,
             max_connections_per_address: 1000,
+            sign_ups_per_minute: SIGN_UPS_PER_MINUTE,
             cors_origins: "*".to_owned(),
             admin_username: None,
             admin_password_hash: None,

@@ -133,7 +133,7 @@ pub async fn load(core: &Core, path: &Path) -> anyhow::Result<Loaded> {
     let mut users: HashMap<String, User> = HashMap::new();
     let mut loaded = Vec::new();
     for fixture in &fixtures.users {
-        let mut user = core.create_user(&fixture.username).await?;
+        let mut user = core.create_user(&fixture.username, None).await?;
         if !fixture.photo.is_empty() {
             user = core
                 .update_profile(&user, &user.username, &fixture.photo)

@@ -41,6 +41,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::core::accounts::SignInLimits;
 use crate::core::{App, Core, Tokens};
 use crate::http::origins::{self, Origins};
 use crate::realtime::admin::Operators;
@@ -100,7 +101,8 @@ impl Server {
         }
         telemetry::install();
         let verifier = sms::Verifier::new(config.twilio()?)?;
-        let app: App = Core::start(store, tokens, hub, media, verifier).await?;
+        let limits = SignInLimits::new(config.sign_ups_per_minute);
+        let app: App = Core::start(store, tokens, hub, media, verifier, limits).await?;
 
         let operators = config.admin()?.map(Operators::new);
         // Each dialect is rendered for, and sent through, the transport its clients use.

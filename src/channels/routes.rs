@@ -1,6 +1,8 @@
 //! The channels REST endpoints.
 
-use axum::extract::{RawQuery, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -54,6 +56,7 @@ struct Session {
 /// Create an account (201), or log in with `accountID` + `username` (202).
 async fn new_session(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Body { value: req, .. }: Body<NewSession>,
 ) -> Result<(StatusCode, Json<Session>)> {
     let username = req
@@ -67,7 +70,10 @@ async fn new_session(
         }
     };
     let (status, user) = match account_id {
-        None => (StatusCode::CREATED, app.create_user(&username).await?),
+        None => (
+            StatusCode::CREATED,
+            app.create_user(&username, Some(peer.ip())).await?,
+        ),
         Some(NumericId(num)) => {
             let user = app.user_by_num(num).await?;
             // The system user greets newcomers; nobody logs in as it.

@@ -35,24 +35,31 @@ const ATTEMPTS_PER_ADDRESS: NonZeroU32 = NonZeroU32::new(30).unwrap();
 /// Keys kept before idle ones are dropped.
 const LIMITER_KEYS: usize = 100_000;
 
-/// Password sign-ups per client address: a burst, then this many a minute.
-const SIGN_UPS_PER_ADDRESS: NonZeroU32 = NonZeroU32::new(20).unwrap();
+/// Accounts one client address may create, by default: a burst, then this many a minute.
+pub const SIGN_UPS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(20).unwrap();
 
 /// Guesses at passwords are slowed per account and per address, whichever runs out first;
-/// sign-ups, which each cost a slow hash and an account, per address.
+/// new accounts, with a password (each costs a slow hash) or without, per address.
 pub struct SignInLimits {
     accounts: DefaultKeyedRateLimiter<String>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
     sign_ups: DefaultKeyedRateLimiter<IpAddr>,
 }
 
-impl Default for SignInLimits {
-    fn default() -> Self {
+impl SignInLimits {
+    /// Limits with `sign_ups` new accounts per address a minute (after a burst as large).
+    pub fn new(sign_ups: NonZeroU32) -> Self {
         Self {
             accounts: DefaultKeyedRateLimiter::keyed(Quota::per_minute(ATTEMPTS_PER_ACCOUNT)),
             addresses: DefaultKeyedRateLimiter::keyed(Quota::per_minute(ATTEMPTS_PER_ADDRESS)),
-            sign_ups: DefaultKeyedRateLimiter::keyed(Quota::per_minute(SIGN_UPS_PER_ADDRESS)),
+            sign_ups: DefaultKeyedRateLimiter::keyed(Quota::per_minute(sign_ups)),
         }
+    }
+}
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        Self::new(SIGN_UPS_PER_MINUTE)
     }
 }
 
@@ -71,7 +78,7 @@ impl SignInLimits {
         Ok(())
     }
 
-    fn admit_sign_up(&self, address: Option<IpAddr>) -> Result<()> {
+    pub(super) fn admit_sign_up(&self, address: Option<IpAddr>) -> Result<()> {
         if self.sign_ups.len() > LIMITER_KEYS {
             self.sign_ups.retain_recent();
         }

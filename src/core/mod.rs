@@ -161,6 +161,7 @@ impl Core {
         hub: Hub,
         media: Option<Media>,
         verifier: Verifier,
+        sign_in_limits: accounts::SignInLimits,
     ) -> crate::error::Result<App> {
         let system_user = users::ensure_system_user(&store).await?;
         let ttl = match hub.cluster() {
@@ -180,7 +181,7 @@ impl Core {
             members: HotCache::with_ttl(ttl),
             blocked: HotCache::with_ttl(ttl),
             seqs: HotCache::with_ttl(ttl),
-            sign_in_limits: accounts::SignInLimits::default(),
+            sign_in_limits,
             phone_limits: phones::PhoneLimits::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
         });

@@ -1,6 +1,7 @@
 //! Accounts: creation, lookup, profile updates and authentication.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
@@ -80,8 +81,11 @@ pub fn valid_avatar_url(raw: &str) -> Result<String> {
 }
 
 impl Core {
-    pub async fn create_user(&self, username: &str) -> Result<User> {
+    /// A new account with no password (the channels dialect's); `address` is the client's,
+    /// counted against the accounts it may create (none for fixtures).
+    pub async fn create_user(&self, username: &str, address: Option<IpAddr>) -> Result<User> {
         let username = valid_username(username)?;
+        self.sign_in_limits.admit_sign_up(address)?;
         let user = User::new(self.store.ids.next("users").await?, username);
         self.store.users.insert_one(&user).await?;
         tracing::info!(user = %user.id, num = user.num, "account created");

@@ -4,17 +4,21 @@ use std::marker::PhantomData;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Method, header};
 use serde::de::DeserializeOwned;
 
 use super::error::{HttpError, Unreadable, Wire};
 use crate::core::App;
 use crate::error::Error;
 use crate::store::User;
+use crate::telemetry;
 
 /// The signed-in caller, from wherever dialect `W`'s clients put their token. No token is
-/// `MissingCredentials`; a wrong, expired or revoked one is `Unauthorized`.
+/// `MissingCredentials`; a wrong, expired or revoked one is `Unauthorized`. A write (any
+/// method but `GET`, `HEAD` and `OPTIONS`) spends one event of the user's budget, the one
+/// their Socket.IO and WebSocket events spend too, whatever the dialect: over it,
+/// `RateLimited`.
 pub struct Caller<W> {
     pub user: User,
     wire: PhantomData<W>,
@@ -27,6 +31,11 @@ impl<W: Wire> FromRequestParts<App> for Caller<W> {
         let token = crate::auth::token(W::TOKEN_FORMS, &parts.headers, parts.uri.query(), None)
             .ok_or(Error::MissingCredentials)?;
         let user = app.authenticate(&token).await?;
+        let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
+        if !reads.contains(&parts.method) && !app.hub.spend_event(&user.id.to_hex()) {
+            metrics::counter!(telemetry::RATE_LIMITED, "scope" => "user").increment(1);
+            return Err(Error::RateLimited.into());
+        }
         Ok(Self {
             user,
             wire: PhantomData,
