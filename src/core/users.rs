@@ -161,6 +161,25 @@ impl Core {
         Ok(())
     }
 
+    /// Whether `user`'s sessions were revoked after `user` was read (when their credential
+    /// was checked). A connection asks once it is where a revocation reaches it (in its
+    /// account's room): one that came before is seen here, one after reaches it there, so no
+    /// connection outlives a revocation whatever the order of events.
+    pub async fn revoked_since(&self, user: &User) -> Result<bool> {
+        let now = self
+            .store
+            .users
+            .clone_with_type::<bson::Document>()
+            .find_one(doc! { "_id": user.id })
+            .projection(doc! { "token_version": 1 })
+            .await?;
+        let version = now
+            .as_ref()
+            .and_then(|u| u.get("token_version"))
+            .and_then(|v| v.as_i32().map(i64::from).or_else(|| v.as_i64()));
+        Ok(version != Some(i64::from(user.token_version)))
+    }
+
     /// The user an access token belongs to, if the token is valid and not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<User> {
         self.token_user(token, TokenType::Access).await

@@ -179,6 +179,17 @@ pub async fn serve(
             let Some(user) = socket.extensions.get::<User>() else {
                 return;
             };
+            // A sign-out while the socket was being set up found it in its rooms but not yet
+            // connected, and passed it by: look once more, now that any later one reaches it.
+            match app.revoked_since(&user).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::debug!(sid = %socket.id, user = %user.id, "signed out while connecting");
+                    let _ = socket.disconnect();
+                    return;
+                }
+                Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
+            }
             for dialect in dialects.iter() {
                 dialect
                     .connected(app.clone(), socket.clone(), user.clone())

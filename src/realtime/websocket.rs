@@ -112,6 +112,8 @@ pub struct Connection {
     budget: EventBudget,
     user: Option<User>,
     presence: Option<PresenceGuard>,
+    /// The user's sessions were revoked while this connection was signing in.
+    revoked: bool,
 }
 
 /// What a WebSocket dialect does with what its clients send.
@@ -160,6 +162,7 @@ impl Connection {
             budget: EventBudget::default(),
             user: None,
             presence: None,
+            revoked: false,
         }
     }
 
@@ -183,6 +186,12 @@ impl Connection {
         }
         self.presence = Some(self.app.hub.connect(&id).await);
         self.session.join(&Room::account(&id));
+        // A sign-out between the check of the user's credential and this join did not reach
+        // this connection: look once more, now that any later one will.
+        match self.app.revoked_since(&user).await {
+            Ok(revoked) => self.revoked |= revoked,
+            Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
+        }
         self.user = Some(user);
     }
 
@@ -226,6 +235,9 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = Instant::now();
         let close = loop {
+            if self.revoked {
+                break Some(Close::ended(Ended::Closed(Closing::SignedOut)));
+            }
             tokio::select! {
                 frame = self.session.next_frame() => match frame {
                     Ok(frame) => {

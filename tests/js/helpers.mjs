@@ -65,6 +65,19 @@ export async function hooksAccount(name, base = BASE) {
   return { id: signin.body.user.user_id, token: signin.body.access };
 }
 
+// Two hooks users with a confirmed like, and their chat session (the channels DM too).
+export async function likedPair(base = BASE) {
+  const saliu = await hooksAccount('saliu', base);
+  const rebecca = await hooksAccount('rebecca', base);
+  const like = await bearer('POST', '/follow/like/', { token: rebecca.token, body: { like: saliu.id }, base });
+  if (like.status !== 200) throw new Error(`like: ${like.status}`);
+  const answer = await bearer('POST', '/follow/like/respond/', { token: saliu.token, body: { like_instance: like.body.id, action: 'accept' }, base });
+  if (answer.status !== 200) throw new Error(`like answered: ${answer.status}`);
+  const session = await bearer('POST', '/communication/chat/session/initiate/', { token: saliu.token, body: { user: rebecca.id }, base });
+  if (session.status !== 200) throw new Error(`session: ${session.status}`);
+  return { saliu, rebecca, chat: String(session.body.id) };
+}
+
 // A plain WebSocket with `nextFrame()` (the next JSON text frame) and `closed` (its close
 // code and reason, once closed).
 export function openSocket(path, token, { base = BASE, query = '' } = {}) {

@@ -12,7 +12,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import {
   signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
-  Hooligram, hooligramUser,
+  Hooligram, hooligramUser, likedPair,
 } from './helpers.mjs';
 import { env, LOGS, sleep, freePort, startPalaver, twoNodes, connections } from './nodes.mjs';
 
@@ -77,19 +77,6 @@ after(async () => {
 
 const subject = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sub;
 const numOf = (hexId) => chatNum(hexId, DATABASE);
-
-// Two hooks users with a confirmed like, and their chat session (the channels DM too).
-async function likedPair(base) {
-  const saliu = await hooksAccount('saliu', base);
-  const rebecca = await hooksAccount('rebecca', base);
-  const like = await bearer('POST', '/follow/like/', { token: rebecca.token, body: { like: saliu.id }, base });
-  assert.equal(like.status, 200);
-  const answer = await bearer('POST', '/follow/like/respond/', { token: saliu.token, body: { like_instance: like.body.id, action: 'accept' }, base });
-  assert.equal(answer.status, 200);
-  const session = await bearer('POST', '/communication/chat/session/initiate/', { token: saliu.token, body: { user: rebecca.id }, base });
-  assert.equal(session.status, 200);
-  return { saliu, rebecca, chat: String(session.body.id) };
-}
 
 // Pushes the FCM stand-in received for a device token.
 async function pushesTo(device) {

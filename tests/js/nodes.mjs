@@ -13,6 +13,8 @@ export const env = (name) => {
 };
 export const LOGS = process.env.TEST_LOGS || mkdtempSync(join(tmpdir(), 'palaver-nodes-'));
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// What the nodes a test starts sign their tokens with.
+export const JWT_SECRET = `tests-${process.pid}`;
 
 export function freePort() {
   return new Promise((resolve) => {
@@ -70,7 +72,7 @@ export async function startPalaver(name, settings = {}, port = 0) {
   port ||= await freePort();
   const child = run(name, env('PALAVER_BIN'), [], {
     HOST: '127.0.0.1', PORT: String(port), MONGODB_URI: env('TEST_MONGODB_URI'),
-    MONGODB_DATABASE: env('PALAVER_DATABASE'), JWT_SECRET: `tests-${process.pid}`,
+    MONGODB_DATABASE: env('PALAVER_DATABASE'), JWT_SECRET,
     DATA_DIR: mkdtempSync(join(tmpdir(), 'palaver-node-')),
     FCM_CREDENTIALS: env('FAKE_FCM_CREDENTIALS'), FCM_BASE_URL: env('FAKE_FCM_URL'),
     TWILIO_ACCOUNT_SID: 'AC-test', TWILIO_AUTH_TOKEN: 'test-token', TWILIO_VERIFY_SERVICE_SID: 'VA-test',
