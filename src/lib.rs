@@ -154,15 +154,18 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let sessions = app.hub.sessions().clone();
+        let said_goodbye = sessions.clone();
         let stopping = app.clone();
-        let task = tokio::spawn(serve::serve(listener, service, limits, async move {
+        let stop = async move {
             let _ = stop.await;
             // Balancers hear first, then plain WebSockets are told the server is going away
             // (1001); Socket.IO connections are cut with the rest (see `serve`), so that
             // every client reconnects.
             stopping.begin_stopping();
             sessions.close_all(Closing::Shutdown);
-        }));
+        };
+        let farewells = async move { said_goodbye.all_gone().await };
+        let task = tokio::spawn(serve::serve(listener, service, limits, stop, farewells));
         tracing::info!("listening on http://{addr}");
         Ok(Self {
             addr,

@@ -4,8 +4,10 @@
 //! once instead of waiting on the peer's delayed ACK), and a cap per client address. The
 //! request time-out that bounds a trickled body is a layer on the REST routes (`lib.rs`).
 //!
-//! Stopping: no new connections, requests in flight finish (for at most `SHUTDOWN_GRACE`),
-//! then every connection still open, upgraded ones included, is cut: its TCP stream ends.
+//! Stopping: no new connections, requests in flight finish (for at most `SHUTDOWN_GRACE`; a
+//! long-poll waiting for data is not waited for), plain WebSockets' Close frames go out (for
+//! at most `FAREWELL_WAIT`), then every connection still open, long-polls and upgraded ones
+//! included, is cut: its TCP stream ends.
 //! That is how Node's socket.io server stops, and what makes every Socket.IO client reconnect
 //! (to another node): an Engine.IO close packet would tell some clients, python-socketio's
 //! among them, that the server let them go on purpose, and they would never come back.
@@ -15,6 +17,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,26 +32,33 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::{Service, ServiceExt};
 
 use crate::telemetry;
 
-/// How long requests in flight may take to finish once the server is stopping.
+/// How long requests in flight may take to finish once the server is stopping...
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// ...and upgraded connections to say goodbye (a WebSocket's Close frame) after them.
+pub const FAREWELL_WAIT: Duration = Duration::from_secs(1);
 
 pub struct Limits {
     pub header_timeout: Duration,
     pub per_address: usize,
 }
 
-/// Serve `service` (every door of the app) on `listener` until `stop` completes, then stop accepting, wait for the
-/// requests in flight (`SHUTDOWN_GRACE` at most) and cut every connection still open.
+/// Serve `service` (every door of the app) on `listener` until `stop` completes. Then stop
+/// accepting, wait for the requests in flight to be answered (`SHUTDOWN_GRACE` at most; a
+/// long-poll waiting for something to send is no request in flight), wait for `farewells`
+/// (upgraded connections saying goodbye in their own protocol, `FAREWELL_WAIT` at most), and
+/// cut every connection still open.
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
     limits: Limits,
     stop: impl Future<Output = ()>,
+    farewells: impl Future<Output = ()>,
 ) -> std::io::Result<()>
 where
     S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -60,6 +70,7 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     let open = OpenConnections::default();
+    let in_flight = InFlight::default();
     let graceful = GracefulShutdown::new();
     let cut = CancellationToken::new();
     tokio::pin!(stop);
@@ -85,12 +96,19 @@ where
             tracing::debug!("TCP_NODELAY not set: {e}");
         }
         let app = service.clone();
+        let in_flight = in_flight.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request
                 .extensions_mut()
                 .insert(ConnectInfo::<SocketAddr>(peer));
             detach_head(&mut request);
-            app.clone().oneshot(request)
+            let answering = in_flight.enter(&request);
+            let answer = app.clone().oneshot(request);
+            async move {
+                let answer = answer.await;
+                drop(answering);
+                answer
+            }
         });
         let stream = Cuttable {
             inner: stream,
@@ -108,14 +126,90 @@ where
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    // Idle keep-alive connections close now; requests being answered are waited for, but not
+    // long-polls, which would wait for as long as the grace period.
+    let all_closed = graceful.shutdown();
+    tokio::pin!(all_closed);
+    let answered = async {
+        tokio::select! {
+            () = &mut all_closed => {}
+            () = in_flight.answered() => {}
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, answered)
         .await
         .is_err()
     {
         tracing::info!("requests still running after the grace period: cut off");
     }
+    if tokio::time::timeout(FAREWELL_WAIT, farewells)
+        .await
+        .is_err()
+    {
+        tracing::info!("WebSockets still saying goodbye after {FAREWELL_WAIT:?}: cut off");
+    }
+    tracing::info!("stopping: every connection left is cut, so that its client reconnects");
     cut.cancel();
     Ok(())
+}
+
+/// Requests being answered, but for long-polls: what a stopping node waits for.
+#[derive(Clone, Default)]
+struct InFlight(Arc<(AtomicUsize, Notify)>);
+
+/// One request being answered, counted until dropped.
+struct Answering(InFlight);
+
+impl InFlight {
+    fn enter<B>(&self, request: &Request<B>) -> Option<Answering> {
+        if is_long_poll(request) {
+            return None;
+        }
+        self.0.0.fetch_add(1, Ordering::AcqRel);
+        Some(Answering(self.clone()))
+    }
+
+    /// Once no request is being answered.
+    async fn answered(&self) {
+        let (count, done) = &*self.0;
+        loop {
+            let notified = done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let (count, done) = &*self.0.0;
+        if count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            done.notify_waiters();
+        }
+    }
+}
+
+/// An Engine.IO long-poll: a `GET` of a polling session, answered only when there is something
+/// to send (or at the next ping). On shutdown it is cut, and its client reconnects.
+fn is_long_poll<B>(request: &Request<B>) -> bool {
+    if request.method() != hyper::Method::GET {
+        return false;
+    }
+    let query = request.uri().query().unwrap_or_default();
+    let mut polling = false;
+    let mut session = false;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "transport" => polling = value == "polling",
+            "sid" => session = true,
+            _ => {}
+        }
+    }
+    polling && session
 }
 
 /// Hyper parses a request's head in place: its URI and header values are slices of the

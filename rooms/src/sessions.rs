@@ -30,6 +30,8 @@ pub struct Sessions {
     state: RwLock<State>,
     /// Sessions open per kind (their dialect), for operators to see.
     kinds: Mutex<BTreeMap<&'static str, usize>>,
+    /// Told when the last counted session is gone.
+    gone: tokio::sync::Notify,
 }
 
 /// One open session of a kind, counted until dropped.
@@ -47,6 +49,9 @@ impl Drop for Counted {
             if *count == 0 {
                 kinds.remove(self.kind);
             }
+        }
+        if kinds.is_empty() {
+            self.sessions.gone.notify_waiters();
         }
     }
 }
@@ -194,6 +199,20 @@ impl Sessions {
         Counted {
             sessions: self.clone(),
             kind,
+        }
+    }
+
+    /// Once no counted session is left (each is counted until its connection is done with,
+    /// its goodbye said).
+    pub async fn all_gone(&self) {
+        loop {
+            let gone = self.gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.kinds.lock().unwrap().is_empty() {
+                return;
+            }
+            gone.await;
         }
     }
 
@@ -358,8 +377,8 @@ mod tests {
         assert_eq!(ended, Ended::TooSlow);
     }
 
-    #[test]
-    fn sessions_are_counted_per_kind_while_open() {
+    #[tokio::test]
+    async fn sessions_are_counted_per_kind_while_open() {
         let sessions = Arc::new(Sessions::default());
         let hooks = sessions.counted("hooks");
         let more_hooks = sessions.counted("hooks");
@@ -367,8 +386,11 @@ mod tests {
         assert_eq!(sessions.counts(), [("hooks", 2), ("hooligram", 1)]);
         drop((hooks, hooligram));
         assert_eq!(sessions.counts(), [("hooks", 1)]);
+        let gone = tokio::time::timeout(std::time::Duration::from_millis(50), sessions.all_gone());
+        assert!(gone.await.is_err(), "one is left");
         drop(more_hooks);
         assert!(sessions.counts().is_empty());
+        sessions.all_gone().await;
     }
 
     #[tokio::test]

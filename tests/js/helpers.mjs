@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 export const clients = {
   v2: require('socket.io-client-v2'),
+  v3: require('socket.io-client-v3').io,
   v4: require('socket.io-client-v4').io,
 };
 const WebSocket = require('ws');

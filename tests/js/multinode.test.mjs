@@ -7,12 +7,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import {
-  signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call, chatNum,
-  Hooligram, hooligramUser, likedPair,
+  clients, signup, createChannel, connect, nextEvent, collect, emitAck, bearer, hooksAccount, openSocket, call,
+  chatNum, Hooligram, hooligramUser, likedPair,
 } from './helpers.mjs';
 import { env, LOGS, sleep, freePort, startPalaver, twoNodes, connections } from './nodes.mjs';
 
@@ -302,41 +302,67 @@ test('hooligram groups, messages and receipts span the nodes', async () => {
   }
 });
 
-test('on SIGTERM a node closes its connections so that python-socketio clients come back by themselves', async () => {
+// A rolling deploy: SIGTERM, a clean exit, and the node back on the same address. Plain
+// WebSockets are told 1001 before anything is cut; long-polls waiting for data are cut at
+// once rather than waited for; and every Socket.IO client (python-socketio over WebSocket
+// and polling, socket.io-client 2, 3 and 4 over polling) comes back by itself.
+test('on SIGTERM a node says goodbye at once, and every Socket.IO client comes back by itself', async () => {
   const three = await startNode('three');
   const ada = await signup('ada', three.base);
-  // Each client prints "connect" and "disconnect <reason>" lines.
-  const clients = ['websocket', 'polling'].map((transport) => {
+  const fan = await hooksAccount('fan', three.base);
+  // Each python client prints "connect" and "disconnect <reason>" lines.
+  const python = ['websocket', 'polling'].map((transport) => {
     const child = spawn(PYTHON_SOCKETIO, [join(import.meta.dirname, '../python/reconnecting_client.py'), three.base, ada.token, transport]);
     child.lines = [];
     child.stdout.on('data', (data) => child.lines.push(...data.toString().split('\n').filter(Boolean)));
     child.stderr.pipe(createWriteStream(join(LOGS, `python-${transport}.log`), { flags: 'a' }));
     return child;
   });
+  // Apps on long-polling only, reconnecting as apps do: each counts its connections.
+  const apps = ['v2', 'v3', 'v4'].map((version) => {
+    const socket = clients[version](three.base, {
+      transports: ['polling'], forceNew: true, reconnectionDelay: 200, reconnectionDelayMax: 1000,
+      ...(version === 'v2' ? { query: { token: ada.token } } : { auth: { token: ada.token } }),
+    });
+    socket.connects = 0;
+    socket.on('connect', () => { socket.connects += 1; });
+    return track(socket);
+  });
+  const notifications = track(await openSocket('/ws/notification/', fan.token, { base: three.base }));
+  const phoneApp = track(await hooligramUser(three.base));
+  const phoneClosed = new Promise((resolve) => phoneApp.socket.once('close', resolve));
   const until = async (what, ok) => {
     for (let i = 0; i < 150 && !ok(); i++) await sleep(100);
-    assert.ok(ok(), `${what}: ${JSON.stringify(clients.map((c) => c.lines))}`);
+    assert.ok(ok(), `${what}: ${JSON.stringify(python.map((c) => c.lines))} ${apps.map((a) => a.connects)}`);
   };
+  const log = join(LOGS, 'multinode-three.log');
   try {
-    await until('both connect', () => clients.every((c) => c.lines.includes('connect')));
+    await until('all connect', () => python.every((c) => c.lines.includes('connect')) && apps.every((a) => a.connects === 1));
+    await sleep(300); // each polling app is waiting on a long-poll now
 
-    // A rolling deploy: SIGTERM, a clean exit, and the node back on the same address.
+    const logged = readFileSync(log, 'utf8').length;
     const port = Number(new URL(three.base).port);
     three.child.kill('SIGTERM');
     assert.equal(await three.child.exited, 0);
-    await until('both see the transport close', () => clients.every((c) => c.lines.some((l) => l.startsWith('disconnect'))));
-    for (const c of clients) {
+    assert.equal((await notifications.closed).code, 1001);
+    assert.equal(await phoneClosed, 1001);
+    const stopping = readFileSync(log, 'utf8').slice(logged);
+    assert.match(stopping, /every connection left is cut/);
+    assert.doesNotMatch(stopping, /after the grace period/, 'no long-poll held the node for the grace period');
+    await until('the python clients see the transport close', () => python.every((c) => c.lines.some((l) => l.startsWith('disconnect'))));
+    for (const c of python) {
       assert.ok(!c.lines.includes('disconnect io server disconnect'), JSON.stringify(c.lines));
     }
+
     const again = await startNode('three', port);
     try {
-      await until('both reconnect', () => clients.every((c) => c.lines.filter((l) => l === 'connect').length === 2));
+      await until('all reconnect', () => python.every((c) => c.lines.filter((l) => l === 'connect').length === 2)
+        && apps.every((a) => a.connects === 2));
     } finally {
-      again.child.kill('SIGTERM');
-      await again.child.exited;
+      await again.stop();
     }
   } finally {
-    for (const c of clients) c.kill();
+    for (const c of python) c.kill();
   }
 });
 
