@@ -280,6 +280,57 @@ async fn a_chat_socket_that_says_what_it_saw_last_is_sent_what_it_missed() {
 }
 
 #[tokio::test]
+async fn what_is_said_during_a_replay_is_sent_once_and_in_order() {
+    const SINCE: usize = 300;
+    const DURING: usize = 40;
+    let ts = TestServer::start().await;
+    let (saliu, rebecca) = ts.confirmed_pair().await;
+    let mut saliu_socket = ws_open(&ts, &format!("/ws/chat/{}/", rebecca.num), &saliu.access).await;
+    until_online(&ts, &saliu).await;
+    say(&mut saliu_socket, json!({ "message": "before" })).await;
+    let before = ws_next(&mut saliu_socket).await;
+
+    // Saliu said a lot since, and keeps talking while Rebecca comes back saying she saw
+    // "before": her replay and his new messages overlap.
+    let (author, other) = (
+        ts.user(&saliu.num.to_string()).await,
+        ts.user(&rebecca.num.to_string()).await,
+    );
+    let app = ts.server.app.clone();
+    let chat = app.open_chat_session(&author, &other).await.unwrap();
+    for i in 0..SINCE {
+        app.post_message(&author, &chat, &format!("since {i}"))
+            .await
+            .unwrap();
+    }
+    let url = format!(
+        "ws://{}/ws/chat/{}/?token={}&last_seen={}",
+        ts.server.addr, saliu.num, rebecca.access, before["id"]
+    );
+    let (mut rebecca_socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let talking = tokio::spawn(async move {
+        for i in 0..DURING {
+            app.post_message(&author, &chat, &format!("during {i}"))
+                .await
+                .unwrap();
+        }
+    });
+    talking.await.unwrap();
+
+    // She hears every message after "before" exactly once, in the order Saliu's socket did.
+    let mut said = Vec::new();
+    let mut heard = Vec::new();
+    for _ in 0..SINCE + DURING {
+        said.push(ws_next(&mut saliu_socket).await["id"].clone());
+        heard.push(ws_next(&mut rebecca_socket).await["id"].clone());
+    }
+    assert_eq!(heard, said);
+    say(&mut saliu_socket, json!({ "message": "after" })).await;
+    assert_eq!(ws_next(&mut rebecca_socket).await["message"], "after");
+    ts.stop().await;
+}
+
+#[tokio::test]
 async fn a_client_close_is_answered() {
     let ts = TestServer::start().await;
     let ada = ts.hooks_account("ada@example.org", "Fan").await;

@@ -92,30 +92,44 @@ async fn serve_session(
 ) {
     let mut conn = Connection::open(app, socket);
     conn.sign_in(user.clone()).await;
-    if let Some(last_seen) = last_seen
-        && let Err(e) = replay(app, &mut conn, &chat, last_seen).await
-    {
-        tracing::warn!(user = %user.id, chat = %chat.id, "could not replay missed messages: {e}");
-    }
+    // Live first, so that nothing said during the replay falls between the two: what the
+    // room delivers meanwhile waits in the session's queue, and what was replayed is dropped.
     conn.join(&chat_room(&chat));
-    conn.run(Session { user, chat }).await;
+    let mut replayed_through = None;
+    if let Some(last_seen) = last_seen {
+        match replay(app, &mut conn, &chat, last_seen).await {
+            Ok(last) => replayed_through = last,
+            Err(e) => {
+                tracing::warn!(user = %user.id, chat = %chat.id, "could not replay missed messages: {e}")
+            }
+        }
+    }
+    conn.run(Session {
+        user,
+        chat,
+        replayed_through,
+    })
+    .await;
 }
 
+/// Send what was said after `last_seen`; the id of the last message sent.
 async fn replay(
     app: &App,
     conn: &mut Connection,
     chat: &Chat,
     last_seen: i64,
-) -> Result<(), Error> {
+) -> Result<Option<i64>, Error> {
     let mut replay = app.replay(chat, last_seen).await?;
+    let mut last = None;
     while let Some((message, author)) = app.next_missed(&mut replay).await? {
         let mut frame = views::message(&message, &author);
         frame["session_id"] = chat.num.into();
         if conn.send(frame.to_string()).await.is_err() {
             break;
         }
+        last = Some(message.num);
     }
-    Ok(())
+    Ok(last)
 }
 
 async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
@@ -142,6 +156,13 @@ impl Protocol for Listening {
 struct Session {
     user: User,
     chat: Chat,
+    /// The last message the replay sent: live frames up to it were already sent.
+    replayed_through: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct Delivered {
+    id: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -181,5 +202,23 @@ impl Protocol for Session {
 
     async fn on_refused(&mut self, conn: &mut Connection, err: Error) -> Result<(), Close> {
         answer_error(conn, err).await
+    }
+
+    /// Only the frames that overlapped the replay are read, until the first one past it.
+    fn on_delivery(&mut self, frame: &str) -> bool {
+        let Some(through) = self.replayed_through else {
+            return true;
+        };
+        match serde_json::from_str::<Delivered>(frame)
+            .ok()
+            .and_then(|d| d.id)
+        {
+            Some(id) if id <= through => false,
+            Some(_) => {
+                self.replayed_through = None;
+                true
+            }
+            None => true,
+        }
     }
 }
