@@ -109,6 +109,17 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 1000)]
     pub max_connections_per_address: usize,
 
+    /// Proxies (balancers) whose word on the client's address is taken: addresses and CIDR
+    /// blocks, comma-separated. Empty: every peer is the client itself.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
+
+    /// Whether the trusted proxies start each connection with a PROXY protocol header (v1 or
+    /// v2) naming the client, as HAProxy's `send-proxy-v2` does. Otherwise they name it in
+    /// `X-Forwarded-For` or `Forwarded`.
+    #[arg(long, env = "PROXY_PROTOCOL", default_value_t = false)]
+    pub proxy_protocol: bool,
+
     /// Accounts one client address may create a minute, after a burst as large: password
     /// sign-ups and accounts without a password alike.
     #[arg(long, env = "SIGN_UPS_PER_MINUTE", default_value_t = SIGN_UPS_PER_MINUTE)]
@@ -244,6 +255,8 @@ impl Config {
             request_timeout: 30,
             max_connections_per_address: 1000,
             sign_ups_per_minute: SIGN_UPS_PER_MINUTE,
+            trusted_proxies: String::new(),
+            proxy_protocol: false,
             cors_origins: "*".to_owned(),
             admin_username: None,
             admin_password_hash: None,

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod hooligram;
 pub mod http;
 pub mod media;
+pub mod proxies;
 pub mod push;
 pub mod realtime;
 pub mod requests;
@@ -44,6 +45,7 @@ use crate::config::Config;
 use crate::core::accounts::SignInLimits;
 use crate::core::{App, Core, Tokens};
 use crate::http::origins::{self, Origins};
+use crate::proxies::Proxies;
 use crate::realtime::admin::Operators;
 use crate::realtime::admin::page::Page;
 use crate::store::Store;
@@ -149,6 +151,10 @@ impl Server {
         let limits = serve::Limits {
             header_timeout: Duration::from_secs(config.header_timeout),
             per_address: config.max_connections_per_address,
+            proxies: Arc::new(Proxies::parse(
+                &config.trusted_proxies,
+                config.proxy_protocol,
+            )?),
         };
         let listener = TcpListener::bind((config.host, config.port)).await?;
         let addr = listener.local_addr()?;
@@ -211,6 +217,26 @@ async fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
     (StatusCode::NOT_FOUND, axum::Json(body))
 }
 
+/// Each request's log lines say who made it: the client's address, as the connection found
+/// it (through a trusted proxy when there is one), and the request id it is answered with.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        client = client.as_deref(),
+        id = id,
+    )
+}
+
 /// Headers a page on another origin may read.
 fn exposed_headers() -> Vec<HeaderName> {
     vec![
@@ -245,6 +271,6 @@ fn routes(app: App, request_timeout: Duration, admin_page: Option<Arc<Page>>) ->
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(REQUEST_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }

@@ -17,7 +17,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,13 +29,14 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper::{Request, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower::{Service, ServiceExt};
 
+use crate::proxies::{self, Origin, Proxies};
 use crate::telemetry;
 
 /// How long requests in flight may take to finish once the server is stopping...
@@ -43,9 +44,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// ...and upgraded connections to say goodbye (a WebSocket's Close frame) after them.
 pub const FAREWELL_WAIT: Duration = Duration::from_secs(1);
 
+/// What a connection may do, and whom to believe about where it comes from.
+#[derive(Clone)]
 pub struct Limits {
+    /// To send a request's headers, and the longest a connection may go without a request
+    /// (its first one included, from the moment it is accepted).
     pub header_timeout: Duration,
+    /// Connections open at once per client address.
     pub per_address: usize,
+    pub proxies: Arc<Proxies>,
 }
 
 /// Serve `service` (every door of the app) on `listener` until `stop` completes. Then stop
@@ -87,43 +94,24 @@ where
             },
             () = &mut stop => break,
         };
-        let Some(slot) = open.take(peer.ip(), limits.per_address) else {
-            tracing::debug!(peer = %peer.ip(), "connection refused: too many open from this address");
-            metrics::counter!(telemetry::RATE_LIMITED, "scope" => "connections").increment(1);
-            continue;
-        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY not set: {e}");
         }
-        let app = service.clone();
-        let in_flight = in_flight.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            detach_head(&mut request);
-            let answering = in_flight.enter(&request);
-            let answer = app.clone().oneshot(request);
-            async move {
-                let answer = answer.await;
-                drop(answering);
-                answer
-            }
-        });
         let stream = Cuttable {
             inner: stream,
+            read_ahead: Vec::new(),
             cut: Box::pin(cut.clone().cancelled_owned()),
-            _slot: slot,
+            _slot: None,
         };
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        });
+        let connection = Connection {
+            stream,
+            peer,
+            service: service.clone(),
+            in_flight: in_flight.clone(),
+            open: open.clone(),
+            limits: limits.clone(),
+        };
+        tokio::spawn(connection.serve(builder.clone(), graceful.watcher()));
     }
     drop(listener);
     // Idle keep-alive connections close now; requests being answered are waited for, but not
@@ -151,6 +139,158 @@ where
     tracing::info!("stopping: every connection left is cut, so that its client reconnects");
     cut.cancel();
     Ok(())
+}
+
+/// One accepted connection, until it is served.
+struct Connection<S> {
+    stream: Cuttable,
+    peer: SocketAddr,
+    service: S,
+    in_flight: InFlight,
+    open: OpenConnections,
+    limits: Limits,
+}
+
+impl<S> Connection<S>
+where
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    /// Find where the client is, hold its address's slot, and serve its requests until it
+    /// goes, the server stops, or it stays idle past the deadline.
+    async fn serve(mut self, builder: auto::Builder<TokioExecutor>, graceful: Watcher) {
+        let peer = self.peer;
+        let proxies = self.limits.proxies.clone();
+        // The address the connection counts against, when there is one.
+        let mut client = (!proxies.trusts(peer.ip())).then_some(peer);
+        if proxies.sends_header(peer.ip()) {
+            let header = proxies::read_header(&mut self.stream);
+            match tokio::time::timeout(self.limits.header_timeout, header).await {
+                Ok(Ok((Origin::Client(address), read_ahead))) => {
+                    client = Some(address);
+                    self.stream.read_ahead = read_ahead;
+                }
+                Ok(Ok((Origin::Unknown, read_ahead))) => self.stream.read_ahead = read_ahead,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "connection from a proxy refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "connection from a proxy sent no PROXY header in time");
+                    return;
+                }
+            }
+        }
+        if let Some(client) = client {
+            let Some(slot) = self.open.take(client.ip(), self.limits.per_address) else {
+                tracing::debug!(client = %client.ip(), "connection refused: too many open from this address");
+                metrics::counter!(telemetry::RATE_LIMITED, "scope" => "connections").increment(1);
+                return;
+            };
+            self.stream._slot = Some(slot);
+        }
+        let activity = Activity::default();
+        let (app, in_flight, requests) = (self.service, self.in_flight, activity.clone());
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            // Behind a proxy that did not say in its header, the request says, if anyone.
+            let address = client
+                .or_else(|| {
+                    let forwarded = proxies.forwarded_client(request.headers())?;
+                    Some(SocketAddr::new(forwarded, 0))
+                })
+                .unwrap_or(peer);
+            request.extensions_mut().insert(ConnectInfo(address));
+            detach_head(&mut request);
+            let answering = (in_flight.enter(&request), requests.enter());
+            let answer = app.clone().oneshot(request);
+            async move {
+                // Until its body is sent: a download is still a request being answered.
+                let answer = answer.await?;
+                Ok::<_, Infallible>(answer.map(|body| {
+                    axum::body::Body::new(Answered {
+                        body,
+                        _answering: answering,
+                    })
+                }))
+            }
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(self.stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        let client = client.unwrap_or(peer);
+        tokio::select! {
+            served = connection => if let Err(e) = served {
+                tracing::debug!(%client, %peer, "connection ended: {e}");
+            },
+            () = activity.idle_for(self.limits.header_timeout) => {
+                tracing::debug!(%client, %peer, "connection closed: no request within {:?}", self.limits.header_timeout);
+            }
+        }
+    }
+}
+
+/// The requests of one connection: how many are being answered, and how many began.
+#[derive(Clone, Default)]
+struct Activity(Arc<(AtomicUsize, AtomicU64)>);
+
+/// A request of a connection being answered, counted until dropped.
+struct Requesting(Activity);
+
+impl Activity {
+    fn enter(&self) -> Requesting {
+        self.0.0.fetch_add(1, Ordering::AcqRel);
+        self.0.1.fetch_add(1, Ordering::AcqRel);
+        Requesting(self.clone())
+    }
+
+    /// Once a whole `period` went by with no request begun and none being answered: a
+    /// connection that never sent one (from the moment it was accepted: hyper's header
+    /// time-out only starts at the first byte), an idle keep-alive one, or an HTTP/2 one with
+    /// no stream. A long-poll is a request being answered; an upgraded connection is not
+    /// served here any more.
+    async fn idle_for(&self, period: Duration) {
+        loop {
+            let begun = self.0.1.load(Ordering::Acquire);
+            tokio::time::sleep(period).await;
+            let answering = self.0.0.load(Ordering::Acquire);
+            if answering == 0 && self.0.1.load(Ordering::Acquire) == begun {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Requesting {
+    fn drop(&mut self) {
+        self.0.0.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response's body, holding its request as being answered until it is all sent.
+struct Answered {
+    body: axum::body::Body,
+    _answering: (Option<Answering>, Requesting),
+}
+
+impl hyper::body::Body for Answered {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Requests being answered, but for long-polls: what a stopping node waits for.
@@ -236,8 +376,11 @@ fn detach_head<B>(request: &mut Request<B>) {
 /// long as it lives, upgraded or not.
 struct Cuttable {
     inner: TcpStream,
+    /// What was read before the first request (past a PROXY header): read first.
+    read_ahead: Vec<u8>,
     cut: Pin<Box<WaitForCancellationFutureOwned>>,
-    _slot: Slot,
+    /// The client address's slot, once known (none for a proxy's own connections).
+    _slot: Option<Slot>,
 }
 
 impl Cuttable {
@@ -253,6 +396,12 @@ impl AsyncRead for Cuttable {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         if self.is_cut(cx) {
+            return Poll::Ready(Ok(()));
+        }
+        if !self.read_ahead.is_empty() {
+            let n = self.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&self.read_ahead[..n]);
+            self.read_ahead.drain(..n);
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, buf)

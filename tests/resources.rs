@@ -319,3 +319,194 @@ async fn metrics_are_scraped_as_prometheus_text() {
     drop(socket);
     s.stop().await;
 }
+
+/// Sign-ups from `http` (with `forwarded` as `X-Forwarded-For`), one after the other: the
+/// statuses answered.
+async fn sign_ups(
+    s: &common::TestServer,
+    http: &reqwest::Client,
+    forwarded: Option<&str>,
+    tag: &str,
+    count: usize,
+) -> Vec<StatusCode> {
+    let mut statuses = Vec::new();
+    for i in 0..count {
+        let mut request = http
+            .post(s.url("/user/signup/"))
+            .json(&sign_up_body(tag, i));
+        if let Some(client) = forwarded {
+            request = request.header("x-forwarded-for", client);
+        }
+        statuses.push(request.send().await.unwrap().status());
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
+    use StatusCode as S;
+    let s = common::TestServer::start_configured(|config| {
+        config.trusted_proxies = "127.0.0.1, 10.0.0.0/8".to_owned();
+        config.sign_ups_per_minute = std::num::NonZeroU32::new(2).unwrap();
+        config.max_connections_per_address = 2;
+    })
+    .await;
+    let created_then_refused = vec![S::CREATED, S::CREATED, S::TOO_MANY_REQUESTS];
+
+    // Through the proxy, each client has its own allowance, named by the right-most hop the
+    // proxies did not add.
+    let proxy = client_from(1);
+    let first = sign_ups(&s, &proxy, Some("203.0.113.1"), "first", 3).await;
+    assert_eq!(first, created_then_refused);
+    let second = sign_ups(
+        &s,
+        &proxy,
+        Some("6.6.6.6, 203.0.113.2, 10.0.0.5"),
+        "second",
+        3,
+    )
+    .await;
+    assert_eq!(second, created_then_refused);
+
+    // A peer that is no trusted proxy is the client, whatever it says.
+    let direct = client_from(51);
+    let forged = sign_ups(&s, &direct, Some("203.0.113.3"), "forged", 3).await;
+    assert_eq!(forged, created_then_refused);
+    let again = sign_ups(&s, &direct, Some("203.0.113.4"), "forged-again", 1).await;
+    assert_eq!(again, vec![S::TOO_MANY_REQUESTS]);
+
+    // The proxy's own connections are not capped per address (its clients are, by name).
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let mut stream = connect_from(s.server.addr, 1).await;
+        use tokio::io::AsyncWriteExt;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    let answer = client_from(1).get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(answer.status(), S::OK, "a sixth connection from the proxy");
+    s.stop().await;
+}
+
+/// A request on a new connection from 127.0.0.`last` that starts with `header`: what the
+/// server answered before closing, `None` if it kept the connection open for 3 s.
+async fn after_header(addr: std::net::SocketAddr, last: u8, header: &[u8]) -> Option<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = connect_from(addr, last).await;
+    stream.write_all(header).await.unwrap();
+    let _ = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    closed_by_server(&mut stream, Duration::from_secs(3)).await
+}
+
+#[tokio::test]
+async fn a_proxy_protocol_header_names_the_client() {
+    use tokio::io::AsyncWriteExt;
+    let s = common::TestServer::start_configured(|config| {
+        config.trusted_proxies = "127.0.0.1".to_owned();
+        config.proxy_protocol = true;
+        config.max_connections_per_address = 2;
+    })
+    .await;
+    let addr = s.server.addr;
+    let v1 = |client: &str| format!("PROXY TCP4 {client} 127.0.0.1 40000 80\r\n").into_bytes();
+    let ok = |answer: Option<String>| answer.is_some_and(|a| a.starts_with("HTTP/1.1 200"));
+
+    // Version 1 and version 2 (HAProxy's `send-proxy-v2`), and a health check's LOCAL one.
+    assert!(ok(after_header(addr, 1, &v1("203.0.113.20")).await));
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend([
+        0x21, 0x11, 0, 12, 203, 0, 113, 21, 127, 0, 0, 1, 0x9c, 0x40, 0, 80,
+    ]);
+    assert!(ok(after_header(addr, 1, &v2).await));
+    let local = [b"\r\n\r\n\0\r\nQUIT\n".as_slice(), &[0x20, 0x00, 0, 0]].concat();
+    assert!(ok(after_header(addr, 1, &local).await));
+
+    // Two connections held for one client through the proxy: its third is refused, another
+    // client's is served.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect_from(addr, 1).await;
+        stream.write_all(&v1("203.0.113.30")).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        after_header(addr, 1, &v1("203.0.113.30")).await.as_deref(),
+        Some(""),
+        "the client's third connection"
+    );
+    assert!(ok(after_header(addr, 1, &v1("203.0.113.31")).await));
+
+    // From the proxy, no header is no request; from anyone else, a header is not expected.
+    assert_eq!(after_header(addr, 1, b"").await.as_deref(), Some(""));
+    assert!(ok(after_header(addr, 52, b"").await));
+    drop(held);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_at_the_header_time_out() {
+    use tokio::io::AsyncWriteExt;
+    let s = common::TestServer::start_configured(|config| config.header_timeout = 1).await;
+    let addr = s.server.addr;
+    let within = Duration::from_secs(4);
+
+    // Not a byte sent.
+    let mut silent = connect_from(addr, 61).await;
+    assert!(
+        closed_by_server(&mut silent, within).await.is_some(),
+        "a silent connection"
+    );
+
+    // HTTP/2: the preface and settings, then no stream.
+    let mut h2 = connect_from(addr, 62).await;
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    assert!(
+        closed_by_server(&mut h2, within).await.is_some(),
+        "an idle HTTP/2 connection"
+    );
+
+    // HTTP/1.1 kept alive after its answer, then idle.
+    let mut kept = connect_from(addr, 63).await;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = closed_by_server(&mut kept, within).await;
+    assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+
+    // A WebSocket lives on its own pings, past the deadline.
+    let stream = connect_from(addr, 64).await;
+    let (mut socket, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v2"), stream)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    use futures::SinkExt;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Ping(
+            vec![1].into(),
+        ))
+        .await
+        .unwrap();
+    use futures::StreamExt;
+    let pong = tokio::time::timeout(Duration::from_secs(2), socket.next()).await;
+    assert!(
+        matches!(
+            pong,
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Pong(_))))
+        ),
+        "{pong:?}"
+    );
+    s.stop().await;
+}
