@@ -65,6 +65,13 @@ install_tools() {
 }
 
 # Debian's Chromium for the browser tests (puppeteer-core drives it; it downloads none).
+install_balancer() {
+  say "installing HAProxy (Debian's, the load balancer in front of two nodes)"
+  if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then apt_install haproxy; fi
+  export TEST_HAPROXY
+  TEST_HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+}
+
 install_browser() {
   say "installing Chromium (Debian's, for the browser tests)"
   if [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi

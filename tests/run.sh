@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test. On a fresh machine with Rust, Python 3 and Node it installs what the tests
-# need (SecantusDB and moto from PyPI, Debian's redis-server and chromium, socket.io-client and
+# need (SecantusDB and moto from PyPI, Debian's redis-server, haproxy and chromium, socket.io-client and
 # puppeteer-core from npm), starts them on 127.0.0.1 only, runs the Rust tests and the
 # JavaScript client tests (browser apps among them, in headless Chromium), and stops
 # everything it started.
@@ -10,6 +10,7 @@ cd "$ROOT"
 
 install_tools
 install_browser
+install_balancer
 say "building"
 cargo build --workspace --all-targets --locked
 start_database
