@@ -114,6 +114,12 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
 
+    /// Seconds a stopping node keeps serving, new connections included, while `/readyz`
+    /// answers 503: time for a balancer's health checks to take it out of rotation before it
+    /// stops accepting, so that no client is sent to a node that refuses it.
+    #[arg(long, env = "DRAIN_TIME", default_value_t = 0.0)]
+    pub drain_time: f64,
+
     /// Whether the trusted proxies start each connection with a PROXY protocol header (v1 or
     /// v2) naming the client, as HAProxy's `send-proxy-v2` does. Otherwise they name it in
     /// `X-Forwarded-For` or `Forwarded`.
@@ -256,6 +262,7 @@ impl Config {
             max_connections_per_address: 1000,
             sign_ups_per_minute: SIGN_UPS_PER_MINUTE,
             trusted_proxies: String::new(),
+            drain_time: 0.0,
             proxy_protocol: false,
             cors_origins: "*".to_owned(),
             admin_username: None,

@@ -66,6 +66,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub app: App,
     shutdown: oneshot::Sender<()>,
+    /// How long the node keeps serving once told to stop (`DRAIN_TIME`).
+    drain: Duration,
     task: JoinHandle<std::io::Result<()>>,
 }
 
@@ -162,12 +164,18 @@ impl Server {
         let sessions = app.hub.sessions().clone();
         let said_goodbye = sessions.clone();
         let stopping = app.clone();
+        let drain = Duration::try_from_secs_f64(config.drain_time)
+            .context("DRAIN_TIME: a number of seconds")?;
         let stop = async move {
             let _ = stop.await;
-            // Balancers hear first, then plain WebSockets are told the server is going away
-            // (1001); Socket.IO connections are cut with the rest (see `serve`), so that
-            // every client reconnects.
+            // Balancers hear first, and have `drain` to stop sending clients here; then plain
+            // WebSockets are told the server is going away (1001); Socket.IO connections are
+            // cut with the rest (see `serve`), so that every client reconnects elsewhere.
             stopping.begin_stopping();
+            if !drain.is_zero() {
+                tracing::info!("stopping: serving {drain:?} more while balancers drain this node");
+                tokio::time::sleep(drain).await;
+            }
             sessions.close_all(Closing::Shutdown);
         };
         let farewells = async move { said_goodbye.all_gone().await };
@@ -177,6 +185,7 @@ impl Server {
             addr,
             app,
             shutdown,
+            drain,
             task,
         })
     }
@@ -186,7 +195,7 @@ impl Server {
     /// and send what is still queued.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
-        let bound = serve::SHUTDOWN_GRACE + Duration::from_secs(5);
+        let bound = self.drain + serve::SHUTDOWN_GRACE + Duration::from_secs(5);
         tokio::time::timeout(bound, self.task).await???;
         let flushed = async {
             // The last messages' chat activity is queued, not yet written.

@@ -13,7 +13,8 @@ const { track, closeAll } = connections();
 let cluster;
 
 before(async () => {
-  cluster = await balancedNodes('balancer', { MONGODB_DATABASE: DATABASE, SIGN_UPS_PER_MINUTE: '20' });
+  // A stopping node serves on for a second while HAProxy's checks (every 500 ms) take it out.
+  cluster = await balancedNodes('balancer', { MONGODB_DATABASE: DATABASE, SIGN_UPS_PER_MINUTE: '20', DRAIN_TIME: '1' });
 });
 
 after(async () => {
@@ -160,6 +161,7 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
   const [onOne] = await cluster.addressesOn(0, 1, 160);
   const [onTwo] = await cluster.addressesOn(1, 1, 160);
   const errors = [];
+  const began = Date.now();
   // Receivers: Bob on each node, over WebSocket and over polling then upgrade; each asks on
   // every (re)connection for what came after the last message it saw.
   const receivers = [];
@@ -170,7 +172,7 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
     socket.io.reconnectionDelay(100);
     socket.io.reconnectionDelayMax(500);
     socket.on('message', (m) => seen.push({ id: m.id, at: Date.now() }));
-    socket.on('connect_error', (e) => errors.push(`connect_error: ${e.message}`));
+    socket.on('connect_error', (e) => errors.push(`receiver ${receivers.length} at ${Date.now() - began} ms: ${e.message}`));
     receivers.push({ socket, seen });
     await connected(socket);
   }
@@ -180,7 +182,7 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
     const socket = client('v4', ['websocket'], address, { token: ada.token, channels: [channel], reconnection: true });
     socket.io.reconnectionDelay(100);
     socket.io.reconnectionDelayMax(500);
-    socket.on('connect_error', (e) => errors.push(`connect_error: ${e.message}`));
+    socket.on('connect_error', (e) => errors.push(`sender ${senders.length} at ${Date.now() - began} ms: ${e.message}`));
     senders.push(socket);
     await connected(socket);
   }
@@ -192,7 +194,7 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
     for (let i = 0; sending; i++) {
       const sender = senders[i % 2];
       try {
-        const ack = await emitAck(sender, 'message', { content: `rolling ${i}`, channel }, 10000);
+        const ack = await emitAck(sender, 'message', { content: `rolling ${i}`, channel }, 3000);
         if (ack.id) acked.push(ack.id);
         else errors.push(`ack ${JSON.stringify(ack)}`);
       } catch {
@@ -203,21 +205,25 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
   })();
   await sleep(1500);
   const started = Date.now();
+  t.diagnostic(`restarting node one at ${started - began} ms`);
   await cluster.restart(0);
+  t.diagnostic(`node one back at ${Date.now() - began} ms`);
   await sleep(1500);
   await cluster.restart(1);
+  t.diagnostic(`node two back at ${Date.now() - began} ms`);
   await sleep(1500);
   sending = false;
   await send;
   const restartTook = Date.now() - started;
   await sleep(2000);
 
+  // History, newest page first (each page oldest first).
   const stored = [];
   for (;;) {
-    const after = stored.length ? `&after=${stored.at(-1)}` : '';
-    const page = await request(cluster.base, 'GET', `/messages?channel_id=${channel}&limit=100${after}`, { headers: { Authorisation: bob.token } });
+    const before = stored.length ? `&before=${stored[0]}` : '';
+    const page = await request(cluster.base, 'GET', `/messages?channel_id=${channel}&limit=100${before}`, { headers: { Authorisation: bob.token } });
     assert.equal(page.status, 200);
-    stored.push(...page.body.messages.map((m) => m.id));
+    stored.unshift(...page.body.messages.map((m) => m.id));
     if (page.body.messages.length < 100) break;
   }
   const figures = { acknowledged: acked.length, unacknowledged: unacked, stored: stored.length, restartMs: restartTook };
@@ -234,7 +240,7 @@ test('a rolling restart through the balancer loses, repeats and reorders nothing
   t.diagnostic(JSON.stringify(figures));
   console.log('rolling restart:', JSON.stringify(figures));
   for (const id of acked) assert.ok(stored.includes(id), `acknowledged ${id} is stored`);
-  assert.ok(acked.length > 50, `${acked.length} acknowledged`);
+  assert.ok(acked.length > 20, `${acked.length} acknowledged`);
   assert.deepEqual(errors, []);
 });
 
