@@ -66,6 +66,19 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
     let rest = drain(app, &mut replay).await;
     assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), [during.id]);
 
+    // One stored once the replay's rounds are spent, before the client joined the room: the
+    // round after the join finds it.
+    assert!(drain(app, &mut replay).await.is_empty());
+    let gap = app
+        .post_message(&bob.user, &chat, "in the gap")
+        .await
+        .unwrap()
+        .message;
+    assert!(drain(app, &mut replay).await.is_empty(), "no round left");
+    replay.joined();
+    let filled = drain(app, &mut replay).await;
+    assert_eq!(filled.iter().map(|m| m.id).collect::<Vec<_>>(), [gap.id]);
+
     // The last message seen was deleted since: what came after it is still found.
     let gone = &posted[posted.len() - 2];
     let author = [&ada.user, &bob.user]
@@ -77,7 +90,7 @@ async fn a_chat_numbers_its_messages_and_replays_the_newest_missed() {
     let after = drain(app, &mut replay).await;
     assert_eq!(
         after.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [posted.last().unwrap().id, during.id]
+        [posted.last().unwrap().id, during.id, gap.id]
     );
 
     // History pages by the same order.

@@ -11,6 +11,7 @@ use super::wire::{ChannelsWire, DeletedView, MessageView};
 use super::{DIALECT, chat_room};
 use crate::auth::TokenForm;
 use crate::core::App;
+use crate::core::messages::Replay;
 use crate::error::Error;
 use crate::http::Wire;
 use crate::http::ids::{NumericId, parse_id};
@@ -83,26 +84,38 @@ impl SocketDialect for ChannelsSocket {
         })
     }
 
-    /// Send each chat's missed messages in order, then join its room: what is posted after
-    /// the last round arrives live.
+    /// Send each chat's missed messages in order, then join its room, then what was stored
+    /// meanwhile: what is posted after the join arrives live.
     fn connected(&self, app: App, socket: Socket, _user: User) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let Some(CatchUp(chats)) = socket.extensions.remove::<CatchUp>() else {
                 return;
             };
             for (chat, last_seen) in chats {
-                if let Err(e) = replay(&app, &socket, &chat, last_seen).await {
+                let room = chat_room(&chat.id.to_hex()).as_str().to_owned();
+                let caught_up = async {
+                    let mut replay = app.replay(&chat, last_seen).await?;
+                    send_missed(&app, &socket, &chat, &mut replay).await?;
+                    socket.join(room.clone());
+                    replay.joined();
+                    send_missed(&app, &socket, &chat, &mut replay).await
+                };
+                if let Err(e) = caught_up.await {
                     tracing::warn!(sid = %socket.id, chat = %chat.id, "could not replay missed messages: {e}");
+                    socket.join(room);
                 }
-                socket.join(chat_room(&chat.id.to_hex()).as_str().to_owned());
             }
         })
     }
 }
 
-async fn replay(app: &App, socket: &Socket, chat: &Chat, last_seen: i64) -> Result<(), Error> {
-    let mut replay = app.replay(chat, last_seen).await?;
-    while let Some((message, author)) = app.next_missed(&mut replay).await? {
+async fn send_missed(
+    app: &App,
+    socket: &Socket,
+    chat: &Chat,
+    replay: &mut Replay,
+) -> Result<(), Error> {
+    while let Some((message, author)) = app.next_missed(replay).await? {
         let view = MessageView::new(&message, &author, chat.num);
         if socket.emit("message", &view).is_err() {
             break;

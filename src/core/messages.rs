@@ -150,6 +150,16 @@ pub struct Replay {
     pending: VecDeque<(Message, User)>,
 }
 
+impl Replay {
+    /// The client now hears the chat live: one more round fills the gap between the round that
+    /// found nothing and the join. A transport that cannot drop what it already sent (a
+    /// Socket.IO room) may then send a message twice, one stored before that round and
+    /// delivered live after the join, rather than lose one stored in the gap.
+    pub fn joined(&mut self) {
+        self.rounds = self.rounds.min(REPLAY_ROUNDS - 1);
+    }
+}
+
 impl Core {
     /// Whether `author` may post in `chat` now: a member; in a one-to-one chat, neither
     /// blocked the other, and not the asker of a declined request; in a group that allows no
