@@ -166,6 +166,28 @@ async fn connect_from(addr: std::net::SocketAddr, last: u8) -> tokio::net::TcpSt
     socket.connect(addr).await.unwrap()
 }
 
+/// `count` connections from 127.0.0.`last`, each sending `header` and then a request, kept
+/// open after their answers.
+async fn hold(
+    addr: std::net::SocketAddr,
+    last: u8,
+    header: &[u8],
+    count: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let mut stream = connect_from(addr, last).await;
+        stream.write_all(header).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    held
+}
+
 #[tokio::test]
 async fn slow_clients_cannot_hold_connections() {
     use tokio::io::AsyncWriteExt;
@@ -217,15 +239,7 @@ async fn slow_clients_cannot_hold_connections() {
 
     // Four open connections from one address; the fifth is closed at once, while another
     // address is served.
-    let mut held = Vec::new();
-    for _ in 0..4 {
-        let mut stream = connect_from(addr, 43).await;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        held.push(stream);
-    }
+    let held = hold(addr, 43, b"", 4).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut fifth = connect_from(addr, 43).await;
     let _ = fifth
@@ -376,16 +390,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
     assert_eq!(again, vec![S::TOO_MANY_REQUESTS]);
 
     // The proxy's own connections are not capped per address (its clients are, by name).
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        let mut stream = connect_from(s.server.addr, 1).await;
-        use tokio::io::AsyncWriteExt;
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        held.push(stream);
-    }
+    let _held = hold(s.server.addr, 1, b"", 5).await;
     let answer = client_from(1).get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(answer.status(), S::OK, "a sixth connection from the proxy");
     s.stop().await;
@@ -405,7 +410,6 @@ async fn after_header(addr: std::net::SocketAddr, last: u8, header: &[u8]) -> Op
 
 #[tokio::test]
 async fn a_proxy_protocol_header_names_the_client() {
-    use tokio::io::AsyncWriteExt;
     let s = common::TestServer::start_configured(|config| {
         config.trusted_proxies = "127.0.0.1".to_owned();
         config.proxy_protocol = true;
@@ -428,16 +432,7 @@ async fn a_proxy_protocol_header_names_the_client() {
 
     // Two connections held for one client through the proxy: its third is refused, another
     // client's is served.
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut stream = connect_from(addr, 1).await;
-        stream.write_all(&v1("203.0.113.30")).await.unwrap();
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        held.push(stream);
-    }
+    let held = hold(addr, 1, &v1("203.0.113.30"), 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         after_header(addr, 1, &v1("203.0.113.30")).await.as_deref(),
@@ -458,33 +453,29 @@ async fn idle_connections_are_closed_at_the_header_time_out() {
     use tokio::io::AsyncWriteExt;
     let s = common::TestServer::start_configured(|config| config.header_timeout = 1).await;
     let addr = s.server.addr;
-    let within = Duration::from_secs(4);
 
-    // Not a byte sent.
-    let mut silent = connect_from(addr, 61).await;
-    assert!(
-        closed_by_server(&mut silent, within).await.is_some(),
-        "a silent connection"
-    );
-
+    // What the server sent before closing a connection from 127.0.0.`last` that sent `bytes`
+    // and then nothing; `None` if it is still open after 4 s.
+    let idle = async |last: u8, bytes: &[&[u8]]| {
+        let mut stream = connect_from(addr, last).await;
+        for part in bytes {
+            stream.write_all(part).await.unwrap();
+        }
+        closed_by_server(&mut stream, Duration::from_secs(4)).await
+    };
+    assert!(idle(61, &[]).await.is_some(), "not a byte sent");
     // HTTP/2: the preface and settings, then no stream.
-    let mut h2 = connect_from(addr, 62).await;
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        .await
-        .unwrap();
-    h2.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap();
+    let preface: &[&[u8]] = &[
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        &[0, 0, 0, 4, 0, 0, 0, 0, 0],
+    ];
     assert!(
-        closed_by_server(&mut h2, within).await.is_some(),
+        idle(62, preface).await.is_some(),
         "an idle HTTP/2 connection"
     );
-
     // HTTP/1.1 kept alive after its answer, then idle.
-    let mut kept = connect_from(addr, 63).await;
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let answer = closed_by_server(&mut kept, within).await;
-    assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+    let kept = idle(63, &[b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+    assert!(kept.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
 
     // A WebSocket lives on its own pings, past the deadline.
     let stream = connect_from(addr, 64).await;
