@@ -59,8 +59,10 @@ start_server() {
   port=$(free_port)
   case $1 in
     palaver)
+      # Every connection and every account of the load comes from 127.0.0.1.
       env HOST=127.0.0.1 PORT="$port" MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="bench_$2_$$" \
         JWT_SECRET="bench-$$" DATA_DIR="$(mktemp -d)" RUST_LOG=warn MAX_CONNECTIONS_PER_ADDRESS=100000 \
+        SIGN_UPS_PER_MINUTE=1000000 \
         "${SERVER_CPU[@]}" "$ROOT/target/release/palaver" >"$LOGS/bench-palaver.log" 2>&1 & ;;
     node)
       PORT=$port MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="bench_$2_$$" \
