@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::response::Response;
@@ -189,7 +189,7 @@ where
             };
             self.stream._slot = Some(slot);
         }
-        let activity = Activity::default();
+        let activity = Activity::new();
         let (app, in_flight, requests) = (self.service, self.in_flight, activity.clone());
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             // Behind a proxy that did not say in its header, the request says, if anyone.
@@ -230,32 +230,49 @@ where
     }
 }
 
-/// The requests of one connection: how many are being answered, and how many began.
-#[derive(Clone, Default)]
-struct Activity(Arc<(AtomicUsize, AtomicU64)>);
+/// The requests of one connection: how many are being answered, and when one last began or
+/// ended (in milliseconds since the connection was accepted).
+#[derive(Clone)]
+struct Activity(Arc<(AtomicUsize, AtomicU64, Instant)>);
 
 /// A request of a connection being answered, counted until dropped.
 struct Requesting(Activity);
 
 impl Activity {
+    fn new() -> Self {
+        Self(Arc::new((
+            AtomicUsize::new(0),
+            AtomicU64::new(0),
+            Instant::now(),
+        )))
+    }
+
+    fn touch(&self) {
+        let now = self.0.2.elapsed().as_millis() as u64;
+        self.0.1.fetch_max(now, Ordering::AcqRel);
+    }
+
     fn enter(&self) -> Requesting {
         self.0.0.fetch_add(1, Ordering::AcqRel);
-        self.0.1.fetch_add(1, Ordering::AcqRel);
+        self.touch();
         Requesting(self.clone())
     }
 
-    /// Once a whole `period` went by with no request begun and none being answered: a
-    /// connection that never sent one (from the moment it was accepted: hyper's header
-    /// time-out only starts at the first byte), an idle keep-alive one, or an HTTP/2 one with
-    /// no stream. A long-poll is a request being answered; an upgraded connection is not
-    /// served here any more.
+    /// Once `period` went by with no request being answered and none begun: a connection
+    /// that never sent one (from the moment it was accepted: hyper's header time-out only
+    /// starts at the first byte), an idle keep-alive one, or an HTTP/2 one with no stream. A
+    /// long-poll is a request being answered; an upgraded connection is not served here any
+    /// more.
     async fn idle_for(&self, period: Duration) {
+        let (answering, last, accepted) = &*self.0;
         loop {
-            let begun = self.0.1.load(Ordering::Acquire);
-            tokio::time::sleep(period).await;
-            let answering = self.0.0.load(Ordering::Acquire);
-            if answering == 0 && self.0.1.load(Ordering::Acquire) == begun {
+            let quiet_since = *accepted + Duration::from_millis(last.load(Ordering::Acquire));
+            if answering.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(period).await;
+            } else if quiet_since.elapsed() >= period {
                 return;
+            } else {
+                tokio::time::sleep_until((quiet_since + period).into()).await;
             }
         }
     }
@@ -263,6 +280,7 @@ impl Activity {
 
 impl Drop for Requesting {
     fn drop(&mut self) {
+        self.0.touch();
         self.0.0.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
