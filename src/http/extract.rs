@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use super::error::{HttpError, Unreadable, Wire};
 use crate::core::App;
 use crate::error::Error;
+use crate::realtime;
 use crate::store::User;
-use crate::telemetry;
 
 /// The signed-in caller, from wherever dialect `W`'s clients put their token. No token is
 /// `MissingCredentials`; a wrong, expired or revoked one is `Unauthorized`. A write (any
@@ -32,9 +32,8 @@ impl<W: Wire> FromRequestParts<App> for Caller<W> {
             .ok_or(Error::MissingCredentials)?;
         let user = app.authenticate(&token).await?;
         let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
-        if !reads.contains(&parts.method) && !app.hub.spend_event(&user.id.to_hex()) {
-            metrics::counter!(telemetry::RATE_LIMITED, "scope" => "user").increment(1);
-            return Err(Error::RateLimited.into());
+        if !reads.contains(&parts.method) {
+            realtime::spend_users(&app.hub, &user)?;
         }
         Ok(Self {
             user,

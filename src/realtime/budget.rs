@@ -31,15 +31,25 @@ impl EventBudget {
     /// Spend one event of the connection's, and of its user's when signed in (one budget for
     /// all of a user's connections, on every node), or refuse when either runs out.
     pub fn spend(&self, hub: &Hub, user: Option<&User>) -> Result<(), Error> {
-        let refused = |scope: &'static str| {
-            metrics::counter!(telemetry::RATE_LIMITED, "scope" => scope).increment(1);
-            Error::RateLimited
-        };
         metrics::counter!(telemetry::EVENTS_IN).increment(1);
         self.0.check().map_err(|_| refused("connection"))?;
         match user {
-            Some(user) if !hub.spend_event(&user.id.to_hex()) => Err(refused("user")),
-            _ => Ok(()),
+            Some(user) => spend_users(hub, user),
+            None => Ok(()),
         }
     }
+}
+
+/// Spend one event of `user`'s budget, shared by all their connections and REST writes, or
+/// refuse when it runs out.
+pub fn spend_users(hub: &Hub, user: &User) -> Result<(), Error> {
+    match hub.spend_event(&user.id.to_hex()) {
+        true => Ok(()),
+        false => Err(refused("user")),
+    }
+}
+
+fn refused(scope: &'static str) -> Error {
+    metrics::counter!(telemetry::RATE_LIMITED, "scope" => scope).increment(1);
+    Error::RateLimited
 }

@@ -11,7 +11,7 @@ mod driver;
 pub mod socketio;
 pub mod websocket;
 
-pub use budget::EventBudget;
+pub use budget::{EventBudget, spend_users};
 pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport};
 pub use websocket::{Close, Connection, Protocol, upgrade};
 
