@@ -170,29 +170,41 @@ impl Core {
         origin: Origin,
     ) -> Result<()> {
         self.erase(&membership, user).await?;
-        let remaining: Vec<Participant> = membership
-            .participants
-            .iter()
-            .filter(|p| p.id != me.id)
-            .cloned()
-            .collect();
-        let roster = self.roster(&remaining).await;
-        self.publish(ChatEvent::ParticipantRemoved {
-            members: membership.member_ids(),
-            chat: membership.chat.clone(),
-            removed: me,
-            by: user.clone(),
-            roster,
-            origin: origin.clone(),
-        })
-        .await;
+        let members = membership.member_ids();
+        let chat = membership.chat.clone();
+        self.announce_removal(membership, me, user, origin.clone())
+            .await;
         self.publish(ChatEvent::ChatDeleted {
-            members: membership.member_ids(),
-            chat: membership.chat,
+            members,
+            chat,
             origin,
         })
         .await;
         Ok(())
+    }
+
+    /// Tell the chat's members, `removed` included, that `removed` is out, and who remains:
+    /// the membership as it is now.
+    async fn announce_removal(
+        &self,
+        mut membership: Membership,
+        removed: Participant,
+        by: &User,
+        origin: Origin,
+    ) -> Membership {
+        let members = membership.member_ids();
+        membership.participants.retain(|p| p.id != removed.id);
+        let roster = self.roster(&membership.participants).await;
+        self.publish(ChatEvent::ParticipantRemoved {
+            members,
+            chat: membership.chat.clone(),
+            removed,
+            by: by.clone(),
+            roster,
+            origin,
+        })
+        .await;
+        membership
     }
 
     /// Remove a participant: oneself, or anyone when an admin. An admin always remains.
@@ -226,7 +238,7 @@ impl Core {
     /// everyone still in it.
     async fn drop_participant(
         &self,
-        mut membership: Membership,
+        membership: Membership,
         removed: Participant,
         by: &User,
         origin: Origin,
@@ -240,19 +252,7 @@ impl Core {
         if deleted.deleted_count == 0 {
             return Err(Error::NotFound("participant"));
         }
-        let members = membership.member_ids();
-        membership.participants.retain(|p| p.id != removed.id);
-        let roster = self.roster(&membership.participants).await;
-        self.publish(ChatEvent::ParticipantRemoved {
-            members,
-            chat: membership.chat.clone(),
-            removed,
-            by: by.clone(),
-            roster,
-            origin,
-        })
-        .await;
-        Ok(membership)
+        Ok(self.announce_removal(membership, removed, by, origin).await)
     }
 
     /// Grant or remove a participant's admin access. Admins cannot demote themselves.
