@@ -93,9 +93,7 @@ impl Server {
                 let link = RedisLink::connect(url)
                     .await
                     .context("connecting to Redis (REDIS_URL)")?;
-                rooms::Hub::clustered(push, link)
-                    .await
-                    .context("subscribing on Redis")?
+                rooms::Hub::clustered(push, link).await
             }
             None => rooms::Hub::single_node(push),
         };

@@ -1,6 +1,6 @@
 //! Many nodes sharing one Redis: a link with publish/subscribe that survives Redis restarts,
-//! presence that counts every node's connections, and WebSocket sessions that hear events
-//! raised on any node.
+//! and presence that counts every node's connections. What travels between nodes, and to
+//! which, is [`crate::routing`]'s business.
 //!
 //! When Redis is unreachable, each node goes on serving its own connections: publishing is
 //! skipped (the outage is logged once), presence falls back to this node's connections, and
@@ -15,15 +15,25 @@ use futures::future::BoxFuture;
 use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, RedisResult};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::UserId;
 use crate::presence::{LocalPresence, Presence};
-use crate::sessions::frame_of;
-use crate::{Closing, Outgoing, Room, Sessions, Transport, UserId};
 
 /// A message received on a channel: (channel, payload).
 pub type Message = (String, Vec<u8>);
+
+/// Takes every message on the channels under one prefix, on the link's reader: it must not
+/// block.
+pub type PrefixHandler = Box<dyn Fn(String, Vec<u8>) + Send + Sync>;
+
+/// Who takes what Redis pushes: one receiver per channel, or one handler for every channel
+/// under a prefix (the routed channels, too many to give each a queue).
+#[derive(Default)]
+struct Handlers {
+    channels: HashMap<String, mpsc::Sender<Message>>,
+    prefixes: Vec<(String, PrefixHandler)>,
+}
 
 /// How often the link checks that Redis answers (and notices it came back).
 const HEALTH_EVERY: Duration = Duration::from_secs(1);
@@ -35,7 +45,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisLink {
     node: String,
     manager: ConnectionManager,
-    handlers: Arc<RwLock<HashMap<String, mpsc::Sender<Message>>>>,
+    handlers: Arc<RwLock<Handlers>>,
     up: AtomicBool,
     returns: watch::Sender<u64>,
     drops: Arc<watch::Sender<u64>>,
@@ -53,7 +63,7 @@ impl std::fmt::Debug for RedisLink {
 /// Push messages go to whoever subscribed to their channel; one that cannot take it is
 /// counted in `drops`.
 fn dispatch(
-    handlers: &RwLock<HashMap<String, mpsc::Sender<Message>>>,
+    handlers: &RwLock<Handlers>,
     drops: &watch::Sender<u64>,
     push: PushInfo,
 ) {
@@ -71,7 +81,16 @@ fn dispatch(
         tracing::warn!("unreadable message from Redis");
         return;
     };
-    if let Some(handler) = handlers.read().unwrap().get(&channel)
+    let handlers = handlers.read().unwrap();
+    if let Some((_, handler)) = handlers
+        .prefixes
+        .iter()
+        .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
+    {
+        handler(channel, payload);
+        return;
+    }
+    if let Some(handler) = handlers.channels.get(&channel)
         && handler.try_send((channel.clone(), payload)).is_err()
     {
         tracing::warn!(%channel, "a Redis subscriber fell behind; message dropped");
@@ -98,7 +117,7 @@ impl RedisLink {
     /// Connect to Redis at `url`. Redis must answer now; later outages are ridden out.
     pub async fn connect(url: &str) -> RedisResult<Arc<Self>> {
         let client = redis::Client::open(resp3(url))?;
-        let handlers = Arc::new(RwLock::new(HashMap::new()));
+        let handlers = Arc::new(RwLock::new(Handlers::default()));
         let dispatching = handlers.clone();
         let drops = Arc::new(watch::channel(0).0);
         let dropping = drops.clone();
@@ -158,22 +177,35 @@ impl RedisLink {
     /// Publish to every node subscribed to `channel`. While Redis is unreachable this does
     /// nothing: the other nodes cannot be told, and this node must not wait.
     pub async fn publish(&self, channel: &str, payload: &[u8]) {
+        self.publish_counted(channel, payload).await;
+    }
+
+    /// Publish, and say how many subscribers (one per node) received it: `None` when it could
+    /// not be sent.
+    pub async fn publish_counted(&self, channel: &str, payload: &[u8]) -> Option<usize> {
         if !self.is_up() {
-            return;
+            return None;
         }
         let mut connection = self.connection();
-        let sent = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            redis::cmd("PUBLISH")
-                .arg(channel)
-                .arg(payload)
-                .query_async::<i64>(&mut connection),
-        )
-        .await;
-        match sent {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => self.lost(&e.to_string()),
-            Err(_) => self.lost("timed out"),
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(channel).arg(payload);
+        self.answered(publish.query_async::<usize>(&mut connection))
+            .await
+    }
+
+    /// The answer to a command, or `None` (and Redis counted as lost) when it fails or takes
+    /// longer than `COMMAND_TIMEOUT`.
+    async fn answered<T>(&self, command: impl Future<Output = RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(e)) => {
+                self.lost(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.lost("timed out");
+                None
+            }
         }
     }
 
@@ -213,14 +245,34 @@ impl RedisLink {
         self.handlers
             .write()
             .unwrap()
+            .channels
             .insert(channel.to_owned(), sender);
         self.connection().subscribe(channel).await?;
         Ok(receiver)
     }
 
     pub async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
-        self.handlers.write().unwrap().remove(channel);
+        self.handlers.write().unwrap().channels.remove(channel);
         self.connection().unsubscribe(channel).await
+    }
+
+    /// Hand every message on a channel under `prefix` to `handler`; which of those channels
+    /// this node hears is up to `listen` and `stop_listening`.
+    pub fn route_prefix(&self, prefix: &str, handler: PrefixHandler) {
+        let mut handlers = self.handlers.write().unwrap();
+        handlers.prefixes.push((prefix.to_owned(), handler));
+    }
+
+    /// Subscribe to these channels, in one command; true once Redis confirmed it.
+    pub async fn listen(&self, channels: &[String]) -> bool {
+        let mut connection = self.connection();
+        self.answered(connection.subscribe(channels)).await.is_some()
+    }
+
+    /// Unsubscribe from these channels, in one command.
+    pub async fn stop_listening(&self, channels: &[String]) -> bool {
+        let mut connection = self.connection();
+        self.answered(connection.unsubscribe(channels)).await.is_some()
     }
 
     /// How many connections (one per node) are subscribed to `channel`.
@@ -485,131 +537,6 @@ impl Presence for RedisPresence {
     }
 }
 
-/// The channel on which nodes tell each other what their WebSocket sessions should do.
-const SESSIONS_CHANNEL: &str = "palaver:sessions";
-/// Messages from other nodes waiting to be applied here.
-const SESSIONS_BUFFER: usize = 8192;
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SessionsWire {
-    node: String,
-    op: SessionsOp,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-enum SessionsOp {
-    /// `frame` is the text every session receives, encoded once by the node that raised it.
-    Emit {
-        rooms: Vec<Room>,
-        except: Option<Room>,
-        frame: String,
-    },
-    Join {
-        members_of: Room,
-        room: Room,
-    },
-    Leave {
-        members_of: Room,
-        room: Room,
-    },
-    Disconnect {
-        members_of: Room,
-        why: Closing,
-    },
-}
-
-/// This node's WebSocket sessions, reached from every node: each operation is applied here at
-/// once and published for the other nodes, which apply it to theirs.
-pub struct ClusterSessions {
-    local: Arc<Sessions>,
-    link: Arc<RedisLink>,
-}
-
-impl ClusterSessions {
-    pub async fn start(link: Arc<RedisLink>, local: Arc<Sessions>) -> RedisResult<Arc<Self>> {
-        let mut received = link.subscribe(SESSIONS_CHANNEL, SESSIONS_BUFFER).await?;
-        let node = link.node().to_owned();
-        let sessions = local.clone();
-        tokio::spawn(async move {
-            while let Some((_, payload)) = received.recv().await {
-                match serde_json::from_slice::<SessionsWire>(&payload) {
-                    Ok(wire) if wire.node == node => {}
-                    Ok(wire) => apply(&sessions, wire.op),
-                    Err(e) => tracing::warn!("unreadable sessions message from another node: {e}"),
-                }
-            }
-        });
-        Ok(Arc::new(Self { local, link }))
-    }
-
-    async fn tell_others(&self, op: SessionsOp) {
-        let wire = SessionsWire {
-            node: self.link.node().to_owned(),
-            op,
-        };
-        match serde_json::to_vec(&wire) {
-            Ok(payload) => self.link.publish(SESSIONS_CHANNEL, &payload).await,
-            Err(e) => tracing::error!("could not encode a sessions message: {e}"),
-        }
-    }
-}
-
-fn apply(sessions: &Sessions, op: SessionsOp) {
-    match op {
-        SessionsOp::Emit {
-            rooms,
-            except,
-            frame,
-        } => sessions.deliver(&rooms, except.as_ref(), &Arc::from(frame)),
-        SessionsOp::Join { members_of, room } => sessions.join_members(&members_of, &room),
-        SessionsOp::Leave { members_of, room } => sessions.leave_members(&members_of, &room),
-        SessionsOp::Disconnect { members_of, why } => sessions.disconnect_members(&members_of, why),
-    }
-}
-
-impl Transport for ClusterSessions {
-    fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let frame = frame_of(outgoing);
-            self.local
-                .deliver(&outgoing.rooms, outgoing.except.as_ref(), &frame);
-            self.tell_others(SessionsOp::Emit {
-                rooms: outgoing.rooms.clone(),
-                except: outgoing.except.clone(),
-                frame: frame.to_string(),
-            })
-            .await;
-        })
-    }
-
-    fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.local.join_members(members_of, room);
-            let (members_of, room) = (members_of.clone(), room.clone());
-            self.tell_others(SessionsOp::Join { members_of, room })
-                .await;
-        })
-    }
-
-    fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.local.leave_members(members_of, room);
-            let (members_of, room) = (members_of.clone(), room.clone());
-            self.tell_others(SessionsOp::Leave { members_of, room })
-                .await;
-        })
-    }
-
-    fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.local.disconnect_members(members_of, why);
-            let members_of = members_of.clone();
-            self.tell_others(SessionsOp::Disconnect { members_of, why })
-                .await;
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,7 +551,10 @@ mod tests {
             ],
         };
         let (sender, mut receiver) = mpsc::channel(1);
-        let handlers = RwLock::new(HashMap::from([("news".to_owned(), sender)]));
+        let handlers = RwLock::new(Handlers {
+            channels: HashMap::from([("news".to_owned(), sender)]),
+            prefixes: Vec::new(),
+        });
         let (drops, seen) = watch::channel(0);
         dispatch(&handlers, &drops, push("first"));
         assert_eq!(*seen.borrow(), 0);

@@ -4,7 +4,8 @@
 //! Transports (a Socket.IO server, the plain WebSocket sessions) do the actual sending, each to
 //! its own connections; a user with no live connection anywhere gets a push intent instead.
 //! Presence and fan-out work on one node by themselves, and across nodes on Redis
-//! ([`cluster`]). Nothing here knows HTTP or the database.
+//! ([`cluster`]), each node hearing only what concerns its own users ([`routing`]). Nothing
+//! here knows HTTP or the database.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -17,9 +18,11 @@ use serde::{Deserialize, Serialize};
 pub mod budget;
 pub mod cluster;
 mod presence;
+pub mod routing;
 mod sessions;
 
 pub use presence::{LocalPresence, Presence, PresenceGuard};
+pub use routing::Audience;
 pub use sessions::{Counted, Ended, SESSION_QUEUE, Session, Sessions};
 
 /// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
@@ -68,7 +71,7 @@ impl fmt::Display for Room {
 
 /// One event for the connections in some rooms, already rendered in its dialect's shape.
 /// A connection in several of the rooms gets it once.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outgoing {
     pub rooms: Vec<Room>,
     /// Connections in this room are left out (e.g. the device that made the change).
@@ -112,10 +115,13 @@ pub enum Closing {
     SignedOut,
     /// The server is stopping.
     Shutdown,
+    /// The node could not keep up with what concerns these connections: their clients should
+    /// reconnect and catch up.
+    FellBehind,
 }
 
-/// Something that can reach connections by room: a Socket.IO server, the WebSocket sessions.
-/// Each operation reaches the matching connections on every node.
+/// Something that can reach this node's connections by room: a Socket.IO server, the
+/// WebSocket sessions. The hub takes each operation to the other nodes concerned.
 pub trait Transport: Send + Sync + 'static {
     /// Send the event to every connection in its rooms.
     fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()>;
@@ -163,8 +169,11 @@ pub trait PushSink: Send + Sync + 'static {
     }
 }
 
-/// What one transport should do for one event: rooms to join and leave first, then events.
+/// What one dialect's transport should do for one event: rooms to join and leave first, then
+/// events.
 pub struct Route<'a> {
+    /// The dialect rendered for, whose transport carries it on every node.
+    pub dialect: &'static str,
     pub transport: &'a dyn Transport,
     /// (every connection in this room, joins this room)
     pub joins: &'a [(Room, Room)],
@@ -187,43 +196,62 @@ pub struct Hub {
     presence: Arc<dyn Presence>,
     push: Arc<dyn PushSink>,
     sessions: Arc<Sessions>,
-    /// The sessions as a transport: this node's only, or every node's through Redis.
-    sessions_transport: Arc<dyn Transport>,
     cluster: Option<Arc<cluster::RedisLink>>,
+    router: Option<Arc<routing::Router>>,
     budgets: budget::UserBudgets,
 }
+
+/// A live connection of a user: their presence, and (clustered) this node hearing what
+/// concerns them, until dropped.
+pub struct Attendance {
+    _presence: PresenceGuard,
+    _routing: Option<routing::Attending>,
+}
+
+/// The channels under which nodes route events to each other.
+const ROUTE_PREFIX: &str = "palaver:to:";
 
 impl Hub {
     /// A single node: presence is this process's connections, and nothing is shared.
     pub fn single_node(push: Arc<dyn PushSink>) -> Self {
-        let sessions = Arc::new(Sessions::default());
         Self {
             presence: Arc::new(LocalPresence::default()),
             push,
-            sessions_transport: sessions.clone(),
-            sessions,
+            sessions: Arc::default(),
             cluster: None,
+            router: None,
             budgets: budget::UserBudgets::new(None),
         }
     }
 
-    /// One node of many sharing `link`: presence is cluster-wide and sessions hear events
-    /// raised on any node.
-    pub async fn clustered(
-        push: Arc<dyn PushSink>,
-        link: Arc<cluster::RedisLink>,
-    ) -> Result<Self, redis::RedisError> {
-        let sessions = Arc::new(Sessions::default());
-        let sessions_transport =
-            cluster::ClusterSessions::start(link.clone(), sessions.clone()).await?;
-        Ok(Self {
+    /// One node of many sharing `link`: presence is cluster-wide, and this node hears the
+    /// events that concern its users, raised on any node.
+    pub async fn clustered(push: Arc<dyn PushSink>, link: Arc<cluster::RedisLink>) -> Self {
+        Self {
             presence: cluster::RedisPresence::start(link.clone()),
             push,
-            sessions_transport,
-            sessions,
+            sessions: Arc::default(),
             budgets: budget::UserBudgets::new(Some(link.clone())),
+            router: Some(routing::Router::start(link.clone(), ROUTE_PREFIX).await),
             cluster: Some(link),
-        })
+        }
+    }
+
+    /// The transport of each dialect, which events from other nodes are handed to.
+    pub fn set_transports(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
+        if let Some(router) = &self.router {
+            router.set_transports(transports);
+        }
+    }
+
+    /// How many messages this node heard from Redis about its users' events (0 alone).
+    pub fn messages_heard(&self) -> u64 {
+        self.router.as_ref().map_or(0, |r| r.heard_count())
+    }
+
+    /// How many Redis channels this node listens on (0 alone).
+    pub fn channels_listened(&self) -> usize {
+        self.router.as_ref().map_or(0, |r| r.listening())
     }
 
     /// This node's plain WebSocket sessions.
@@ -231,9 +259,9 @@ impl Hub {
         &self.sessions
     }
 
-    /// The WebSocket sessions as a transport (of every node, when clustered).
+    /// This node's WebSocket sessions as a transport.
     pub fn sessions_transport(&self) -> Arc<dyn Transport> {
-        self.sessions_transport.clone()
+        self.sessions.clone()
     }
 
     /// Spend one event of `user`'s, shared by all their connections (see `budget`); false
@@ -258,6 +286,34 @@ impl Hub {
         PresenceGuard::new(self.presence.clone(), user).await
     }
 
+    /// A live connection of `user`, a member of `chats` (read only when needed): once this
+    /// returns, every node sees the user online and this node hears what concerns them.
+    pub async fn attend(
+        &self,
+        user: &str,
+        chats: impl Future<Output = Vec<String>>,
+    ) -> Attendance {
+        let routing = match &self.router {
+            Some(router) => Some(router.attend(user, chats).await),
+            None => None,
+        };
+        Attendance {
+            _presence: self.connect(user).await,
+            _routing: routing,
+        }
+    }
+
+    /// Close every connection of `user`, through `transports` here and on every node.
+    pub async fn close_user(&self, transports: &[Arc<dyn Transport>], user: &str, why: Closing) {
+        let everywhere = Room::account(user);
+        for transport in transports {
+            transport.disconnect(&everywhere, why).await;
+        }
+        if let Some(router) = &self.router {
+            router.close_user(user, why).await;
+        }
+    }
+
     /// Of `users`, those with a live connection on any node (one query at most).
     pub async fn online_among(&self, users: &[UserId]) -> HashSet<UserId> {
         if users.is_empty() {
@@ -266,10 +322,12 @@ impl Hub {
         self.presence.online_among(users).await
     }
 
-    /// Carry out each route, then push to each recipient who has no live connection anywhere.
+    /// Carry out each route here and on the other nodes `audience` concerns, then push to
+    /// each recipient who has no live connection anywhere.
     pub async fn deliver_or_push(
         &self,
         routes: &[Route<'_>],
+        audience: &Audience,
         recipients: &[UserId],
         push: impl Fn(&UserId) -> Option<PushIntent>,
     ) -> Report {
@@ -283,6 +341,19 @@ impl Hub {
             for out in route.outgoing {
                 route.transport.emit(out).await;
             }
+        }
+        if let Some(router) = &self.router {
+            let steps = routes
+                .iter()
+                .filter(|r| !(r.joins.is_empty() && r.leaves.is_empty() && r.outgoing.is_empty()))
+                .map(|r| routing::StepOut {
+                    dialect: r.dialect,
+                    joins: r.joins,
+                    leaves: r.leaves,
+                    outgoing: r.outgoing,
+                })
+                .collect();
+            router.publish(audience, steps, None).await;
         }
         let online = self.online_among(recipients).await;
         let mut report = Report::default();
@@ -382,6 +453,7 @@ mod tests {
 
     fn route<'a>(transport: &'a Recording, outgoing: &'a [Outgoing]) -> Route<'a> {
         Route {
+            dialect: "channels",
             transport,
             joins: &[],
             leaves: &[],
@@ -408,7 +480,7 @@ mod tests {
         let recipients = vec!["ada".to_string(), "bob".to_string()];
 
         let report = hub
-            .deliver_or_push(&[route(&recording, &out)], &recipients, intent)
+            .deliver_or_push(&[route(&recording, &out)], &Audience::default(), &recipients, intent)
             .await;
 
         assert_eq!(report.online, vec!["ada".to_string()]);
@@ -436,7 +508,7 @@ mod tests {
     async fn no_push_when_the_event_does_not_warrant_one() {
         let (hub, recording) = hub();
         let report = hub
-            .deliver_or_push(&[], &["bob".to_string()], |_| None)
+            .deliver_or_push(&[], &Audience::default(), &["bob".to_string()], |_| None)
             .await;
         assert!(report.pushed.is_empty() && report.online.is_empty());
         assert_eq!(report.offline, vec!["bob".to_string()]);
@@ -454,13 +526,15 @@ mod tests {
         let routes = [
             route(&first, &to_first),
             Route {
+                dialect: "hooks",
                 transport: &second,
                 joins: &joins,
                 leaves: &leaves,
                 outgoing: &to_second,
             },
         ];
-        hub.deliver_or_push(&routes, &[], |_| None).await;
+        hub.deliver_or_push(&routes, &Audience::default(), &[], |_| None)
+            .await;
         assert_eq!(*first.emitted.lock().unwrap(), to_first.to_vec());
         assert_eq!(*second.emitted.lock().unwrap(), to_second.to_vec());
         assert!(first.moves.lock().unwrap().is_empty());

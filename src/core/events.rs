@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use rooms::{Outgoing, PushIntent, PushText, Report, Room, Route};
+use rooms::{Audience, Outgoing, PushIntent, PushText, Report, Room, Route};
 
 use super::Core;
 use super::requests::Totals;
@@ -152,6 +152,55 @@ pub trait Dialect: Send + Sync + 'static {
 }
 
 impl ChatEvent {
+    /// Which nodes hear of this: those holding a member of its chat, and those holding a user
+    /// it concerns who is not (or no longer, or not yet known as) a member; and whose
+    /// membership it changes, so that their nodes start or stop hearing the chat.
+    fn audience(&self) -> Audience {
+        let hex = |id: &ObjectId| id.to_hex();
+        let member = |user: &ObjectId, chat: &Chat| (user.to_hex(), chat.id.to_hex());
+        match self {
+            Self::MessagePosted { chat, .. }
+            | Self::MessageDeleted { chat, .. }
+            | Self::ChatUpdated { chat, .. }
+            | Self::AdminAccessChanged { chat, .. }
+            | Self::ParticipantAnswered { chat, .. }
+            | Self::Blocked { chat, .. }
+            | Self::Unblocked { chat, .. } => Audience::chat(hex(&chat.id)),
+            // Nobody hears the new chat yet: each member's node is told, and listens on it.
+            Self::ChatCreated { chat, members, .. } => Audience {
+                users: members.iter().map(|m| hex(&m.id)).collect(),
+                joined: members.iter().map(|m| member(&m.id, chat)).collect(),
+                ..Audience::default()
+            },
+            Self::ParticipantsJoined { chat, joined, .. } => Audience {
+                chats: vec![hex(&chat.id)],
+                users: joined.iter().map(|p| hex(&p.user_id)).collect(),
+                joined: joined.iter().map(|p| member(&p.user_id, chat)).collect(),
+                ..Audience::default()
+            },
+            Self::ParticipantRemoved { chat, removed, .. } => Audience {
+                chats: vec![hex(&chat.id)],
+                users: vec![hex(&removed.user_id)],
+                left: vec![member(&removed.user_id, chat)],
+                ..Audience::default()
+            },
+            Self::ChatDeleted { chat, members, .. } => Audience {
+                chats: vec![hex(&chat.id)],
+                left: members.iter().map(|m| member(m, chat)).collect(),
+                ..Audience::default()
+            },
+            Self::RequestAnswered { chat, .. } => Audience {
+                chats: vec![hex(&chat.id)],
+                users: chat.request.iter().map(|r| hex(&r.from)).collect(),
+                ..Audience::default()
+            },
+            Self::ScoreUpdated { user, .. } | Self::TotalsChanged { user, .. } => {
+                Audience::user(hex(user))
+            }
+            Self::Notified { notification, .. } => Audience::user(hex(&notification.user_id)),
+        }
+    }
+
     /// Who should hear of this even when offline.
     fn push_recipients(&self) -> Vec<ObjectId> {
         match self {
@@ -231,7 +280,8 @@ impl Core {
         let routes: Vec<Route<'_>> = dialects
             .iter()
             .zip(&rendered)
-            .map(|((_, transport), (_, r))| Route {
+            .map(|((_, transport), (dialect, r))| Route {
+                dialect,
                 transport: transport.as_ref(),
                 joins: &r.joins,
                 leaves: &r.leaves,
@@ -255,7 +305,11 @@ impl Core {
                 texts,
             })
         };
-        let report = self.hub.deliver_or_push(&routes, &recipients, push).await;
+        let audience = event.audience();
+        let report = self
+            .hub
+            .deliver_or_push(&routes, &audience, &recipients, push)
+            .await;
         for (dialect, r) in &rendered {
             let dialect = *dialect;
             let count = r.outgoing.len() as u64;

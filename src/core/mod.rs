@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use bson::oid::ObjectId;
 use quick_cache::sync::Cache;
-use rooms::{Hub, Transport};
+use rooms::{Attendance, Hub, Transport};
 use serde::{Deserialize, Serialize};
 
 use crate::media::Media;
@@ -208,7 +208,26 @@ impl Core {
 
     /// A dialect whose clients hear the core's events through `transport`.
     pub fn add_dialect(&self, dialect: Arc<dyn Dialect>, transport: Arc<dyn Transport>) {
-        self.dialects.write().unwrap().push((dialect, transport));
+        let mut dialects = self.dialects.write().unwrap();
+        dialects.push((dialect, transport));
+        // What other nodes raise is handed to the same transports.
+        let by_name = dialects.iter().map(|(d, t)| (d.name(), t.clone()));
+        self.hub.set_transports(by_name.collect());
+    }
+
+    /// A live connection of `user`: they are online on every node, and this node hears what
+    /// concerns them (their chats' events among it) until the attendance is dropped.
+    pub async fn attend(&self, user: &User) -> Attendance {
+        let chats = async {
+            match self.chat_ids_of(user).await {
+                Ok(ids) => ids.into_iter().map(ObjectId::to_hex).collect(),
+                Err(e) => {
+                    tracing::warn!(user = %user.id, "could not list the user's chats: this node hears only what concerns the user directly: {e}");
+                    Vec::new()
+                }
+            }
+        };
+        self.hub.attend(&user.id.to_hex(), chats).await
     }
 
     /// Categories in which groups are always open, as the dialects name them.

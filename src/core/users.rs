@@ -7,7 +7,7 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
-use rooms::{Closing, Room};
+use rooms::Closing;
 
 use super::Core;
 use super::tokens::TokenType;
@@ -153,10 +153,11 @@ impl Core {
                 doc! { "$inc": { "token_version": 1 } },
             )
             .await?;
-        let everywhere = Room::account(&user.id.to_hex());
-        for transport in self.transports() {
-            transport.disconnect(&everywhere, Closing::SignedOut).await;
-        }
+        let transports = self.transports();
+        let id = user.id.to_hex();
+        self.hub
+            .close_user(&transports, &id, Closing::SignedOut)
+            .await;
         tracing::info!(user = %user.id, "every session revoked");
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use axum::http::request::Parts;
 use futures::future::BoxFuture;
-use rooms::{Closing, Outgoing, PresenceGuard, Room, Transport};
+use rooms::{Attendance, Closing, Outgoing, PresenceGuard, Room, Transport};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
@@ -120,10 +120,11 @@ pub trait SocketDialect: Send + Sync + 'static {
     }
 }
 
-/// What a connection counts as while it is open: its user's presence, and what it watches.
+/// What a connection counts as while it is open: its user's attendance, and what it watches.
 #[derive(Clone)]
 struct Held {
-    _guards: Arc<Vec<PresenceGuard>>,
+    _attendance: Arc<Attendance>,
+    _watches: Arc<Vec<PresenceGuard>>,
 }
 
 /// Every token form any of a path's dialects accepts, each once, in their order.
@@ -223,12 +224,14 @@ pub async fn serve(
         }
         if let Some(user) = &user {
             let id = user.id.to_hex();
-            let mut held = vec![app.hub.connect(&id).await];
+            let attendance = app.attend(user).await;
+            let mut watches = Vec::new();
             for key in dialects.iter().flat_map(|d| d.watches(user)) {
-                held.push(app.hub.connect(&key).await);
+                watches.push(app.hub.connect(&key).await);
             }
             socket.extensions.insert(Held {
-                _guards: Arc::new(held),
+                _attendance: Arc::new(attendance),
+                _watches: Arc::new(watches),
             });
             let mut rooms = vec![Room::account(&id)];
             rooms.extend(dialects.iter().map(|d| Room::user(d.name(), &id)));
@@ -272,7 +275,8 @@ pub async fn serve(
     Ok((layer, Arc::new(SocketIoTransport(io))))
 }
 
-/// A Socket.IO server as a transport: its rooms span the nodes through the adapter.
+/// A Socket.IO server as a transport, reaching this node's sockets: what other nodes must do
+/// reaches them through the hub's routing, not the adapter.
 pub struct SocketIoTransport(pub SocketIo<IoAdapter>);
 
 impl SocketIoTransport {
@@ -290,7 +294,7 @@ impl Transport for SocketIoTransport {
     fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let rooms: Vec<String> = outgoing.rooms.iter().map(name).collect();
-            let mut to = self.0.to(rooms);
+            let mut to = self.0.local().to(rooms);
             if let Some(except) = &outgoing.except {
                 to = to.except(name(except));
             }
@@ -302,7 +306,7 @@ impl Transport for SocketIoTransport {
 
     fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.to(name(members_of)).join(name(room)).await {
+            if let Err(e) = self.0.local().to(name(members_of)).join(name(room)).await {
                 tracing::warn!(%members_of, %room, "join failed: {e:?}");
             }
         })
@@ -310,7 +314,7 @@ impl Transport for SocketIoTransport {
 
     fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.to(name(members_of)).leave(name(room)).await {
+            if let Err(e) = self.0.local().to(name(members_of)).leave(name(room)).await {
                 tracing::warn!(%members_of, %room, "leave failed: {e:?}");
             }
         })
@@ -318,7 +322,7 @@ impl Transport for SocketIoTransport {
 
     fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.to(name(members_of)).disconnect().await {
+            if let Err(e) = self.0.local().to(name(members_of)).disconnect().await {
                 tracing::warn!(%members_of, ?why, "disconnect failed: {e:?}");
             }
         })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use futures::SinkExt;
-use rooms::{Closing, Ended, PresenceGuard, Room, Session};
+use rooms::{Attendance, Closing, Ended, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::budget::EventBudget;
@@ -81,7 +81,9 @@ impl Close {
         match why {
             Ended::Closed(Closing::SignedOut) => Self::new(code::UNAUTHORIZED, "signed out"),
             Ended::Closed(Closing::Shutdown) => Self::new(code::GOING_AWAY, "server stopping"),
-            Ended::TooSlow => Self::new(code::TRY_AGAIN_LATER, "too far behind; reconnect"),
+            Ended::TooSlow | Ended::Closed(Closing::FellBehind) => {
+                Self::new(code::TRY_AGAIN_LATER, "too far behind; reconnect")
+            }
         }
     }
 
@@ -111,7 +113,7 @@ pub struct Connection {
     session: Session,
     budget: EventBudget,
     user: Option<User>,
-    presence: Option<PresenceGuard>,
+    presence: Option<Attendance>,
     /// The user's sessions were revoked while this connection was signing in.
     revoked: bool,
 }
@@ -184,7 +186,7 @@ impl Connection {
         if let Some(previous) = &self.user {
             self.session.leave(&Room::account(&previous.id.to_hex()));
         }
-        self.presence = Some(self.app.hub.connect(&id).await);
+        self.presence = Some(self.app.attend(&user).await);
         self.session.join(&Room::account(&id));
         // A sign-out between the check of the user's credential and this join did not reach
         // this connection: look once more, now that any later one will.
