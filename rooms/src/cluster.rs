@@ -13,11 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use rand::RngCore;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{PushInfo, PushKind, RedisResult};
+use redis::{PushInfo, PushKind, RedisResult, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::UserId;
+use crate::connection::Connection;
 use crate::presence::{LocalPresence, Presence};
 
 /// A message received on a channel: (channel, payload).
@@ -44,7 +44,7 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// connection, re-established (with its subscriptions) after Redis restarts.
 pub struct RedisLink {
     node: String,
-    manager: ConnectionManager,
+    connection: Connection,
     handlers: Arc<RwLock<Handlers>>,
     up: AtomicBool,
     returns: watch::Sender<u64>,
@@ -62,11 +62,7 @@ impl std::fmt::Debug for RedisLink {
 
 /// Push messages go to whoever subscribed to their channel; one that cannot take it is
 /// counted in `drops`.
-fn dispatch(
-    handlers: &RwLock<Handlers>,
-    drops: &watch::Sender<u64>,
-    push: PushInfo,
-) {
+fn dispatch(handlers: &RwLock<Handlers>, drops: &watch::Sender<u64>, push: PushInfo) {
     if !matches!(push.kind, PushKind::Message | PushKind::SMessage) || push.data.len() < 2 {
         return;
     }
@@ -98,15 +94,6 @@ fn dispatch(
     }
 }
 
-/// The URL with RESP3 asked for: subscriptions share the command connection only with it.
-fn resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        return url.to_owned();
-    }
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}protocol=resp3")
-}
-
 fn new_node_id() -> String {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
@@ -114,36 +101,31 @@ fn new_node_id() -> String {
 }
 
 impl RedisLink {
-    /// Connect to Redis at `url`. Redis must answer now; later outages are ridden out.
+    /// Connect to Redis at `url` (several comma-separated seed URLs name a Redis Cluster).
+    /// Redis must answer now; later outages are ridden out.
     pub async fn connect(url: &str) -> RedisResult<Arc<Self>> {
-        let client = redis::Client::open(resp3(url))?;
         let handlers = Arc::new(RwLock::new(Handlers::default()));
         let dispatching = handlers.clone();
         let drops = Arc::new(watch::channel(0).0);
         let dropping = drops.clone();
-        let config = ConnectionManagerConfig::new()
-            .set_push_sender(move |push: PushInfo| {
-                dispatch(&dispatching, &dropping, push);
-                Ok::<(), std::convert::Infallible>(())
-            })
-            .set_automatic_resubscription()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_with_config(client, config).await?;
+        let pushed = move |push: PushInfo| dispatch(&dispatching, &dropping, push);
+        let connection = Connection::open(url, COMMAND_TIMEOUT, pushed).await?;
         let (returns, _) = watch::channel(0);
         let link = Arc::new(Self {
             node: new_node_id(),
-            manager,
+            connection,
             handlers,
             up: AtomicBool::new(true),
             returns,
             drops,
         });
         tokio::spawn(watch_health(Arc::downgrade(&link)));
-        tracing::info!(node = %link.node, "connected to Redis: events, presence and caches are shared with the other nodes");
+        let kind = if link.connection.is_cluster() {
+            "a Redis Cluster"
+        } else {
+            "Redis"
+        };
+        tracing::info!(node = %link.node, "connected to {kind}: events, presence and caches are shared with the other nodes");
         Ok(link)
     }
 
@@ -170,24 +152,29 @@ impl RedisLink {
         self.drops.subscribe()
     }
 
-    pub(crate) fn connection(&self) -> ConnectionManager {
-        self.manager.clone()
+    pub(crate) fn connection(&self) -> Connection {
+        self.connection.clone()
     }
 
     /// Publish to every node subscribed to `channel`. While Redis is unreachable this does
     /// nothing: the other nodes cannot be told, and this node must not wait.
     pub async fn publish(&self, channel: &str, payload: &[u8]) {
-        self.publish_counted(channel, payload).await;
+        self.publish_with("PUBLISH", channel, payload).await;
     }
 
-    /// Publish, and say how many subscribers (one per node) received it: `None` when it could
-    /// not be sent.
-    pub async fn publish_counted(&self, channel: &str, payload: &[u8]) -> Option<usize> {
+    /// Publish on a routed channel (sharded on a cluster), and say how many nodes heard it.
+    pub(crate) async fn publish_routed(&self, channel: &str, payload: &[u8]) -> Option<usize> {
+        let command = self.connection.routed_publish();
+        self.publish_with(command, channel, payload).await
+    }
+
+    /// `None` when it could not be sent (nothing is, while Redis is unreachable).
+    async fn publish_with(&self, command: &str, channel: &str, payload: &[u8]) -> Option<usize> {
         if !self.is_up() {
             return None;
         }
         let mut connection = self.connection();
-        let mut publish = redis::cmd("PUBLISH");
+        let mut publish = redis::cmd(command);
         publish.arg(channel).arg(payload);
         self.answered(publish.query_async::<usize>(&mut connection))
             .await
@@ -247,13 +234,13 @@ impl RedisLink {
             .unwrap()
             .channels
             .insert(channel.to_owned(), sender);
-        self.connection().subscribe(channel).await?;
+        self.connection().subscribe(&[channel.to_owned()]).await?;
         Ok(receiver)
     }
 
     pub async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
         self.handlers.write().unwrap().channels.remove(channel);
-        self.connection().unsubscribe(channel).await
+        self.connection().unsubscribe(&[channel.to_owned()]).await
     }
 
     /// Hand every message on a channel under `prefix` to `handler`; which of those channels
@@ -263,27 +250,38 @@ impl RedisLink {
         handlers.prefixes.push((prefix.to_owned(), handler));
     }
 
-    /// Subscribe to these channels, in one command; true once Redis confirmed it.
-    pub async fn listen(&self, channels: &[String]) -> bool {
+    /// Subscribe to these routed channels, in one command (one per channel, concurrently, on
+    /// a cluster); true once Redis confirmed it.
+    pub(crate) async fn listen(&self, channels: &[String]) -> bool {
         let mut connection = self.connection();
-        self.answered(connection.subscribe(channels)).await.is_some()
+        let subscribed = connection.subscribe_routed(channels);
+        self.answered(subscribed).await.is_some()
     }
 
-    /// Unsubscribe from these channels, in one command.
-    pub async fn stop_listening(&self, channels: &[String]) -> bool {
+    /// Unsubscribe from these routed channels.
+    pub(crate) async fn stop_listening(&self, channels: &[String]) -> bool {
         let mut connection = self.connection();
-        self.answered(connection.unsubscribe(channels)).await.is_some()
+        let unsubscribed = connection.unsubscribe_routed(channels);
+        self.answered(unsubscribed).await.is_some()
     }
 
     /// How many connections (one per node) are subscribed to `channel`.
     pub async fn subscribers(&self, channel: &str) -> RedisResult<u16> {
         let mut connection = self.connection();
-        let (_, count): (String, u16) = redis::cmd("PUBSUB")
+        // `[channel, count]` from one Redis; a map of the sums from a cluster's nodes.
+        let counted: Value = redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(channel)
             .query_async(&mut connection)
             .await?;
-        Ok(count)
+        let count = match counted {
+            Value::Array(items) => items.into_iter().nth(1),
+            Value::Map(pairs) => pairs.into_iter().next().map(|(_, count)| count),
+            _ => None,
+        };
+        Ok(count
+            .and_then(|c| redis::from_redis_value(c).ok())
+            .unwrap_or(0))
     }
 
     /// Redis stopped answering: say so once, and skip it until it answers again.
@@ -295,36 +293,72 @@ impl RedisLink {
     }
 }
 
-/// Ask Redis every second who we are: no answer means it is down; a new connection id means
-/// the link was re-established (and its subscriptions restored) after an outage.
+/// What Redis said when asked whether it is there.
+#[derive(Debug, PartialEq, Eq)]
+enum Health {
+    /// Serving; the generation changes when what it was changed under the link: a new
+    /// connection to one Redis (its id), a failover in a cluster (its epoch, which only grows).
+    Up(Option<i64>),
+    /// A cluster not serving every slot.
+    Failing,
+}
+
+fn health(answer: Value) -> Health {
+    let text = match answer {
+        Value::VerbatimString { text, .. } => text,
+        Value::BulkString(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Value::Int(id) => return Health::Up(Some(id)),
+        _ => return Health::Up(None),
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::to_owned)
+    };
+    if field("cluster_state").as_deref() != Some("ok") {
+        return Health::Failing;
+    }
+    Health::Up(field("cluster_current_epoch").and_then(|e| e.parse().ok()))
+}
+
+/// Ask Redis every second whether it is there: no answer means it is down; a new generation
+/// means the link was re-established after an outage, or a cluster failed over (subscriptions
+/// restored by the redis crate may have gone to a master that is gone).
 async fn watch_health(link: Weak<RedisLink>) {
-    let mut last_id: Option<i64> = None;
+    let mut last: Option<i64> = None;
     let mut every = tokio::time::interval(HEALTH_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         let Some(link) = link.upgrade() else { return };
         let mut connection = link.connection();
-        let asked = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            redis::cmd("CLIENT")
-                .arg("ID")
-                .query_async::<i64>(&mut connection),
-        )
-        .await;
-        match asked {
-            Ok(Ok(id)) => {
+        let ask = connection.health_command();
+        let asked = link
+            .answered(ask.query_async::<Value>(&mut connection))
+            .await;
+        match asked.map(health) {
+            None => {}
+            Some(Health::Failing) => link.lost("the cluster is failing over"),
+            Some(Health::Up(generation)) => {
                 let was_down = !link.up.swap(true, Ordering::Relaxed);
                 if was_down {
                     tracing::info!(node = %link.node, "Redis answers again: cross-node delivery resumes");
                 }
-                if was_down || last_id.is_some_and(|last| last != id) {
+                let changed = match (last, generation) {
+                    (Some(last), Some(now)) if connection.is_cluster() => now > last,
+                    (Some(last), Some(now)) => now != last,
+                    _ => false,
+                };
+                if was_down || changed {
                     link.returns.send_modify(|n| *n += 1);
                 }
-                last_id = Some(id);
+                if let Some(now) = generation {
+                    last = Some(match last {
+                        Some(last) if connection.is_cluster() => last.max(now),
+                        _ => now,
+                    });
+                }
             }
-            Ok(Err(e)) => link.lost(&e.to_string()),
-            Err(_) => link.lost("timed out"),
         }
     }
 }
@@ -542,6 +576,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redis_says_whether_it_serves_and_what_changed() {
+        assert_eq!(health(Value::Int(7)), Health::Up(Some(7)));
+        let info = |text: &str| Value::VerbatimString {
+            format: redis::VerbatimFormat::Text,
+            text: text.into(),
+        };
+        let ok = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_current_epoch:7\r\n";
+        assert_eq!(health(info(ok)), Health::Up(Some(7)));
+        let fail = "cluster_state:fail\r\ncluster_current_epoch:7\r\n";
+        assert_eq!(health(info(fail)), Health::Failing);
+        assert_eq!(health(Value::Okay), Health::Up(None));
+    }
+
+    #[test]
     fn a_message_a_subscriber_cannot_take_is_counted() {
         let push = |payload: &str| PushInfo {
             kind: PushKind::Message,
@@ -562,18 +610,5 @@ mod tests {
         assert_eq!(*seen.borrow(), 1, "the second did not fit");
         assert_eq!(receiver.try_recv().unwrap().1, b"first");
         assert!(receiver.try_recv().is_err());
-    }
-
-    #[test]
-    fn urls_ask_for_resp3() {
-        assert_eq!(resp3("redis://h:1"), "redis://h:1?protocol=resp3");
-        assert_eq!(
-            resp3("redis://h:1/0?x=1"),
-            "redis://h:1/0?x=1&protocol=resp3"
-        );
-        assert_eq!(
-            resp3("redis://h?protocol=resp3"),
-            "redis://h?protocol=resp3"
-        );
     }
 }

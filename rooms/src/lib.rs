@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod budget;
 pub mod cluster;
+mod connection;
 mod presence;
 pub mod routing;
 mod sessions;
@@ -288,11 +289,7 @@ impl Hub {
 
     /// A live connection of `user`, a member of `chats` (read only when needed): once this
     /// returns, every node sees the user online and this node hears what concerns them.
-    pub async fn attend(
-        &self,
-        user: &str,
-        chats: impl Future<Output = Vec<String>>,
-    ) -> Attendance {
+    pub async fn attend(&self, user: &str, chats: impl Future<Output = Vec<String>>) -> Attendance {
         let routing = match &self.router {
             Some(router) => Some(router.attend(user, chats).await),
             None => None,
@@ -480,7 +477,12 @@ mod tests {
         let recipients = vec!["ada".to_string(), "bob".to_string()];
 
         let report = hub
-            .deliver_or_push(&[route(&recording, &out)], &Audience::default(), &recipients, intent)
+            .deliver_or_push(
+                &[route(&recording, &out)],
+                &Audience::default(),
+                &recipients,
+                intent,
+            )
             .await;
 
         assert_eq!(report.online, vec!["ada".to_string()]);

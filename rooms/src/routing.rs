@@ -39,6 +39,11 @@ const BACKLOG: usize = 65_536;
 const ACK_WAIT: Duration = Duration::from_secs(1);
 /// The longest a connection waits for its channels to be listened on.
 const LISTEN_WAIT: Duration = Duration::from_secs(2);
+/// How often, and how far apart, a node tries to listen again after Redis returned.
+const RELISTEN_TRIES: usize = 20;
+const RELISTEN_PAUSE: Duration = Duration::from_millis(500);
+/// How long a cluster's nodes take to agree on a new topology, about.
+const SETTLE: Duration = Duration::from_secs(2);
 /// Events heard on several channels, remembered to be handed over once.
 const SEEN: usize = 4096;
 
@@ -271,6 +276,13 @@ impl Interests {
     }
 }
 
+/// Events (by raising node and id) already handed over, oldest first.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(String, u64)>,
+    set: HashSet<(String, u64)>,
+}
+
 /// A batch of channels to listen on, and who waits for it.
 struct Listen {
     channels: Vec<String>,
@@ -288,7 +300,7 @@ pub struct Router {
     /// Messages heard on routed channels, this node's own and acknowledgements included.
     heard: AtomicU64,
     acks: Mutex<HashMap<u64, mpsc::UnboundedSender<()>>>,
-    seen: Mutex<(VecDeque<(String, u64)>, HashSet<(String, u64)>)>,
+    seen: Mutex<Seen>,
     /// Channels whose messages could not be taken, and the word that there are some.
     behind: Arc<(Mutex<HashSet<String>>, Notify)>,
 }
@@ -374,11 +386,14 @@ impl Router {
     ) -> Attending {
         let ready = {
             let mut interests = self.interests.lock().unwrap();
-            let held = interests.users.entry(user.to_owned()).or_insert_with(|| Held {
-                connections: 0,
-                chats: HashSet::new(),
-                ready: Arc::default(),
-            });
+            let held = interests
+                .users
+                .entry(user.to_owned())
+                .or_insert_with(|| Held {
+                    connections: 0,
+                    chats: HashSet::new(),
+                    ready: Arc::default(),
+                });
             held.connections += 1;
             held.ready.clone()
         };
@@ -413,9 +428,7 @@ impl Router {
             }
             let mut wanted = Vec::new();
             for (user, chat) in joined {
-                wanted.extend(
-                    interests.follow(&self.names, user, vec![chat.clone()]),
-                );
+                wanted.extend(interests.follow(&self.names, user, vec![chat.clone()]));
             }
             wanted
         };
@@ -471,7 +484,7 @@ impl Router {
         }
         let mut hearing = 0;
         for channel in &channels {
-            if let Some(nodes) = self.link.publish_counted(channel, &payload).await {
+            if let Some(nodes) = self.link.publish_routed(channel, &payload).await {
                 hearing += nodes;
             }
         }
@@ -505,15 +518,14 @@ impl Router {
     fn seen_before(&self, node: &str, id: u64) -> bool {
         let key = (node.to_owned(), id);
         let mut seen = self.seen.lock().unwrap();
-        let (order, set) = &mut *seen;
-        if !set.insert(key.clone()) {
+        if !seen.set.insert(key.clone()) {
             return true;
         }
-        order.push_back(key);
-        if order.len() > SEEN
-            && let Some(oldest) = order.pop_front()
+        seen.order.push_back(key);
+        if seen.order.len() > SEEN
+            && let Some(oldest) = seen.order.pop_front()
         {
-            set.remove(&oldest);
+            seen.set.remove(&oldest);
         }
         false
     }
@@ -523,7 +535,9 @@ impl Router {
         metrics::counter!("palaver_redis_received_total").increment(1);
         self.heard.fetch_add(1, Ordering::Relaxed);
         if let Some(About::Node(_)) = self.names.about(channel) {
-            let id = std::str::from_utf8(payload).ok().and_then(|s| s.parse().ok());
+            let id = std::str::from_utf8(payload)
+                .ok()
+                .and_then(|s| s.parse().ok());
             if let Some(id) = id
                 && let Some(acks) = self.acks.lock().unwrap().get(&id)
             {
@@ -548,7 +562,7 @@ impl Router {
         if envelope.ack {
             let to = self.names.node(&envelope.node);
             self.link
-                .publish(&to, envelope.id.to_string().as_bytes())
+                .publish_routed(&to, envelope.id.to_string().as_bytes())
                 .await;
         }
     }
@@ -597,6 +611,27 @@ impl Router {
             let room = Room::account(&user);
             for transport in self.distinct_transports() {
                 transport.disconnect(&room, Closing::FellBehind).await;
+            }
+        }
+    }
+
+    /// Listen on every channel again (Redis returned, or a cluster failed over): until Redis
+    /// confirms each, for a while.
+    async fn listen_again(&self) {
+        let all: Vec<String> = self
+            .interests
+            .lock()
+            .unwrap()
+            .listening
+            .iter()
+            .cloned()
+            .collect();
+        for chunk in all.chunks(BATCH) {
+            for _ in 0..RELISTEN_TRIES {
+                if self.link.listen(chunk).await {
+                    break;
+                }
+                tokio::time::sleep(RELISTEN_PAUSE).await;
             }
         }
     }
@@ -686,11 +721,14 @@ async fn keep_listening(
             changed = returns.changed() => {
                 if changed.is_err() { return }
                 let Some(router) = router.upgrade() else { return };
-                let all: Vec<String> =
-                    router.interests.lock().unwrap().listening.iter().cloned().collect();
-                for chunk in all.chunks(BATCH) {
-                    router.link.listen(chunk).await;
-                }
+                // Once now, and once more when a cluster's new topology has settled: a
+                // subscription made while a failover was still spreading can land on a shard
+                // that no longer owns the channel.
+                tokio::spawn(async move {
+                    router.listen_again().await;
+                    tokio::time::sleep(SETTLE).await;
+                    router.listen_again().await;
+                });
             }
         }
     }
@@ -756,16 +794,22 @@ mod tests {
         held(&mut interests, "ada");
         held(&mut interests, "bob");
         let chats = vec!["c1".to_owned(), "c2".to_owned()];
-        assert_eq!(
-            interests.follow(&names, "ada", chats),
-            ["p:c:c1", "p:c:c2"]
-        );
+        assert_eq!(interests.follow(&names, "ada", chats), ["p:c:c1", "p:c:c2"]);
         assert!(
-            interests.follow(&names, "bob", vec!["c1".into()]).is_empty(),
+            interests
+                .follow(&names, "bob", vec!["c1".into()])
+                .is_empty(),
             "already wanted"
         );
-        assert!(interests.follow(&names, "eve", vec!["c3".into()]).is_empty(), "not here");
-        interests.listening.extend(["p:c:c1".into(), "p:c:c2".into()]);
+        assert!(
+            interests
+                .follow(&names, "eve", vec!["c3".into()])
+                .is_empty(),
+            "not here"
+        );
+        interests
+            .listening
+            .extend(["p:c:c1".into(), "p:c:c2".into()]);
 
         interests.unfollow(&names, "ada", "c1");
         assert!(interests.idle.is_empty(), "bob still hears c1");

@@ -74,8 +74,166 @@ impl Drop for Redis {
     }
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_cli() -> String {
+    let server = std::env::var("TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    server.replace("redis-server", "redis-cli")
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new(redis_cli())
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A Redis Cluster of three masters, each with a replica, on loopback, made by
+/// `redis-cli --cluster create`; a master's failure is noticed within a second.
+struct RedisCluster {
+    nodes: Vec<(u16, Child)>,
+    _dir: tempfile_dir::Dir,
+}
+
+mod tempfile_dir {
+    /// A directory of its own, removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Self(path)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl RedisCluster {
+    fn start() -> Self {
+        let binary = std::env::var("TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let dir = tempfile_dir::Dir::new(&format!("rooms-cluster-{}", free_port()));
+        let mut nodes = Vec::new();
+        for _ in 0..6 {
+            let port = free_port();
+            let child = Command::new(&binary)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                .arg("--dir")
+                .arg(&dir.0)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server runs");
+            nodes.push((port, child));
+        }
+        for (port, _) in &nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not listen");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|(p, _)| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new(redis_cli())
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli runs");
+        assert!(created.success(), "redis-cli --cluster create");
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Until every node says the cluster is ok and every replica is in step with its master
+    /// (a replica that never was may not take over).
+    fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self.nodes.iter().all(|(port, _)| {
+                let replication = cli(*port, &["info", "replication"]);
+                cli(*port, &["cluster", "info"]).contains("cluster_state:ok")
+                    && (replication.contains("master_link_status:up")
+                        || replication.contains("connected_slaves:1"))
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn url(&self) -> String {
+        let seeds: Vec<String> = self.nodes[..3]
+            .iter()
+            .map(|(port, _)| format!("redis://127.0.0.1:{port}"))
+            .collect();
+        seeds.join(",")
+    }
+
+    /// Kill with SIGKILL the master that owns `key`'s slot; its replica takes over.
+    fn kill_master_of(&mut self, key: &str) {
+        let some = self.nodes[0].0;
+        let slot: u16 = cli(some, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .unwrap();
+        let table = cli(some, &["cluster", "nodes"]);
+        let owner = table
+            .lines()
+            .filter(|line| line.contains("master"))
+            .find(|line| {
+                line.split_whitespace().skip(8).any(|range| {
+                    let (from, to) = range.split_once('-').unwrap_or((range, range));
+                    let (from, to): (u16, u16) = (from.parse().unwrap(), to.parse().unwrap());
+                    (from..=to).contains(&slot)
+                })
+            })
+            .expect("a master owns the slot");
+        let address = owner.split_whitespace().nth(1).unwrap();
+        let port: u16 = address.split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        let at = self.nodes.iter().position(|(p, _)| *p == port).unwrap();
+        let (_, mut child) = self.nodes.remove(at);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 async fn node(redis: &Redis) -> Hub {
-    let link = RedisLink::connect(&redis.url()).await.unwrap();
+    node_at(&redis.url()).await
+}
+
+async fn node_at(url: &str) -> Hub {
+    let link = RedisLink::connect(url).await.unwrap();
     let hub = Hub::clustered(Arc::new(NoPush), link).await;
     hub.set_transports(vec![("hooks", hub.sessions_transport())]);
     hub
@@ -164,7 +322,17 @@ async fn a_user_connected_to_one_node_is_online_on_every_node() {
 #[tokio::test]
 async fn sessions_hear_events_raised_on_the_other_node() {
     let redis = Redis::start();
-    let (one, two) = (node(&redis).await, node(&redis).await);
+    hear_the_other_node(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn sessions_hear_events_raised_on_the_other_node_through_a_cluster() {
+    let cluster = RedisCluster::start();
+    hear_the_other_node(&cluster.url()).await;
+}
+
+async fn hear_the_other_node(url: &str) {
+    let (one, two) = (node_at(url).await, node_at(url).await);
     let (_ada, mut at_one) = attend(&one, "ada", &["c1"]).await;
     at_one.join(&Room::chat("hooks", "c1"));
     let (_bob, mut at_two) = attend(&two, "bob", &[]).await;
@@ -194,11 +362,17 @@ async fn sessions_hear_events_raised_on_the_other_node() {
 #[tokio::test]
 async fn a_node_hears_only_the_chats_and_users_it_holds() {
     let redis = Redis::start();
-    let (one, two, three) = (
-        node(&redis).await,
-        node(&redis).await,
-        node(&redis).await,
-    );
+    hear_only_ones_own(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn a_node_hears_only_the_chats_and_users_it_holds_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    hear_only_ones_own(&cluster.url()).await;
+}
+
+async fn hear_only_ones_own(url: &str) {
+    let (one, two, three) = (node_at(url).await, node_at(url).await, node_at(url).await);
     let (_ada, mut at_one) = attend(&one, "ada", &["c1"]).await;
     let (bob, mut at_two) = attend(&two, "bob", &["c1"]).await;
     at_one.join(&Room::chat("hooks", "c1"));
@@ -215,7 +389,11 @@ async fn a_node_hears_only_the_chats_and_users_it_holds() {
         assert!(next(&mut at_two).await.unwrap().contains(&hi));
     }
     assert_eq!(two.messages_heard() - heard.0, 10, "each message once");
-    assert_eq!(three.messages_heard(), heard.1, "nothing for a chat it has no member of");
+    assert_eq!(
+        three.messages_heard(),
+        heard.1,
+        "nothing for a chat it has no member of"
+    );
 
     // Bob's last connection goes: node two stops listening on the chat after a while.
     let listening = two.channels_listened();
@@ -235,7 +413,17 @@ async fn a_node_hears_only_the_chats_and_users_it_holds() {
 #[tokio::test]
 async fn a_member_who_leaves_stops_hearing_and_one_who_reconnects_quickly_keeps_it() {
     let redis = Redis::start();
-    let (one, two) = (node(&redis).await, node(&redis).await);
+    follow_membership(&redis.url()).await;
+}
+
+#[tokio::test]
+async fn subscriptions_follow_membership_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    follow_membership(&cluster.url()).await;
+}
+
+async fn follow_membership(url: &str) {
+    let (one, two) = (node_at(url).await, node_at(url).await);
     let (ada, at_two) = attend(&two, "ada", &["c1"]).await;
     let listening = two.channels_listened();
     // A reconnect within the linger: nothing is unsubscribed or subscribed again.
@@ -257,7 +445,10 @@ async fn a_member_who_leaves_stops_hearing_and_one_who_reconnects_quickly_keeps_
         two.channels_listened() < listening
     })
     .await;
-    assert!(let_go, "node two stops listening on a chat none of its users is in");
+    assert!(
+        let_go,
+        "node two stops listening on a chat none of its users is in"
+    );
     let before = two.messages_heard();
     say(&one, "gone").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -306,6 +497,59 @@ async fn nodes_ride_out_a_redis_restart() {
     }
     assert!(heard, "cross-node delivery resumed after Redis came back");
     // The restarted Redis lost its data; presence is renewed from each node.
+    assert!(
+        eventually(Duration::from_secs(10), async || one
+            .online_among(&users)
+            .await
+            .contains("ada"))
+        .await
+    );
+}
+
+#[tokio::test]
+async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    let (one, two) = (node_at(&url).await, node_at(&url).await);
+    let (_bob, at_one) = attend(&one, "bob", &["c1"]).await;
+    let (_ada, mut at_two) = attend(&two, "ada", &["c1"]).await;
+    at_one.join(&Room::chat("hooks", "c1"));
+    at_two.join(&Room::chat("hooks", "c1"));
+    say(&one, "before").await;
+    assert!(next(&mut at_two).await.unwrap().contains("before"));
+
+    // The master of the chat's channel goes; its replica takes over within seconds.
+    cluster.kill_master_of("palaver:to:c:c1");
+    let started = Instant::now();
+    let mut heard = false;
+    while started.elapsed() < Duration::from_secs(30) && !heard {
+        say(&one, "after").await;
+        while let Ok(Ok(frame)) =
+            tokio::time::timeout(Duration::from_millis(300), at_two.next_frame()).await
+        {
+            heard |= frame.contains("after");
+        }
+    }
+    if !heard {
+        let port = cluster.nodes[0].0;
+        eprintln!("NODES\n{}", cli(port, &["cluster", "nodes"]));
+        for (port, _) in &cluster.nodes {
+            eprintln!(
+                "{port}: {}",
+                cli(*port, &["pubsub", "shardnumsub", "palaver:to:c:c1"]).replace('\n', " ")
+            );
+        }
+    }
+    assert!(
+        heard,
+        "delivery across nodes resumed by itself after the failover"
+    );
+    println!(
+        "delivery resumed {:?} after the master was killed",
+        started.elapsed()
+    );
+    // Presence, on every shard, is written again.
+    let users = vec!["ada".to_string()];
     assert!(
         eventually(Duration::from_secs(10), async || one
             .online_among(&users)
