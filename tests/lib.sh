@@ -56,8 +56,9 @@ install_tools() {
     "$TOOLS/sio/bin/pip" install --quiet --disable-pip-version-check 'python-socketio[client]==5.18.1'
   fi
   export TEST_PYTHON_SOCKETIO="$TOOLS/sio/bin/python"
-  say "installing Redis (Debian's redis-server)"
+  say "installing Redis (Debian's redis-server, and redis-cli to make a Redis Cluster)"
   if ! command -v redis-server >/dev/null; then apt_install redis-server; fi
+  if ! command -v redis-cli >/dev/null; then apt_install redis-tools; fi
   export TEST_REDIS_SERVER
   TEST_REDIS_SERVER=$(command -v redis-server)
   say "installing the JavaScript packages (socket.io-client 2 and 4, puppeteer-core, the bench baseline)"

@@ -27,8 +27,13 @@ start_fcm_fake
 say "starting Palaver for the JavaScript tests"
 start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"
 say "JavaScript tests (real socket.io-client)"
-# multinode.test.mjs starts its own Redis and two more nodes from the same binary.
-(cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" PALAVER_DATABASE="js_tests_$$" \
-  FAKE_FCM_URL="$FAKE_FCM_URL" FAKE_SMS_URL="$FAKE_SMS_URL" \
-  FAKE_FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" PALAVER_BIN="$ROOT/target/debug/palaver" \
-  TEST_LOGS="$LOGS" node --test --test-concurrency=1 ./*.test.mjs)
+# The many-node tests start their own Redis and more nodes from the same binary.
+js_tests() {
+  (cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" PALAVER_DATABASE="js_tests_$$" \
+    FAKE_FCM_URL="$FAKE_FCM_URL" FAKE_SMS_URL="$FAKE_SMS_URL" \
+    FAKE_FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" PALAVER_BIN="$ROOT/target/debug/palaver" \
+    TEST_LOGS="$LOGS" node --test --test-concurrency=1 "$@")
+}
+js_tests ./*.test.mjs
+say "the many-node tests again, on a three-master Redis Cluster"
+TEST_REDIS_CLUSTER=1 js_tests multinode.test.mjs routing.test.mjs

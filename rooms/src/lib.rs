@@ -228,12 +228,22 @@ impl Hub {
     /// One node of many sharing `link`: presence is cluster-wide, and this node hears the
     /// events that concern its users, raised on any node.
     pub async fn clustered(push: Arc<dyn PushSink>, link: Arc<cluster::RedisLink>) -> Self {
+        Self::clustered_with_backlog(push, link, routing::BACKLOG).await
+    }
+
+    /// As `clustered`, holding at most `backlog` messages from other nodes not yet handed to
+    /// this node's connections.
+    pub async fn clustered_with_backlog(
+        push: Arc<dyn PushSink>,
+        link: Arc<cluster::RedisLink>,
+        backlog: usize,
+    ) -> Self {
         Self {
             presence: cluster::RedisPresence::start(link.clone()),
             push,
             sessions: Arc::default(),
             budgets: budget::UserBudgets::new(Some(link.clone())),
-            router: Some(routing::Router::start(link.clone(), ROUTE_PREFIX).await),
+            router: Some(routing::Router::start(link.clone(), ROUTE_PREFIX, backlog).await),
             cluster: Some(link),
         }
     }

@@ -34,7 +34,7 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// Channels per SUBSCRIBE or UNSUBSCRIBE.
 const BATCH: usize = 512;
 /// Messages heard and not yet handed to connections; past it, the node has fallen behind.
-const BACKLOG: usize = 65_536;
+pub const BACKLOG: usize = 65_536;
 /// The longest the raiser of a membership change waits for the nodes that must listen anew.
 const ACK_WAIT: Duration = Duration::from_secs(1);
 /// The longest a connection waits for its channels to be listened on.
@@ -306,13 +306,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// Start routing for this node on channels under `prefix`.
-    pub async fn start(link: Arc<RedisLink>, prefix: &str) -> Arc<Self> {
+    /// Start routing for this node on channels under `prefix`, holding up to `backlog`
+    /// messages heard and not yet handed over.
+    pub async fn start(link: Arc<RedisLink>, prefix: &str, backlog: usize) -> Arc<Self> {
         let names = Channels {
             prefix: prefix.to_owned(),
         };
         let (listens, listen_queue) = mpsc::unbounded_channel();
-        let (heard, heard_queue) = mpsc::channel::<(String, Vec<u8>)>(BACKLOG);
+        let (heard, heard_queue) = mpsc::channel::<(String, Vec<u8>)>(backlog);
         let behind: Arc<(Mutex<HashSet<String>>, Notify)> = Arc::default();
         let router = Arc::new(Self {
             link: link.clone(),

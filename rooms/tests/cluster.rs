@@ -132,6 +132,7 @@ impl RedisCluster {
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--repl-diskless-sync-delay", "0"])
                 .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
                 .arg("--dir")
                 .arg(&dir.0)
@@ -557,4 +558,54 @@ async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
             .contains("ada"))
         .await
     );
+}
+
+#[tokio::test]
+async fn a_node_that_falls_behind_closes_the_connections_it_could_not_tell() {
+    let redis = Redis::start();
+    let one = node(&redis).await;
+    // Node two holds at most four messages it has not handed over yet.
+    let link = RedisLink::connect(&redis.url()).await.unwrap();
+    let two = Hub::clustered_with_backlog(Arc::new(NoPush), link, 4).await;
+    two.set_transports(vec![("hooks", two.sessions_transport())]);
+    let (_ada, mut at_two) = attend(&two, "ada", &["c1"]).await;
+    at_two.join(&Room::chat("hooks", "c1"));
+    let (_eve, mut elsewhere) = attend(&two, "eve", &["c2"]).await;
+
+    // A burst arrives in one read: more than the backlog holds before node two's single
+    // thread gets to hand any over.
+    let burst = 200;
+    let told: Vec<_> = (0..burst).map(|n| said(&format!("burst {n}"))).collect();
+    let audience = Audience::chat("c1");
+    let transport = one.sessions_transport();
+    let steps: Vec<Route> = told
+        .chunks(1)
+        .map(|out| Route {
+            dialect: "hooks",
+            transport: transport.as_ref(),
+            joins: &[],
+            leaves: &[],
+            outgoing: out,
+        })
+        .collect();
+    let all = steps
+        .iter()
+        .map(|step| one.deliver_or_push(std::slice::from_ref(step), &audience, &[], |_| None));
+    futures::future::join_all(all).await;
+
+    // Ada's session is closed, for her client to reconnect and catch up, rather than left
+    // open with a gap.
+    let mut heard = 0;
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), at_two.next_frame()).await {
+            Ok(Ok(_)) => heard += 1,
+            Ok(Err(ended)) => break Some(ended),
+            Err(_) => break None,
+        }
+    };
+    println!("heard {heard} of {burst}, then {ended:?}");
+    assert_eq!(ended, Some(Ended::Closed(Closing::FellBehind)));
+    // Eve, in another chat, is left alone.
+    assert!(nothing_more(&mut elsewhere).await);
+    assert_eq!(two.sessions().len(), 1);
 }

@@ -65,6 +65,78 @@ export function redisServer(name) {
   };
 }
 
+// A Redis Cluster of three masters, each with a replica, on loopback, made by
+// `redis-cli --cluster create`; a failed master's replica takes over within seconds. `url` is
+// what REDIS_URL takes for it: its seeds, comma-separated.
+export function redisCluster(name) {
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const cli = env('TEST_REDIS_SERVER').replace(/redis-server$/, 'redis-cli');
+  const nodes = [];
+  const ask = (port, ...args) => new Promise((resolve) => {
+    const child = spawn(cli, ['-p', String(port), ...args]);
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('close', () => resolve(out));
+    child.on('error', () => resolve(''));
+  });
+  return {
+    nodes,
+    url: '',
+    async start() {
+      for (let i = 0; i < 6; i++) {
+        const port = await freePort();
+        const child = run(`${name}-${i}`, env('TEST_REDIS_SERVER'), [
+          '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+          '--cluster-enabled', 'yes', '--cluster-node-timeout', '1000', '--repl-diskless-sync-delay', '0',
+          '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir,
+        ]);
+        await waitForPort(port, child, `${name}-${i}`);
+        nodes.push({ port, child });
+      }
+      const create = run(`${name}-create`, cli, [
+        '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes',
+      ]);
+      const code = await create.exited;
+      if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${code}`);
+      // Every node says the cluster is ok, and every replica is in step with its master.
+      for (let tries = 0; ; tries++) {
+        const states = await Promise.all(nodes.map(async ({ port }) => {
+          const info = await ask(port, 'cluster', 'info');
+          const replication = await ask(port, 'info', 'replication');
+          return info.includes('cluster_state:ok')
+            && (replication.includes('master_link_status:up') || replication.includes('connected_slaves:1'));
+        }));
+        if (states.every(Boolean)) break;
+        if (tries > 300) throw new Error('the Redis Cluster did not come up');
+        await sleep(100);
+      }
+      this.url = nodes.slice(0, 3).map((n) => `redis://127.0.0.1:${n.port}`).join(',');
+    },
+    async stop() {
+      await Promise.all(nodes.map(async ({ child }) => {
+        if (child.exitCode === null) child.kill('SIGKILL');
+        await child.exited;
+      }));
+    },
+  };
+}
+
+// Whether the many-node tests run on a Redis Cluster rather than a single Redis.
+export const ON_CLUSTER = process.env.TEST_REDIS_CLUSTER === '1';
+
+// A single Redis, or a Redis Cluster when ON_CLUSTER: `url` is what REDIS_URL takes.
+export async function sharedRedis(name) {
+  if (ON_CLUSTER) {
+    const cluster = redisCluster(`${name}-redis-cluster`);
+    await cluster.start();
+    return cluster;
+  }
+  const redis = redisServer(`${name}-redis`);
+  await redis.start();
+  redis.url = `redis://127.0.0.1:${redis.port}`;
+  return redis;
+}
+
 // A Palaver node on the tests' database, pushing to the FCM stand-in and sending codes
 // through the SMS one, with `settings` on top (DATABASE, REDIS_URL, CORS_ORIGINS, ...).
 // `base` is its URL; `stop()` ends it.
@@ -96,9 +168,8 @@ export async function startPalaver(name, settings = {}, port = 0) {
 // Two nodes sharing a Redis of their own (and the tests' database unless `settings` names
 // another): `stop()` ends them all, whatever state a test left them in.
 export async function twoNodes(name, settings = {}) {
-  const redis = redisServer(`${name}-redis`);
-  await redis.start();
-  const shared = { REDIS_URL: `redis://127.0.0.1:${redis.port}`, ...settings };
+  const redis = await sharedRedis(name);
+  const shared = { REDIS_URL: redis.url, ...settings };
   const [one, two] = await Promise.all([startPalaver(`${name}-one`, shared), startPalaver(`${name}-two`, shared)]);
   return {
     redis,
@@ -106,7 +177,7 @@ export async function twoNodes(name, settings = {}) {
     two,
     async stop() {
       await Promise.all([one.stop(), two.stop()]);
-      if (redis.child?.exitCode === null) await redis.stop();
+      if (redis.nodes || redis.child?.exitCode === null) await redis.stop();
     },
   };
 }

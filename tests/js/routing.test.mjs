@@ -2,11 +2,11 @@
 // concerns the users it holds, read from each node's own metrics. A node with no member of a
 // chat receives nothing for it, a node with one receives each message once, and a node starts
 // hearing a chat when one of its users joins it (without reconnecting) and stops a while after
-// the last one leaves.
+// the last one leaves. With TEST_REDIS_CLUSTER=1, on a three-master Redis Cluster.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { signup, connect, nextEvent, collect, emitAck, likedPair } from './helpers.mjs';
-import { sleep, redisServer, startPalaver, connections } from './nodes.mjs';
+import { sleep, sharedRedis, startPalaver, connections } from './nodes.mjs';
 
 const DATABASE = `routing_${process.pid}`;
 const { track, closeAll } = connections();
@@ -16,9 +16,8 @@ let two;
 let three;
 
 before(async () => {
-  redis = redisServer('routing-redis');
-  await redis.start();
-  const shared = { REDIS_URL: `redis://127.0.0.1:${redis.port}`, MONGODB_DATABASE: DATABASE };
+  redis = await sharedRedis('routing');
+  const shared = { REDIS_URL: redis.url, MONGODB_DATABASE: DATABASE };
   [one, two, three] = await Promise.all(
     ['one', 'two', 'three'].map((name) => startPalaver(`routing-${name}`, shared)),
   );
@@ -27,7 +26,7 @@ before(async () => {
 after(async () => {
   closeAll();
   await Promise.all([one, two, three].filter(Boolean).map((node) => node.stop()));
-  if (redis?.child?.exitCode === null) await redis.stop();
+  await redis?.stop();
 });
 
 // A node's own figure from its /metrics (0 when not recorded yet).
