@@ -11,7 +11,12 @@
 #
 #   tests/bench.sh            the full run (N = 1,000 and 10,000; up to 50,000 held)
 #   tests/bench.sh --quick    a small run, about a minute and a half after the release build
+#   tests/bench.sh --nodes [--quick]   the many-node cases instead (see tests/bench_nodes.sh)
 set -euo pipefail
+if [ "${1:-}" = --nodes ]; then
+  shift
+  exec "$(dirname "$0")/bench_nodes.sh" "$@"
+fi
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 

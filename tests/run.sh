@@ -28,12 +28,13 @@ say "starting Palaver for the JavaScript tests"
 start_palaver "$ROOT/target/debug/palaver" "js_tests_$$"
 say "JavaScript tests (real socket.io-client)"
 # The many-node tests start their own Redis and more nodes from the same binary.
-js_tests() {
-  (cd tests/js && PALAVER_URL="http://127.0.0.1:$APP_PORT" PALAVER_DATABASE="js_tests_$$" \
+js_tests() { # the files named, or every one
+  (cd tests/js && if [ $# -eq 0 ]; then set -- ./*.test.mjs; fi &&
+    PALAVER_URL="http://127.0.0.1:$APP_PORT" PALAVER_DATABASE="js_tests_$$" \
     FAKE_FCM_URL="$FAKE_FCM_URL" FAKE_SMS_URL="$FAKE_SMS_URL" \
     FAKE_FCM_CREDENTIALS="$FAKE_FCM_CREDENTIALS" PALAVER_BIN="$ROOT/target/debug/palaver" \
     TEST_LOGS="$LOGS" node --test --test-concurrency=1 "$@")
 }
-js_tests ./*.test.mjs
+js_tests
 say "the many-node tests again, on a three-master Redis Cluster"
 TEST_REDIS_CLUSTER=1 js_tests multinode.test.mjs routing.test.mjs

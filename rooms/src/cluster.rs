@@ -182,7 +182,10 @@ impl RedisLink {
 
     /// The answer to a command, or `None` (and Redis counted as lost) when it fails or takes
     /// longer than `COMMAND_TIMEOUT`.
-    async fn answered<T>(&self, command: impl Future<Output = RedisResult<T>>) -> Option<T> {
+    pub(crate) async fn answered<T>(
+        &self,
+        command: impl Future<Output = RedisResult<T>>,
+    ) -> Option<T> {
         match tokio::time::timeout(COMMAND_TIMEOUT, command).await {
             Ok(Ok(answer)) => Some(answer),
             Ok(Err(e)) => {
@@ -200,26 +203,10 @@ impl RedisLink {
     /// is unreachable.
     pub async fn count(&self, key: &str, ttl_seconds: u64) -> Option<i64> {
         let mut connection = self.connection();
-        let counted = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            redis::pipe()
-                .incr(key, 1)
-                .expire(key, ttl_seconds as i64)
-                .ignore()
-                .query_async::<(i64,)>(&mut connection),
-        )
-        .await;
-        match counted {
-            Ok(Ok((count,))) => Some(count),
-            Ok(Err(e)) => {
-                self.lost(&e.to_string());
-                None
-            }
-            Err(_) => {
-                self.lost("timed out");
-                None
-            }
-        }
+        let mut pipe = redis::pipe();
+        pipe.incr(key, 1).expire(key, ttl_seconds as i64).ignore();
+        let counted = self.answered(pipe.query_async::<(i64,)>(&mut connection));
+        counted.await.map(|(count,)| count)
     }
 
     /// Receive what is published on `channel` (buffering up to `buffer` messages).
@@ -433,11 +420,7 @@ impl RedisPresence {
     /// and a write that gets through is one fewer wrong answer elsewhere.
     async fn run(&self, pipe: &redis::Pipeline) {
         let mut connection = self.link.connection();
-        match tokio::time::timeout(COMMAND_TIMEOUT, pipe.exec_async(&mut connection)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.link.lost(&e.to_string()),
-            Err(_) => self.link.lost("timed out"),
-        }
+        self.link.answered(pipe.exec_async(&mut connection)).await;
     }
 
     /// Apply queued changes in order, in one pipeline.
@@ -549,22 +532,15 @@ impl Presence for RedisPresence {
                     .arg("+inf");
             }
             let mut connection = self.link.connection();
-            let counted = tokio::time::timeout(
-                COMMAND_TIMEOUT,
-                pipe.query_async::<Vec<i64>>(&mut connection),
-            )
-            .await;
-            match counted {
-                Ok(Ok(counts)) => {
-                    for (user, count) in elsewhere.into_iter().zip(counts) {
-                        if count > 0 {
-                            online.insert(user.clone());
-                        }
+            let counted = pipe.query_async::<Vec<i64>>(&mut connection);
+            // Unknown elsewhere (no answer): such users count as offline (at worst, an extra
+            // push).
+            if let Some(counts) = self.link.answered(counted).await {
+                for (user, count) in elsewhere.into_iter().zip(counts) {
+                    if count > 0 {
+                        online.insert(user.clone());
                     }
                 }
-                // Unknown elsewhere: such users count as offline (at worst, an extra push).
-                Ok(Err(e)) => self.link.lost(&e.to_string()),
-                Err(_) => self.link.lost("timed out"),
             }
             online
         })

@@ -26,11 +26,7 @@ struct Redis {
 
 impl Redis {
     fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut redis = Self { port, child: None };
         redis.restart();
         redis
@@ -229,6 +225,23 @@ impl Drop for RedisCluster {
     }
 }
 
+/// A test on one Redis, and the same on a Redis Cluster.
+macro_rules! on_redis_and_cluster {
+    ($single:ident, $cluster:ident, $body:ident) => {
+        #[tokio::test]
+        async fn $single() {
+            let redis = Redis::start();
+            $body(&redis.url()).await;
+        }
+
+        #[tokio::test]
+        async fn $cluster() {
+            let cluster = RedisCluster::start();
+            $body(&cluster.url()).await;
+        }
+    };
+}
+
 async fn node(redis: &Redis) -> Hub {
     node_at(&redis.url()).await
 }
@@ -320,17 +333,11 @@ async fn a_user_connected_to_one_node_is_online_on_every_node() {
     );
 }
 
-#[tokio::test]
-async fn sessions_hear_events_raised_on_the_other_node() {
-    let redis = Redis::start();
-    hear_the_other_node(&redis.url()).await;
-}
-
-#[tokio::test]
-async fn sessions_hear_events_raised_on_the_other_node_through_a_cluster() {
-    let cluster = RedisCluster::start();
-    hear_the_other_node(&cluster.url()).await;
-}
+on_redis_and_cluster!(
+    sessions_hear_events_raised_on_the_other_node,
+    sessions_hear_events_raised_on_the_other_node_through_a_cluster,
+    hear_the_other_node
+);
 
 async fn hear_the_other_node(url: &str) {
     let (one, two) = (node_at(url).await, node_at(url).await);
@@ -360,17 +367,11 @@ async fn hear_the_other_node(url: &str) {
     );
 }
 
-#[tokio::test]
-async fn a_node_hears_only_the_chats_and_users_it_holds() {
-    let redis = Redis::start();
-    hear_only_ones_own(&redis.url()).await;
-}
-
-#[tokio::test]
-async fn a_node_hears_only_the_chats_and_users_it_holds_on_a_cluster() {
-    let cluster = RedisCluster::start();
-    hear_only_ones_own(&cluster.url()).await;
-}
+on_redis_and_cluster!(
+    a_node_hears_only_the_chats_and_users_it_holds,
+    a_node_hears_only_the_chats_and_users_it_holds_on_a_cluster,
+    hear_only_ones_own
+);
 
 async fn hear_only_ones_own(url: &str) {
     let (one, two, three) = (node_at(url).await, node_at(url).await, node_at(url).await);
@@ -411,17 +412,11 @@ async fn hear_only_ones_own(url: &str) {
     assert_eq!(two.messages_heard(), before);
 }
 
-#[tokio::test]
-async fn a_member_who_leaves_stops_hearing_and_one_who_reconnects_quickly_keeps_it() {
-    let redis = Redis::start();
-    follow_membership(&redis.url()).await;
-}
-
-#[tokio::test]
-async fn subscriptions_follow_membership_on_a_cluster() {
-    let cluster = RedisCluster::start();
-    follow_membership(&cluster.url()).await;
-}
+on_redis_and_cluster!(
+    a_member_who_leaves_stops_hearing_and_one_who_reconnects_quickly_keeps_it,
+    subscriptions_follow_membership_on_a_cluster,
+    follow_membership
+);
 
 async fn follow_membership(url: &str) {
     let (one, two) = (node_at(url).await, node_at(url).await);
@@ -487,24 +482,35 @@ async fn nodes_ride_out_a_redis_restart() {
     assert!(one.online_among(&users).await.is_empty());
 
     redis.restart();
-    let mut heard = false;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline && !heard {
-        say(&one, "after").await;
-        let _ = next(&mut at_one).await;
-        heard = tokio::time::timeout(Duration::from_millis(500), at_two.next_frame())
-            .await
-            .is_ok_and(|frame| frame.is_ok_and(|f| f.contains("after")));
-    }
+    let heard = resumes(&one, &mut at_two, Duration::from_secs(15)).await;
     assert!(heard, "cross-node delivery resumed after Redis came back");
     // The restarted Redis lost its data; presence is renewed from each node.
-    assert!(
-        eventually(Duration::from_secs(10), async || one
-            .online_among(&users)
-            .await
-            .contains("ada"))
-        .await
-    );
+    assert!(online_again(&one, "ada").await);
+}
+
+/// Whether what `one` says reaches `at_two` again within `within`, said until it does.
+async fn resumes(one: &Hub, at_two: &mut Session, within: Duration) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        say(one, "after").await;
+        while let Ok(Ok(frame)) =
+            tokio::time::timeout(Duration::from_millis(300), at_two.next_frame()).await
+        {
+            if frame.contains("after") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// Whether `hub` sees `user` online again within 10 s (their node wrote it again).
+async fn online_again(hub: &Hub, user: &str) -> bool {
+    let users = vec![user.to_string()];
+    eventually(Duration::from_secs(10), async || {
+        hub.online_among(&users).await.contains(user)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -522,15 +528,7 @@ async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
     // The master of the chat's channel goes; its replica takes over within seconds.
     cluster.kill_master_of("palaver:to:c:c1");
     let started = Instant::now();
-    let mut heard = false;
-    while started.elapsed() < Duration::from_secs(30) && !heard {
-        say(&one, "after").await;
-        while let Ok(Ok(frame)) =
-            tokio::time::timeout(Duration::from_millis(300), at_two.next_frame()).await
-        {
-            heard |= frame.contains("after");
-        }
-    }
+    let heard = resumes(&one, &mut at_two, Duration::from_secs(30)).await;
     if !heard {
         let port = cluster.nodes[0].0;
         eprintln!("NODES\n{}", cli(port, &["cluster", "nodes"]));
@@ -550,14 +548,7 @@ async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
         started.elapsed()
     );
     // Presence, on every shard, is written again.
-    let users = vec!["ada".to_string()];
-    assert!(
-        eventually(Duration::from_secs(10), async || one
-            .online_among(&users)
-            .await
-            .contains("ada"))
-        .await
-    );
+    assert!(online_again(&one, "ada").await);
 }
 
 #[tokio::test]

@@ -70,7 +70,8 @@ enum Protocol {
 struct RunArgs {
     #[arg(long, value_enum)]
     protocol: Protocol,
-    /// The server's base URL, e.g. http://127.0.0.1:3000
+    /// The server's base URL, e.g. http://127.0.0.1:3000; several, comma-separated, spread
+    /// each room's members over those nodes (accounts are made through the first).
     #[arg(long)]
     url: String,
     #[arg(long)]
@@ -331,7 +332,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
     // one room (the ceiling).
     let setups = futures::stream::iter(0..rooms)
         .map(|room| {
-            let (http, url) = (http.clone(), args.url.clone());
+            let http = http.clone();
+            let url = args.url.split(',').next().unwrap_or_default().to_owned();
             async move {
                 match args.protocol {
                     Protocol::Ws => {
@@ -344,6 +346,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
+    let urls: Vec<&str> = args.url.split(',').collect();
+    let first = urls[0].to_owned();
     let mut index = 0;
     for setup in setups {
         let (sender_token, listener_token, channel) = setup?;
@@ -355,9 +359,10 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
                     } else {
                         &listener_token
                     };
-                    socketio(&args.url, token, &channel, index, args.sources).await?
+                    let url = urls[member % urls.len()];
+                    socketio(url, token, &channel, index, args.sources).await?
                 }
-                Protocol::Ws => plain_ws(&args.url, channel.parse()?, index, args.sources).await?,
+                Protocol::Ws => plain_ws(&first, channel.parse()?, index, args.sources).await?,
             };
             index += 1;
             let role = if member == 0 {
