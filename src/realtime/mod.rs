@@ -2,8 +2,9 @@
 //! set up once. Dialects attach to them and render the core's events; an event goes only
 //! through the transport that carries its dialect (see `Core::add_dialect`).
 //!
-//! Across nodes, Socket.IO rooms span the nodes through socketioxide-redis, and the WebSocket
-//! sessions through the rooms crate's Redis fan-out; without `REDIS_URL` both are local.
+//! Socket.IO rooms and WebSocket sessions are this node's own: across nodes, the rooms crate
+//! routes each event to the nodes holding its users. socketioxide-redis carries only what the
+//! Admin UI addresses to every node's sockets; without `REDIS_URL` nothing leaves the node.
 
 pub mod admin;
 mod budget;

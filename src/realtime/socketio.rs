@@ -1,7 +1,7 @@
-//! Socket.IO, set up once per path: its limits, its adapter (rooms across nodes through Redis
-//! when clustered), the handshake's authentication, and each connection's presence and event
-//! budget. The dialects attached to a path then add their handlers and rooms; they never see
-//! each other.
+//! Socket.IO, set up once per path: its limits, its adapter (through Redis when clustered, for
+//! the Admin UI's actions across nodes; chat events go through the hub's routing), the
+//! handshake's authentication, and each connection's attendance and event budget. The
+//! dialects attached to a path then add their handlers and rooms; they never see each other.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -28,7 +28,8 @@ use crate::store::User;
 use crate::telemetry;
 
 /// Every path's adapter: socketioxide-redis, publishing through the node's Redis link when
-/// there is one, local only otherwise.
+/// there is one, local only otherwise. Palaver's own transport uses it locally only; the Admin
+/// UI's namespace reaches every node's sockets through it.
 pub type IoAdapter = CustomRedisAdapter<Emitter, LinkDriver>;
 pub type Socket = SocketRef<IoAdapter>;
 

@@ -113,7 +113,7 @@ pub struct Connection {
     session: Session,
     budget: EventBudget,
     user: Option<User>,
-    presence: Option<Attendance>,
+    attendance: Option<Attendance>,
     /// The user's sessions were revoked while this connection was signing in.
     revoked: bool,
 }
@@ -163,7 +163,7 @@ impl Connection {
             socket,
             budget: EventBudget::default(),
             user: None,
-            presence: None,
+            attendance: None,
             revoked: false,
         }
     }
@@ -186,7 +186,7 @@ impl Connection {
         if let Some(previous) = &self.user {
             self.session.leave(&Room::account(&previous.id.to_hex()));
         }
-        self.presence = Some(self.app.attend(&user).await);
+        self.attendance = Some(self.app.attend(&user).await);
         self.session.join(&Room::account(&id));
         // A sign-out between the check of the user's credential and this join did not reach
         // this connection: look once more, now that any later one will.
