@@ -64,7 +64,9 @@ start_redis() {
   fi
   local dir; dir=$(mktemp -d)
   for i in 1 2 3 4 5 6; do
+    # The cluster bus listens 10,000 above the port: that one must be a port too.
     port=$(free_port)
+    while [ "$port" -gt 55535 ]; do port=$(free_port); done
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --cluster-enabled yes \
       --cluster-node-timeout 1000 --repl-diskless-sync-delay 0 \
       --cluster-config-file "nodes-$port.conf" --dir "$dir" >"$LOGS/bench-redis-$i.log" 2>&1 &

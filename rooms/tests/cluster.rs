@@ -78,6 +78,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A port for a cluster node: its cluster bus listens 10,000 above it, so that one must be a
+/// port too, and free.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= 55535 && TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn redis_cli() -> String {
     let server = std::env::var("TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     server.replace("redis-server", "redis-cli")
@@ -123,7 +134,7 @@ impl RedisCluster {
         let dir = tempfile_dir::Dir::new(&format!("rooms-cluster-{}", free_port()));
         let mut nodes = Vec::new();
         for _ in 0..6 {
-            let port = free_port();
+            let port = cluster_port();
             let child = Command::new(&binary)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])

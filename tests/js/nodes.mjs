@@ -65,6 +65,20 @@ export function redisServer(name) {
   };
 }
 
+// A port for a cluster node: its cluster bus listens 10,000 above it, so that one must be a
+// port too, and free.
+async function clusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55535) continue;
+    const free = await new Promise((resolve) => {
+      const server = net.createServer().once('error', () => resolve(false))
+        .listen(port + 10000, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
 // A Redis Cluster of three masters, each with a replica, on loopback, made by
 // `redis-cli --cluster create`; a failed master's replica takes over within seconds. `url` is
 // what REDIS_URL takes for it: its seeds, comma-separated.
@@ -84,7 +98,7 @@ export function redisCluster(name) {
     url: '',
     async start() {
       for (let i = 0; i < 6; i++) {
-        const port = await freePort();
+        const port = await clusterPort();
         const child = run(`${name}-${i}`, env('TEST_REDIS_SERVER'), [
           '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
           '--cluster-enabled', 'yes', '--cluster-node-timeout', '1000', '--repl-diskless-sync-delay', '0',
