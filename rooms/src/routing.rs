@@ -490,6 +490,8 @@ impl Router {
             }
         }
         metrics::counter!("palaver_redis_published_total").increment(channels.len() as u64);
+        let bytes = (payload.len() * channels.len()) as u64;
+        metrics::counter!("palaver_redis_published_bytes_total").increment(bytes);
         if let Some(mut acks) = acks {
             let all = async {
                 for _ in 0..hearing {
@@ -534,6 +536,7 @@ impl Router {
     /// Hand what another node raised to this node's connections.
     async fn take(&self, channel: &str, payload: &[u8]) {
         metrics::counter!("palaver_redis_received_total").increment(1);
+        metrics::counter!("palaver_redis_received_bytes_total").increment(payload.len() as u64);
         self.heard.fetch_add(1, Ordering::Relaxed);
         if let Some(About::Node(_)) = self.names.about(channel) {
             let id = std::str::from_utf8(payload)

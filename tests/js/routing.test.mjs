@@ -71,7 +71,7 @@ test('a node hears each message of a chat it holds a member of once, and nothing
   const saliuIo = track(await connect('v4', 'polling', { token: saliu.token, channels: [chat], how: 'auth', base: two.base }));
   track(await connect('v4', 'websocket', { token: stranger.token, how: 'auth', base: three.base }));
   await sleep(300);
-  const before = { two: await received(two), three: await received(three) };
+  const before = { two: await received(two), three: await received(three), bytes: await metric(two, 'palaver_redis_received_bytes_total') };
 
   const count = 20;
   const heard = collect(saliuIo, 'message', 4000);
@@ -82,7 +82,8 @@ test('a node hears each message of a chat it holds a member of once, and nothing
   assert.deepEqual(messages.map((m) => m.content), [...Array(count).keys()].map((i) => `routed ${i}`));
 
   const after = { two: await received(two), three: await received(three) };
-  console.log(`# node two received ${after.two - before.two} Redis messages for ${count} messages; node three ${after.three - before.three}`);
+  const bytes = (await metric(two, 'palaver_redis_received_bytes_total')) - before.bytes;
+  console.log(`# node two received ${after.two - before.two} Redis messages (${Math.round(bytes / count)} bytes each) for ${count} messages; node three ${after.three - before.three}`);
   assert.equal(after.two - before.two, count, 'node two: each message once');
   assert.equal(after.three - before.three, 0, 'node three: nothing of a chat it holds no member of');
 });
