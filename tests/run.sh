@@ -36,5 +36,5 @@ js_tests() { # the files named, or every one
     TEST_LOGS="$LOGS" node --test --test-concurrency=1 "$@")
 }
 js_tests
-say "the many-node tests again, on a three-master Redis Cluster"
-TEST_REDIS_CLUSTER=1 js_tests multinode.test.mjs routing.test.mjs
+say "the many-node tests again (balancer and Admin UI included), on a three-master Redis Cluster"
+TEST_REDIS_CLUSTER=1 js_tests multinode.test.mjs routing.test.mjs admin.test.mjs balancer.test.mjs
