@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,53 @@ pub struct Route<'a> {
     pub outgoing: &'a [Outgoing],
 }
 
+/// Rooms to join and leave first, then events: what one transport does for one event, here.
+async fn carry_out(
+    transport: &dyn Transport,
+    joins: &[(Room, Room)],
+    leaves: &[(Room, Room)],
+    outgoing: &[Outgoing],
+) {
+    for (members_of, room) in joins {
+        transport.join(members_of, room).await;
+    }
+    for (members_of, room) in leaves {
+        transport.leave(members_of, room).await;
+    }
+    for out in outgoing {
+        transport.emit(out).await;
+    }
+}
+
+/// Each dialect's transport on this node, known once the dialects are.
+#[derive(Default)]
+pub(crate) struct Transports(RwLock<Vec<(&'static str, Arc<dyn Transport>)>>);
+
+impl Transports {
+    fn set(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
+        *self.0.write().unwrap() = transports;
+    }
+
+    pub(crate) fn of(&self, dialect: &str) -> Option<Arc<dyn Transport>> {
+        let transports = self.0.read().unwrap();
+        let found = transports.iter().find(|(name, _)| *name == dialect);
+        found.map(|(_, transport)| transport.clone())
+    }
+
+    /// Close the connections in `members_of`, through each transport once.
+    pub(crate) async fn disconnect(&self, members_of: &Room, why: Closing) {
+        let mut distinct: Vec<Arc<dyn Transport>> = Vec::new();
+        for (_, transport) in self.0.read().unwrap().iter() {
+            if !distinct.iter().any(|t| Arc::ptr_eq(t, transport)) {
+                distinct.push(transport.clone());
+            }
+        }
+        for transport in distinct {
+            transport.disconnect(members_of, why).await;
+        }
+    }
+}
+
 /// What `deliver_or_push` did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -197,6 +244,7 @@ pub struct Hub {
     presence: Arc<dyn Presence>,
     push: Arc<dyn PushSink>,
     sessions: Arc<Sessions>,
+    transports: Arc<Transports>,
     cluster: Option<Arc<cluster::RedisLink>>,
     router: Option<Arc<routing::Router>>,
     budgets: budget::UserBudgets,
@@ -219,6 +267,7 @@ impl Hub {
             presence: Arc::new(LocalPresence::default()),
             push,
             sessions: Arc::default(),
+            transports: Arc::default(),
             cluster: None,
             router: None,
             budgets: budget::UserBudgets::new(None),
@@ -238,21 +287,24 @@ impl Hub {
         link: Arc<cluster::RedisLink>,
         backlog: usize,
     ) -> Self {
+        let transports = Arc::<Transports>::default();
+        let router =
+            routing::Router::start(link.clone(), ROUTE_PREFIX, transports.clone(), backlog);
         Self {
             presence: cluster::RedisPresence::start(link.clone()),
             push,
             sessions: Arc::default(),
             budgets: budget::UserBudgets::new(Some(link.clone())),
-            router: Some(routing::Router::start(link.clone(), ROUTE_PREFIX, backlog).await),
+            router: Some(router.await),
+            transports,
             cluster: Some(link),
         }
     }
 
-    /// The transport of each dialect, which events from other nodes are handed to.
+    /// The transport of each dialect: what closes a user's connections here, and what events
+    /// from other nodes are handed to.
     pub fn set_transports(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
-        if let Some(router) = &self.router {
-            router.set_transports(transports);
-        }
+        self.transports.set(transports);
     }
 
     /// How many messages this node heard from Redis about its users' events (0 alone).
@@ -310,12 +362,9 @@ impl Hub {
         }
     }
 
-    /// Close every connection of `user`, through `transports` here and on every node.
-    pub async fn close_user(&self, transports: &[Arc<dyn Transport>], user: &str, why: Closing) {
-        let everywhere = Room::account(user);
-        for transport in transports {
-            transport.disconnect(&everywhere, why).await;
-        }
+    /// Close every connection of `user`, here and on every node.
+    pub async fn close_user(&self, user: &str, why: Closing) {
+        self.transports.disconnect(&Room::account(user), why).await;
         if let Some(router) = &self.router {
             router.close_user(user, why).await;
         }
@@ -339,15 +388,7 @@ impl Hub {
         push: impl Fn(&UserId) -> Option<PushIntent>,
     ) -> Report {
         for route in routes {
-            for (members_of, room) in route.joins {
-                route.transport.join(members_of, room).await;
-            }
-            for (members_of, room) in route.leaves {
-                route.transport.leave(members_of, room).await;
-            }
-            for out in route.outgoing {
-                route.transport.emit(out).await;
-            }
+            carry_out(route.transport, route.joins, route.leaves, route.outgoing).await;
         }
         if let Some(router) = &self.router {
             let steps = routes

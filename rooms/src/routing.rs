@@ -20,14 +20,14 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OnceCell, mpsc, oneshot, watch};
 
 use crate::cluster::RedisLink;
-use crate::{Closing, Outgoing, Room, Transport, UserId};
+use crate::{Closing, Outgoing, Room, Transports, UserId, carry_out};
 
 /// How long a node keeps listening on a channel after its last interested connection went.
 pub const LINGER: Duration = Duration::from_secs(1);
@@ -293,7 +293,7 @@ struct Listen {
 pub struct Router {
     link: Arc<RedisLink>,
     names: Channels,
-    transports: RwLock<Vec<(&'static str, Arc<dyn Transport>)>>,
+    transports: Arc<Transports>,
     interests: Mutex<Interests>,
     listens: mpsc::UnboundedSender<Listen>,
     next_id: AtomicU64,
@@ -308,7 +308,13 @@ pub struct Router {
 impl Router {
     /// Start routing for this node on channels under `prefix`, holding up to `backlog`
     /// messages heard and not yet handed over.
-    pub async fn start(link: Arc<RedisLink>, prefix: &str, backlog: usize) -> Arc<Self> {
+    /// Events from other nodes go to `transports`.
+    pub(crate) async fn start(
+        link: Arc<RedisLink>,
+        prefix: &str,
+        transports: Arc<Transports>,
+        backlog: usize,
+    ) -> Arc<Self> {
         let names = Channels {
             prefix: prefix.to_owned(),
         };
@@ -318,7 +324,7 @@ impl Router {
         let router = Arc::new(Self {
             link: link.clone(),
             names,
-            transports: RwLock::default(),
+            transports,
             interests: Mutex::default(),
             listens,
             next_id: AtomicU64::new(0),
@@ -342,28 +348,6 @@ impl Router {
         tokio::spawn(hear(weak, heard_queue));
         router.listen(vec![router.names.node(link.node())]).await;
         router
-    }
-
-    /// The transport of each dialect, to hand other nodes' events to.
-    pub fn set_transports(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
-        *self.transports.write().unwrap() = transports;
-    }
-
-    fn transport_of(&self, dialect: &str) -> Option<Arc<dyn Transport>> {
-        let transports = self.transports.read().unwrap();
-        let found = transports.iter().find(|(name, _)| *name == dialect);
-        found.map(|(_, transport)| transport.clone())
-    }
-
-    /// Each transport once.
-    fn distinct_transports(&self) -> Vec<Arc<dyn Transport>> {
-        let mut distinct: Vec<Arc<dyn Transport>> = Vec::new();
-        for (_, transport) in self.transports.read().unwrap().iter() {
-            if !distinct.iter().any(|t| Arc::ptr_eq(t, transport)) {
-                distinct.push(transport.clone());
-            }
-        }
-        distinct
     }
 
     /// Listen on these channels (those not listened on yet), once Redis confirms it.
@@ -573,24 +557,20 @@ impl Router {
 
     async fn hand_over(&self, envelope: &Envelope<Step>) {
         for step in &envelope.steps {
-            let Some(transport) = self.transport_of(&step.dialect) else {
+            let Some(transport) = self.transports.of(&step.dialect) else {
                 tracing::warn!(dialect = %step.dialect, "an event for a dialect this node does not speak");
                 continue;
             };
-            for (members_of, room) in &step.joins {
-                transport.join(members_of, room).await;
-            }
-            for (members_of, room) in &step.leaves {
-                transport.leave(members_of, room).await;
-            }
-            for out in &step.outgoing {
-                transport.emit(out).await;
-            }
+            carry_out(
+                transport.as_ref(),
+                &step.joins,
+                &step.leaves,
+                &step.outgoing,
+            )
+            .await;
         }
         if let Some((members_of, why)) = &envelope.close {
-            for transport in self.distinct_transports() {
-                transport.disconnect(members_of, *why).await;
-            }
+            self.transports.disconnect(members_of, *why).await;
         }
     }
 
@@ -613,9 +593,7 @@ impl Router {
         metrics::counter!("palaver_redis_fell_behind_total").increment(channels.len() as u64);
         for user in users {
             let room = Room::account(&user);
-            for transport in self.distinct_transports() {
-                transport.disconnect(&room, Closing::FellBehind).await;
-            }
+            self.transports.disconnect(&room, Closing::FellBehind).await;
         }
     }
 

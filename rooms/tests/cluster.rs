@@ -370,8 +370,7 @@ async fn hear_the_other_node(url: &str) {
     assert_eq!(next(&mut at_two).await.unwrap(), r#"{"message":"hi"}"#);
 
     // A sign-out on node one closes his session on node two.
-    one.close_user(&[one.sessions_transport()], "bob", Closing::SignedOut)
-        .await;
+    one.close_user("bob", Closing::SignedOut).await;
     assert_eq!(
         next(&mut at_two).await.unwrap_err(),
         Ended::Closed(Closing::SignedOut)

@@ -240,17 +240,6 @@ impl Core {
             .collect()
     }
 
-    /// Every transport, once each.
-    fn transports(&self) -> Vec<Arc<dyn Transport>> {
-        let mut transports: Vec<Arc<dyn Transport>> = Vec::new();
-        for (_, transport) in self.dialects.read().unwrap().iter() {
-            if !transports.iter().any(|t| Arc::ptr_eq(t, transport)) {
-                transports.push(transport.clone());
-            }
-        }
-        transports
-    }
-
     /// From now on this node reports not ready, so balancers send new clients elsewhere.
     pub fn begin_stopping(&self) {
         self.stopping

@@ -153,11 +153,8 @@ impl Core {
                 doc! { "$inc": { "token_version": 1 } },
             )
             .await?;
-        let transports = self.transports();
         let id = user.id.to_hex();
-        self.hub
-            .close_user(&transports, &id, Closing::SignedOut)
-            .await;
+        self.hub.close_user(&id, Closing::SignedOut).await;
         tracing::info!(user = %user.id, "every session revoked");
         Ok(())
     }
