@@ -716,8 +716,13 @@ impl<A: Adapter> Socket<A> {
 
     /// # Close the engine.io connection if it is not already closed.
     ///
+    /// Unlike [`Socket::disconnect`], which tells the client that the server ended the
+    /// session (socket.io clients then stay disconnected), the client sees its transport
+    /// close, as when a server goes away, and reconnects by itself. The disconnect handler
+    /// is called with [`DisconnectReason::ClosingServer`].
+    ///
     /// Return a future that resolves when the underlying transport is closed.
-    pub(crate) async fn close_underlying_transport(&self) {
+    pub async fn close_underlying_transport(&self) {
         if !self.esocket.is_closed() {
             #[cfg(feature = "tracing")]
             tracing::debug!("closing underlying transport for socket: {}", self.id);

@@ -233,6 +233,58 @@ pub async fn server_ns_disconnect() {
     assert_eq!(rooms, vec!["testRoom1", "testRoom2", "testRoom3"]);
 }
 
+/// Closing one socket's transport sends no socket.io disconnect packet: the client sees its
+/// transport close (an engine.io close packet, then the websocket close), as when a server goes
+/// away, and reconnects by itself. The other sockets stay.
+#[tokio::test]
+pub async fn server_transport_close() {
+    let (tx, mut rx) = mpsc::channel::<DisconnectReason>(2);
+    let (svc, io) = create_server().await;
+    io.ns("/", async move |socket: SocketRef| {
+        socket.on_disconnect(async move |reason: DisconnectReason| tx.try_send(reason).unwrap());
+    });
+
+    let mut closed = create_ws_connection(&svc).await;
+    let _kept = create_ws_connection(&svc).await;
+    closed.next().await; // engine.io open packet
+    let Some(Ok(Message::Text(connect))) = closed.next().await else {
+        panic!("no socket.io connect packet");
+    };
+    let sid = serde_json::from_str::<serde_json::Value>(&connect[2..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let socket = io.get_socket(sid).unwrap();
+    tokio::time::timeout(Duration::from_millis(100), socket.close_underlying_transport())
+        .await
+        .expect("timeout waiting for the transport to close");
+
+    let data = tokio::time::timeout(Duration::from_millis(100), rx.recv())
+        .await
+        .expect("timeout waiting for DisconnectReason::ClosingServer")
+        .unwrap();
+    assert_eq!(data, DisconnectReason::ClosingServer);
+    let sockets = io.sockets();
+    assert_eq!(sockets.len(), 1);
+    assert_ne!(sockets[0].id, sid);
+
+    // Past pings: an engine.io close packet, no socket.io disconnect packet, then the
+    // websocket close.
+    let mut frames = Vec::new();
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_millis(100), closed.next()).await
+    {
+        if frame != Message::Text("2".into()) {
+            frames.push(frame);
+        }
+    }
+    assert!(
+        matches!(&frames[..], [Message::Text(close), Message::Close(_)] if close.as_str() == "1"),
+        "{frames:?}"
+    );
+}
+
 #[tokio::test]
 pub async fn server_ns_close() {
     let (tx, mut rx) = mpsc::channel::<DisconnectReason>(1);
