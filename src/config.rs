@@ -52,6 +52,12 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// Messages from other nodes (through Redis) that this node holds while its connections
+    /// take them. Past it the node has fallen behind: it closes the connections of the users
+    /// whose messages it could not take, so that their clients reconnect and catch up.
+    #[arg(long, env = "REDIS_BACKLOG", default_value_t = rooms::routing::BACKLOG)]
+    pub redis_backlog: usize,
+
     /// Service-account JSON key for FCM pushes. When unset, pushes are only logged.
     #[arg(long, env = "FCM_CREDENTIALS")]
     pub fcm_credentials: Option<PathBuf>,
@@ -263,6 +269,7 @@ impl Config {
             sign_ups_per_minute: SIGN_UPS_PER_MINUTE,
             trusted_proxies: String::new(),
             drain_time: 0.0,
+            redis_backlog: rooms::routing::BACKLOG,
             proxy_protocol: false,
             cors_origins: "*".to_owned(),
             admin_username: None,

@@ -93,7 +93,7 @@ impl Server {
                 let link = RedisLink::connect(url)
                     .await
                     .context("connecting to Redis (REDIS_URL)")?;
-                rooms::Hub::clustered(push, link).await
+                rooms::Hub::clustered_with_backlog(push, link, config.redis_backlog).await
             }
             None => rooms::Hub::single_node(push),
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::request::Parts;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, join_all};
 use rooms::{Attendance, Closing, Outgoing, PresenceGuard, Room, Transport};
 use serde_json::Value;
 use socketioxide::SocketIo;
@@ -323,7 +323,14 @@ impl Transport for SocketIoTransport {
 
     fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.local().to(name(members_of)).disconnect().await {
+            let sockets = self.0.local().to(name(members_of));
+            if why == Closing::FellBehind {
+                // Their clients must come back and catch up. A server disconnect would keep
+                // socket.io clients away; a closed transport looks like a lost server, and
+                // they reconnect by themselves.
+                let sockets = sockets.sockets();
+                join_all(sockets.iter().map(|s| s.close_underlying_transport())).await;
+            } else if let Err(e) = sockets.disconnect().await {
                 tracing::warn!(%members_of, ?why, "disconnect failed: {e:?}");
             }
         })

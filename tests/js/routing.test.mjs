@@ -2,10 +2,11 @@
 // concerns the users it holds, read from each node's own metrics. A node with no member of a
 // chat receives nothing for it, a node with one receives each message once, and a node starts
 // hearing a chat when one of its users joins it (without reconnecting) and stops a while after
-// the last one leaves. With TEST_REDIS_CLUSTER=1, on a three-master Redis Cluster.
+// the last one leaves. A node that falls behind closes its clients' transports, and they come
+// back and catch up. With TEST_REDIS_CLUSTER=1, on a three-master Redis Cluster.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { signup, connect, nextEvent, collect, emitAck, likedPair } from './helpers.mjs';
+import { signup, connect, nextEvent, collect, emitAck, likedPair, clients } from './helpers.mjs';
 import { sleep, sharedRedis, startPalaver, connections } from './nodes.mjs';
 
 const DATABASE = `routing_${process.pid}`;
@@ -128,4 +129,67 @@ test('a node starts hearing a chat when its user joins, and stops once the last 
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.deepEqual(await quiet, []);
   assert.equal(await received(two), before, 'nothing of the chat reaches node two');
+});
+
+// A node that stalls (stopped with SIGSTOP) while a chat's messages keep coming, and holds at
+// most one message it has not handed over (REDIS_BACKLOG=1), falls behind when it resumes. It
+// closes its Socket.IO clients' transports rather than skip messages: socket.io clients, over
+// WebSocket and over long-polling, see their transport close, reconnect by themselves and catch up
+// with `lastSeen`. Each has every message, in order; a message heard both live and in the
+// catch-up may come twice, with its id, but none is missing.
+test('a node that falls behind closes its clients\' transports, and they reconnect and catch up', async () => {
+  const four = await startPalaver('routing-four', { REDIS_URL: redis.url, MONGODB_DATABASE: DATABASE, REDIS_BACKLOG: '1' });
+  try {
+    const { saliu, rebecca, chat } = await likedPair(one.base);
+    const rebeccaIo = track(await connect('v4', 'websocket', { token: rebecca.token, channels: [chat], how: 'auth', base: one.base }));
+    const receivers = await Promise.all(['websocket', 'polling'].map(async (transport) => {
+      const seen = [];
+      const events = [];
+      const auth = (cb) => cb({ token: saliu.token, channels: chat, ...(seen.length ? { lastSeen: { [chat]: seen.at(-1) } } : {}) });
+      const socket = track(clients.v4(four.base, { transports: [transport], forceNew: true, auth, reconnectionDelay: 100, reconnectionDelayMax: 500 }));
+      socket.on('message', (m) => seen.push(m.id));
+      socket.on('connect', () => events.push('connect'));
+      socket.on('disconnect', (why) => events.push(`disconnect: ${why}`));
+      await nextEvent(socket, 'connect', 5000);
+      return { transport, seen, events };
+    }));
+    await sleep(300);
+
+    const sent = [];
+    const send = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const ack = await emitAck(rebeccaIo, 'message', { content: `stalled ${sent.length}`, channel: chat });
+        assert.ok(ack.id, JSON.stringify(ack));
+        sent.push(ack.id);
+      }
+    };
+    await send(3);
+    assert.ok(await eventually(() => receivers.every((r) => r.seen.length === 3)), 'heard before the stall');
+    const behind = await metric(four, 'palaver_redis_fell_behind_total');
+
+    // Node four stalls while forty messages are sent; Redis keeps them for it.
+    four.child.kill('SIGSTOP');
+    try {
+      await send(40);
+    } finally {
+      four.child.kill('SIGCONT');
+    }
+    const caughtUp = await eventually(() => receivers.every((r) => sent.every((id) => r.seen.includes(id))), 15000);
+    for (const r of receivers) {
+      const repeated = r.seen.length - new Set(r.seen).size;
+      console.log(`# ${r.transport}: ${r.events.join(', ')}; heard ${r.seen.length} (${repeated} twice) of ${sent.length}`);
+    }
+    assert.ok(caughtUp, 'every receiver has every message');
+    assert.ok(await metric(four, 'palaver_redis_fell_behind_total') > behind, 'node four fell behind');
+    for (const r of receivers) {
+      assert.deepEqual([...new Set(r.seen)], sent, `${r.transport}: every message, in order`);
+      // Not `io server disconnect`, after which socket.io clients stay away. A long-polling
+      // client hears the close on its pending poll, or has its next request refused.
+      const [first, why, again] = r.events;
+      assert.deepEqual([first, again], ['connect', 'connect'], r.transport);
+      assert.match(why, /^disconnect: transport (close|error)$/, r.transport);
+    }
+  } finally {
+    await four.stop();
+  }
 });
