@@ -9,6 +9,11 @@
 #    interest (BEFORE, built from its commit into target/bench-before), in the same run.
 # 2. Rooms of ten spread over three nodes (member m of each room on node m mod 3): sustained
 #    deliveries/s and p99, stepped up as bench.sh does, against the same rooms on one node.
+# 3. Many idle connections: rooms of ten (50,000 connections in 5,000 rooms) over three nodes,
+#    each room's members on different nodes, opened by three load-generator processes so that
+#    each process, like each node, stays under the 20,000 open-files limit. Held idle past a
+#    ping interval, then one message into each room, over FANOUT_OVER seconds: deliveries and
+#    their p99, and each node's memory and open files while held.
 # Both on a single Redis and on a three-master Redis Cluster (this build only: the one before
 # could not use a cluster). Servers run on core 0, the load generator on core 1. Bounded: every
 # run stops by itself. Writes target/bench-nodes/*.json and prints a table.
@@ -22,9 +27,16 @@ if [ "${1:-}" = --quick ]; then QUICK=true; fi
 BEFORE=${BENCH_BEFORE:-032e279}
 if $QUICK; then
   IDLE_NODES=3 PAIRS_N=200 RATE=200 RUN_SECONDS=10 QUIET_SECONDS=5 SPREAD="300:10" STEPS=3
+  FANOUT_ROOMS=300 FANOUT_HOLD=5 FANOUT_OVER=10
 else
   IDLE_NODES=9 PAIRS_N=1000 RATE=1000 RUN_SECONDS=20 QUIET_SECONDS=10 SPREAD="1000:10" STEPS=8
+  # Held past the nodes' Socket.IO ping interval (25 s). The messages go over 100 s, 50 a
+  # second, each the first of its chat (so read from the database): at 250 a second this
+  # machine fell behind by seconds (README, "Many nodes").
+  FANOUT_ROOMS=5000 FANOUT_HOLD=30 FANOUT_OVER=100
 fi
+# BENCH_NODES_CASES picks some of the cases, e.g. "fanout".
+CASES=" ${BENCH_NODES_CASES:-idle spread fanout} "
 SENDER_RATE=28
 SERVER_CPU=() LOAD_CPU=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
@@ -37,7 +49,7 @@ install_tools
 say "building (release)"
 cargo build --release --locked -p palaver -p loadgen --bins
 LOADGEN=$ROOT/target/release/loadgen
-if [ ! -x "$ROOT/target/bench-before/release/palaver" ]; then
+if [[ $CASES == *" idle "* ]] && [ ! -x "$ROOT/target/bench-before/release/palaver" ]; then
   say "building the build before routing by interest ($BEFORE)"
   rm -rf "$ROOT/target/bench-before-src"
   git worktree prune
@@ -173,11 +185,96 @@ spread_case() {
   done
 }
 
-idle_nodes_case "$ROOT/target/bench-before/release/palaver" single before-single
-idle_nodes_case "$ROOT/target/release/palaver" single after-single
-idle_nodes_case "$ROOT/target/release/palaver" cluster after-cluster
-spread_case single
-spread_case cluster
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+open_files() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+running() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
+
+# Case 3 on REDIS.
+fanout_case() {
+  local redis=$1 urls=() nodes=() loaders=() i first=${#PIDS[@]} dir from to
+  say "$((FANOUT_ROOMS * 10)) idle connections in rooms of ten over three nodes, then a message into each room ($redis Redis)"
+  start_database "bench-nodes-database"
+  DATABASE="bench_fanout_${redis}_$$"
+  start_redis "$redis"
+  for i in 1 2 3; do
+    start_node "$ROOT/target/release/palaver" "fanout-$i"
+    urls+=("$NODE_URL")
+    nodes+=("$NODE_PID")
+  done
+  sleep 1
+  local base=() joined
+  for i in "${nodes[@]}"; do base+=("$(rss_kb "$i")"); done
+  joined=$(IFS=,; echo "${urls[*]}")
+  dir=$(mktemp -d)
+  for i in 0 1 2; do
+    from=$((i * FANOUT_ROOMS / 3)) to=$(((i + 1) * FANOUT_ROOMS / 3))
+    "${LOAD_CPU[@]}" "$LOADGEN" fanout --url "$joined" --rooms $((to - from)) --first "$from" \
+      --room-size 10 --ready "$dir/ready-$i" --go "$dir/go" --over "$FANOUT_OVER" \
+      >"$OUT/fanout-$redis-$i.json" 2>"$LOGS/bench-loadgen-$i.log" &
+    loaders+=($!)
+    PIDS+=($!)
+  done
+  local waited=0
+  until [ -e "$dir/ready-0" ] && [ -e "$dir/ready-1" ] && [ -e "$dir/ready-2" ]; do
+    for i in "${loaders[@]}"; do
+      if ! running "$i"; then
+        echo "a load generator stopped before its connections were open:" >&2
+        cat "$LOGS"/bench-loadgen-*.log >&2
+        exit 1
+      fi
+    done
+    waited=$((waited + 1))
+    if [ "$waited" -gt 1800 ]; then echo "connections not open within 30 minutes" >&2; exit 1; fi
+    sleep 1
+  done
+  sleep "$FANOUT_HOLD"
+  local held=()
+  for i in "${!nodes[@]}"; do
+    held+=("${base[$i]}:$(rss_kb "${nodes[$i]}"):$(open_files "${nodes[$i]}")")
+  done
+  touch "$dir/go"
+  for i in "${loaders[@]}"; do wait "$i"; done
+  python3 - "$OUT" "$redis" "$FANOUT_OVER" "${held[@]}" <<'EOF'
+import json, sys
+from pathlib import Path
+out, redis, over, held = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+parts = [json.loads((out / f"fanout-{redis}-{i}.json").read_text()) for i in range(3)]
+latencies = sorted(l for p in parts for l in p.pop("latencies_us"))
+at = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000 if latencies else float("nan")
+total = lambda key: sum(p[key] for p in parts)
+nodes = []
+for h in held:
+    base, rss, files = (int(x) for x in h.split(":"))
+    nodes.append({"rss_before_kb": base, "rss_held_kb": rss, "open_files": files})
+run = {
+    "processes": parts,
+    "rooms": total("rooms"), "connections": total("connected"), "failed": total("failed"),
+    "held": total("held"), "sent": total("sent"), "expected_deliveries": total("expected_deliveries"),
+    "delivered": total("delivered"), "over_s": over,
+    "setup_seconds": max(p["setup_seconds"] for p in parts),
+    "connect_seconds": max(p["connect_seconds"] for p in parts),
+    "p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": latencies[-1] / 1000 if latencies else float("nan"),
+    "nodes": nodes,
+}
+(out / f"fanout-{redis}.json").write_text(json.dumps(run))
+EOF
+  CASE_PIDS=("${PIDS[@]:$first}")
+  stop_all
+}
+
+if [[ $CASES == *" idle "* ]]; then
+  idle_nodes_case "$ROOT/target/bench-before/release/palaver" single before-single
+  idle_nodes_case "$ROOT/target/release/palaver" single after-single
+  idle_nodes_case "$ROOT/target/release/palaver" cluster after-cluster
+fi
+if [[ $CASES == *" spread "* ]]; then
+  spread_case single
+  spread_case cluster
+fi
+if [[ $CASES == *" fanout "* ]]; then
+  fanout_case single
+  fanout_case cluster
+fi
 
 say "results"
 python3 "$ROOT/tests/bench_nodes_report.py" "$OUT" | tee "$OUT/table.txt"

@@ -11,13 +11,18 @@
 //!   deliveries fall behind, and prints one JSON object.
 //! - `loadgen idle`: N idle Socket.IO connections answering pings, held for a while; how many
 //!   stayed open.
+//! - `loadgen fanout`: rooms whose members sit on different nodes, held idle until told to
+//!   go, then one message into each. Several of these processes share one benchmark when its
+//!   connections would pass one process's open-files limit: they time deliveries by the
+//!   machine's clock, and each prints its latencies for the benchmark to merge.
 //!
 //! Every run is bounded in time and stops by itself.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -56,6 +61,8 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         sources: u8,
     },
+    /// Rooms spread over nodes, held idle until a file appears, then one message into each.
+    Fanout(FanoutArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +104,36 @@ struct RunArgs {
     sources: u8,
 }
 
+#[derive(clap::Args)]
+struct FanoutArgs {
+    /// The nodes' base URLs, comma-separated: member m of room r connects to node (r + m) mod
+    /// n, so each room's members sit on different nodes (accounts are made through the first).
+    #[arg(long)]
+    url: String,
+    /// Rooms this process makes.
+    #[arg(long)]
+    rooms: usize,
+    /// The number of this process's first room: processes sharing a run take distinct ranges.
+    #[arg(long, default_value_t = 0)]
+    first: usize,
+    #[arg(long, default_value_t = 10)]
+    room_size: usize,
+    /// Written, with how many connections opened, once every connection is open.
+    #[arg(long)]
+    ready: PathBuf,
+    /// The senders start once this file exists (waited for an hour at most).
+    #[arg(long)]
+    go: PathBuf,
+    /// Seconds over which the senders send their one message each, at random points.
+    #[arg(long, default_value_t = 5.0)]
+    over: f64,
+    /// Seconds after the sending that late deliveries still count.
+    #[arg(long, default_value_t = 120)]
+    wait: u64,
+    #[arg(long, default_value_t = 16)]
+    sources: u8,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -117,6 +154,11 @@ fn main() -> anyhow::Result<()> {
                 sources,
             } => {
                 let report = idle(&url, connections, seconds, sources).await?;
+                println!("{report}");
+                Ok(())
+            }
+            Command::Fanout(args) => {
+                let report = fanout(args).await?;
                 println!("{report}");
                 Ok(())
             }
@@ -468,27 +510,51 @@ async fn setup_room(
     room: usize,
 ) -> anyhow::Result<(String, String, String)> {
     let new = |name: String| {
-        http.post(format!("{url}/new"))
-            .json(&json!({ "username": name }))
-            .send()
+        let body = json!({ "username": name });
+        post(http, format!("{url}/new"), None, body)
     };
-    let sender: Value = new(format!("sender{room}")).await?.json().await?;
-    let listener: Value = new(format!("listener{room}")).await?.json().await?;
+    let sender = new(format!("sender{room}")).await?;
+    let listener = new(format!("listener{room}")).await?;
     let token = sender["token"].as_str().context("no token")?.to_owned();
-    let created: Value = http
-        .post(format!("{url}/create-channel"))
-        .header("authorisation", &token)
-        .json(&json!({ "to": listener["id"], "type": 1 }))
-        .send()
-        .await?
-        .json()
-        .await?;
+    let body = json!({ "to": listener["id"], "type": 1 });
+    let created = post(http, format!("{url}/create-channel"), Some(&token), body).await?;
     let channel = created["channel_id"]
         .as_str()
         .context("no channel")?
         .to_owned();
     let listener_token = listener["token"].as_str().context("no token")?.to_owned();
     Ok((token, listener_token, channel))
+}
+
+/// A JSON POST, tried again (twice at most) when the server fails it: a benchmark's thousands
+/// of set-up requests should not end on one failure under load. Each failure is told on
+/// stderr.
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let mut tries = 0;
+    loop {
+        let mut request = http.post(&url).json(&body);
+        if let Some(token) = token {
+            request = request.header("authorisation", token);
+        }
+        let failure = match request.send().await {
+            Ok(response) if !response.status().is_server_error() => {
+                return Ok(response.json().await?);
+            }
+            Ok(response) => format!("{}: {}", response.status(), response.text().await?),
+            Err(e) => e.to_string(),
+        };
+        tries += 1;
+        eprintln!("POST {url} failed ({failure}), try {tries} of 3");
+        if tries == 3 {
+            bail!("POST {url}: {failure}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 enum Role {
@@ -560,14 +626,17 @@ async fn drive(
     }
 }
 
-/// A delivery: `t <phase> <micros>` somewhere in the frame.
-fn record(text: &str, phases: &Mutex<Vec<Arc<Phase>>>) {
-    let Some(at) = text.find("t ") else { return };
+/// A message's stamp, `t <phase> <micros>`, somewhere in the frame.
+fn stamp(text: &str) -> Option<(usize, u64)> {
+    let at = text.find("t ")?;
     let mut parts = text[at + 2..].split(|c: char| !c.is_ascii_digit());
-    let (Some(phase), Some(sent)) = (parts.next(), parts.next()) else {
-        return;
-    };
-    let (Ok(phase), Ok(sent)) = (phase.parse::<usize>(), sent.parse::<u64>()) else {
+    let (phase, sent) = (parts.next()?, parts.next()?);
+    Some((phase.parse().ok()?, sent.parse().ok()?))
+}
+
+/// A delivery of a stamped message.
+fn record(text: &str, phases: &Mutex<Vec<Arc<Phase>>>) {
+    let Some((phase, sent)) = stamp(text) else {
         return;
     };
     let Some(phase) = phases.lock().unwrap().get(phase).cloned() else {
@@ -632,4 +701,166 @@ async fn idle(url: &str, connections: usize, seconds: u64, sources: u8) -> anyho
         "held": held,
         "connect_seconds": connect_seconds,
     }))
+}
+
+// ---- one message into each of many rooms, from several processes ----
+
+/// Microseconds by the machine's clock, which every process of a run shares.
+fn wall_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+/// What the listeners of a fan-out heard.
+#[derive(Default)]
+struct Heard {
+    latencies: Mutex<Vec<u64>>,
+    delivered: AtomicU64,
+}
+
+async fn fanout(args: FanoutArgs) -> anyhow::Result<Value> {
+    let urls: Vec<String> = args.url.split(',').map(str::to_owned).collect();
+    let k = args.room_size.max(2);
+    let began = Instant::now();
+    let http = reqwest::Client::new();
+    let setups = futures::stream::iter(args.first..args.first + args.rooms)
+        .map(|room| {
+            let (http, url) = (http.clone(), urls[0].clone());
+            async move { setup_room(&http, &url, room).await }
+        })
+        .buffered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let setup_seconds = began.elapsed().as_secs_f64();
+
+    // Room r's member m on node (r + m) mod n; the first member is the room's sender. Each
+    // connection answers pings from the moment it is open: opening them all takes minutes.
+    let began = Instant::now();
+    let heard = Arc::new(Heard::default());
+    let open = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let senders = Arc::new(AtomicU64::new(0));
+    let (go_tx, go_rx) = watch::channel(false);
+    let over = Duration::from_secs_f64(args.over);
+    let members = setups.iter().enumerate().flat_map(|(i, setup)| {
+        let room = args.first + i;
+        (0..k).map(move |member| (room, member, setup))
+    });
+    let opened = futures::stream::iter(members)
+        .map(|(room, member, (sender, listener, channel))| {
+            let token = if member == 0 { sender } else { listener };
+            let url = &urls[(room + member) % urls.len()];
+            let go = (member == 0).then(|| (go_rx.clone(), channel.clone()));
+            let (heard, open, sent, senders) =
+                (heard.clone(), open.clone(), sent.clone(), senders.clone());
+            async move {
+                let socket = socketio(url, token, channel, room * k + member, args.sources).await?;
+                open.fetch_add(1, Ordering::Relaxed);
+                if go.is_some() {
+                    senders.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok::<_, anyhow::Error>(tokio::spawn(async move {
+                    hold(socket, go, over, &heard, &sent).await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }))
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    let connect_seconds = began.elapsed().as_secs_f64();
+    let failed = opened.iter().filter(|o| o.is_err()).count();
+    let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
+    let senders = senders.load(Ordering::Relaxed);
+    let connected = open.load(Ordering::Relaxed);
+    let ready = json!({ "connected": connected, "failed": failed }).to_string();
+    std::fs::write(&args.ready, ready).context("writing the ready file")?;
+
+    // Held idle until the benchmark says go.
+    let waited = Instant::now();
+    while !args.go.exists() {
+        if waited.elapsed() > Duration::from_secs(3600) {
+            bail!("no go within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = open.load(Ordering::Relaxed);
+    go_tx.send_replace(true);
+    // Every sender has sent and every message has reached its K-1 listeners, or `wait` has
+    // passed since the sending.
+    tokio::time::sleep(over).await;
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let expected = || sent.load(Ordering::Relaxed) * (k as u64 - 1);
+    let done = || {
+        sent.load(Ordering::Relaxed) == senders
+            && heard.delivered.load(Ordering::Relaxed) >= expected()
+    };
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for task in tasks {
+        task.abort();
+    }
+    let latencies = std::mem::take(&mut *heard.latencies.lock().unwrap());
+    Ok(json!({
+        "rooms": args.rooms,
+        "room_size": k,
+        "asked": args.rooms * k,
+        "connected": connected,
+        "failed": failed,
+        "held": held,
+        "sent": sent.load(Ordering::Relaxed),
+        "expected_deliveries": expected(),
+        "delivered": heard.delivered.load(Ordering::Relaxed),
+        "setup_seconds": setup_seconds,
+        "connect_seconds": connect_seconds,
+        "latencies_us": latencies,
+    }))
+}
+
+/// One connection of a fan-out: answer pings, record each stamped message heard; a sender
+/// (`go`) sends its one message at a random point within `over` of the go.
+async fn hold(
+    socket: Socket,
+    go: Option<(watch::Receiver<bool>, String)>,
+    over: Duration,
+    heard: &Heard,
+    sent: &AtomicU64,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let sends = go.is_some();
+    let (mut go, channel) = go.unzip();
+    let mut due = None;
+    loop {
+        tokio::select! {
+            frame = stream.next() => {
+                let Some(Ok(Message::Text(text))) = frame else {
+                    if matches!(frame, None | Some(Err(_))) { return; }
+                    continue;
+                };
+                if text.as_str() == "2" {
+                    if sink.send(Message::Text("3".into())).await.is_err() { return; }
+                } else if !sends && let Some((_, at)) = stamp(text.as_str()) {
+                    heard.latencies.lock().unwrap().push(wall_micros().saturating_sub(at).max(1));
+                    heard.delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            changed = async { go.as_mut().unwrap().changed().await }, if go.is_some() && due.is_none() => {
+                if changed.is_err() { return; }
+                due = Some(tokio::time::Instant::now() + over.mul_f64(rand::random()));
+            }
+            _ = async { tokio::time::sleep_until(due.unwrap()).await }, if due.is_some() => {
+                due = None;
+                go = None;
+                let data = json!({ "content": format!("t 0 {}", wall_micros()), "channel": channel });
+                let frame = format!("421[\"message\",{data}]");
+                if sink.send(Message::Text(frame.into())).await.is_err() { return; }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
