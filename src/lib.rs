@@ -196,6 +196,9 @@ impl Server {
         let bound = self.drain + serve::SHUTDOWN_GRACE + Duration::from_secs(5);
         tokio::time::timeout(bound, self.task).await???;
         let flushed = async {
+            // Messages still being stored and announced by handlers that outlived their
+            // connections.
+            self.app.settled().await;
             // The last messages' chat activity is queued, not yet written.
             if let Err(e) = self.app.store.chat_activity.settled().await {
                 tracing::warn!("chats' last activity not all written: {e}");

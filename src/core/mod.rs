@@ -31,6 +31,7 @@ use bson::oid::ObjectId;
 use quick_cache::sync::Cache;
 use rooms::{Attendance, Hub, Transport};
 use serde::{Deserialize, Serialize};
+use tokio_util::task::TaskTracker;
 
 use crate::media::Media;
 use crate::sms::Verifier;
@@ -74,6 +75,10 @@ pub struct Core {
     phone_limits: phones::PhoneLimits,
     /// Set once the node is shutting down: it reports not ready and takes no new work.
     stopping: std::sync::atomic::AtomicBool,
+    /// Messages being stored and announced. A stopping node waits for them (`settled`): its
+    /// runtime ending between the two would leave a message stored that no other node's
+    /// clients hear live.
+    posting: TaskTracker,
 }
 
 /// A dialect and the transport its clients hear it through.
@@ -184,6 +189,7 @@ impl Core {
             sign_in_limits,
             phone_limits: phones::PhoneLimits::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            posting: TaskTracker::new(),
         });
         if let Some(link) = core.hub.cluster().cloned() {
             let stale = link
@@ -248,6 +254,12 @@ impl Core {
 
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Once every message being posted is stored and announced.
+    pub async fn settled(&self) {
+        self.posting.close();
+        self.posting.wait().await;
     }
 
     /// The user that greets newcomers in their welcome chat.
