@@ -273,7 +273,7 @@ impl Core {
     /// Store a message of `author` in `chat`, after the rules of posting, and deliver it to
     /// everyone who can see it. Every message of every dialect and transport comes here.
     pub async fn post(&self, author: &User, chat: &Chat, draft: Draft) -> Result<Posted> {
-        let _posting = self.posting.token();
+        let _under_way = self.posts_under_way.token();
         let draft = draft.checked()?;
         if let Posting::Accepts = self.posting(author, chat).await? {
             let now = self.chat_by_num(chat.num).await?;

@@ -78,7 +78,7 @@ pub struct Core {
     /// Messages being stored and announced. A stopping node waits for them (`settled`): its
     /// runtime ending between the two would leave a message stored that no other node's
     /// clients hear live.
-    posting: TaskTracker,
+    posts_under_way: TaskTracker,
 }
 
 /// A dialect and the transport its clients hear it through.
@@ -189,7 +189,7 @@ impl Core {
             sign_in_limits,
             phone_limits: phones::PhoneLimits::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            posting: TaskTracker::new(),
+            posts_under_way: TaskTracker::new(),
         });
         if let Some(link) = core.hub.cluster().cloned() {
             let stale = link
@@ -258,8 +258,8 @@ impl Core {
 
     /// Once every message being posted is stored and announced.
     pub async fn settled(&self) {
-        self.posting.close();
-        self.posting.wait().await;
+        self.posts_under_way.close();
+        self.posts_under_way.wait().await;
     }
 
     /// The user that greets newcomers in their welcome chat.
