@@ -55,7 +55,12 @@ pub struct Config {
     /// Messages from other nodes (through Redis) that this node holds while its connections
     /// take them. Past it the node has fallen behind: it closes the connections of the users
     /// whose messages it could not take, so that their clients reconnect and catch up.
-    #[arg(long, env = "REDIS_BACKLOG", default_value_t = rooms::routing::BACKLOG)]
+    #[arg(
+        long,
+        env = "REDIS_BACKLOG",
+        default_value_t = rooms::routing::BACKLOG,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     pub redis_backlog: usize,
 
     /// Service-account JSON key for FCM pushes. When unset, pushes are only logged.
@@ -275,5 +280,21 @@ impl Config {
             admin_username: None,
             admin_password_hash: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_holds_at_least_one_message() {
+        let parse = |backlog: &str| Config::try_parse_from(["palaver", "--redis-backlog", backlog]);
+        assert!(parse("0").is_err(), "a channel of no room cannot be made");
+        assert_eq!(parse("1").unwrap().redis_backlog, 1);
+        assert_eq!(
+            Config::try_parse_from(["palaver"]).unwrap().redis_backlog,
+            rooms::routing::BACKLOG
+        );
     }
 }
