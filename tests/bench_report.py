@@ -1,6 +1,8 @@
 """The benchmark's table: reads what tests/bench.sh wrote in OUT and prints, for each case and
 server, the highest sustained deliveries/s, p50/p99/max at the first (moderate) rate, and CPU
-seconds per 1,000 deliveries, then memory per idle connection and connections held, with the
+seconds per 1,000 deliveries (and the database's per 1,000 messages), memory per connection after
+the busiest step and when quiet again, then memory per idle connection (Socket.IO and plain
+WebSocket, Node's Socket.IO beside both) and connections held, with the
 Palaver/Node and Palaver/ceiling ratios. Writes the same as JSON to target/bench.json.
 Usage: bench_report.py OUT "N:K N:K ..." """
 import json
@@ -19,11 +21,20 @@ def load(name):
     return json.loads(text) if text else {}
 
 
+def kb_per(rss, at, since, connections):
+    """RSS growth per connection, in kB, from `since` to `at` (names the load generator gave)."""
+    if not connections or at not in rss or since not in rss:
+        return None
+    return (rss[at] - rss[since]) / connections
+
+
 def figures(kind, n, k):
     run, cpu = load(f"{kind}-{n}-{k}.json"), load(f"{kind}-{n}-{k}.cpu.json")
     steps = run.get("steps") or [{}]
     first = steps[0]
     delivered = sum(s.get("delivered", 0) for s in steps)
+    sent = sum(s.get("sent", 0) for s in steps)
+    rss, connections = run.get("rss_kb", {}), run.get("connections")
     # No delivery at all within the step: there is no latency to show.
     heard = first.get("delivered", 0) > 0
     return {
@@ -33,6 +44,10 @@ def figures(kind, n, k):
         "p99_ms": first.get("p99_ms") if heard else None,
         "max_ms": first.get("max_ms") if heard else None,
         "cpu_s_per_1000_deliveries": (cpu.get("cpu_s", 0) / (delivered / 1000)) if delivered else None,
+        # The ceiling has no database.
+        "db_cpu_s_per_1000_messages": (cpu["db_cpu_s"] / (sent / 1000)) if sent and cpu.get("db_cpu_s") else None,
+        "kb_per_connection_busiest": kb_per(rss, "busiest", "start", connections),
+        "kb_per_connection_quiet": kb_per(rss, "quiet", "start", connections),
         "steps": steps,
     }
 
@@ -49,7 +64,8 @@ def cell(value):
 
 report = {"cases": {}, "idle": {}}
 rows = []
-keys = ["sustained_deliveries_per_s", "p50_ms", "p99_ms", "max_ms", "cpu_s_per_1000_deliveries"]
+keys = ["sustained_deliveries_per_s", "p50_ms", "p99_ms", "max_ms", "cpu_s_per_1000_deliveries",
+        "db_cpu_s_per_1000_messages", "kb_per_connection_busiest", "kb_per_connection_quiet"]
 for case in cases:
     n, k = case.split(":")
     by = {kind: figures(kind, n, k) for kind in ["palaver", "node", "ceiling"]}
@@ -58,19 +74,26 @@ for case in cases:
         p, no, c = by["palaver"][key], by["node"][key], by["ceiling"][key]
         rows.append((f"N={n} K={k}", key, p, no, c, ratio(p, no), ratio(p, c)))
 
-for kind in ["palaver", "node"]:
-    idle, rss, hold = load(f"{kind}-idle.json"), load(f"{kind}-idle.rss.json"), load(f"{kind}-hold.json")
-    connected = idle.get("held") or idle.get("connected") or 0
-    per = ((rss.get("rss_peak_kb", 0) - rss.get("rss_before_kb", 0)) / connected) if connected else None
-    report["idle"][kind] = {
-        "kb_per_idle_connection": per,
-        "idle_connections": connected,
-        "held": hold.get("held"),
-        "asked_to_hold": hold.get("asked"),
+# Memory per idle connection: RSS growth from the fresh process to the end of the hold, each
+# connection a user of their own; Node's Socket.IO figure beside each of Palaver's.
+for kind, protocol in [("palaver", "socketio"), ("palaver", "ws"), ("node", "socketio")]:
+    idle = load(f"{kind}-idle-{protocol}.json")
+    held = idle.get("held") or 0
+    report["idle"][f"{kind}_{protocol}"] = {
+        "kb_per_idle_connection": kb_per(idle.get("rss_kb", {}), "held_end", "start", held),
+        "kb_per_idle_connection_after_set_up": kb_per(idle.get("rss_kb", {}), "held_end", "set_up", held),
+        "idle_connections": held,
+        "set_up_seconds": idle.get("setup_seconds"),
     }
-for key in ["kb_per_idle_connection", "held"]:
-    p, no = report["idle"]["palaver"][key], report["idle"]["node"][key]
-    rows.append(("idle", key, p, no, None, ratio(p, no), None))
+node_idle = report["idle"]["node_socketio"]["kb_per_idle_connection"]
+for protocol, name in [("socketio", "kb_per_idle_socketio"), ("ws", "kb_per_idle_websocket")]:
+    p = report["idle"][f"palaver_{protocol}"]["kb_per_idle_connection"]
+    rows.append(("idle", name, p, node_idle, None, ratio(p, node_idle), None))
+for kind in ["palaver", "node"]:
+    hold = load(f"{kind}-hold.json")
+    report["idle"][f"{kind}_held"] = {"held": hold.get("held"), "asked_to_hold": hold.get("asked")}
+p, no = report["idle"]["palaver_held"]["held"], report["idle"]["node_held"]["held"]
+rows.append(("idle", "held", p, no, None, ratio(p, no), None))
 
 print(f"{'case':14} {'figure':28} {'palaver':>10} {'node':>10} {'ceiling':>10} {'P/node':>7} {'P/ceil':>7}")
 for case, key, p, no, c, rn, rc in rows:

@@ -9,8 +9,11 @@
 //!   addresses. Senders put their send time in the message; each delivery's latency goes in an
 //!   HDR histogram. It holds one rate, or steps the rate up until p99 passes 50 ms or
 //!   deliveries fall behind, and prints one JSON object.
-//! - `loadgen idle`: N idle Socket.IO connections answering pings, held for a while; how many
-//!   stayed open.
+//! - `loadgen idle`: N idle connections held for a while, their pings answered; how many
+//!   stayed open. Each is a user of their own in a direct chat with another, as real ones are:
+//!   over Socket.IO (the channels dialect) or a plain WebSocket (the hooks dialect's
+//!   `ws/notification/`, signed in). `--shared-user` makes them all one user's, to hold many
+//!   quickly.
 //! - `loadgen fanout`: rooms whose members sit on different nodes, held idle until told to
 //!   go, then one message into each. Several of these processes share one benchmark when its
 //!   connections would pass one process's open-files limit: they time deliveries by the
@@ -33,6 +36,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 #[derive(Parser)]
@@ -50,17 +54,8 @@ enum Command {
     },
     /// Connections in rooms, one sender each, at a rate or stepped up to saturation.
     Run(RunArgs),
-    /// Idle Socket.IO connections, held with their pings answered.
-    Idle {
-        #[arg(long)]
-        url: String,
-        #[arg(long)]
-        connections: usize,
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        #[arg(long, default_value_t = 16)]
-        sources: u8,
-    },
+    /// Idle connections, held with their pings answered.
+    Idle(IdleArgs),
     /// Rooms spread over nodes, held idle until a file appears, then one message into each.
     Fanout(FanoutArgs),
 }
@@ -100,6 +95,41 @@ struct RunArgs {
     /// Highest rate one sender may offer (a server's per-connection event budget).
     #[arg(long, default_value_t = f64::INFINITY)]
     max_sender_rate: f64,
+    /// The server's process, whose memory is looked at: before the connections, once they are
+    /// open, after each step, and after they have been quiet for `quiet` seconds at the end.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value_t = 5)]
+    quiet: u64,
+    #[arg(long, default_value_t = 16)]
+    sources: u8,
+}
+
+#[derive(clap::Args)]
+struct IdleArgs {
+    /// Socket.IO, or a plain WebSocket (`ws/notification/`).
+    #[arg(long, value_enum, default_value_t = Protocol::Socketio)]
+    protocol: Protocol,
+    #[arg(long)]
+    url: String,
+    #[arg(long)]
+    connections: usize,
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Every connection is one user's (Socket.IO only): no set-up per connection.
+    #[arg(long)]
+    shared_user: bool,
+    /// The server's process, whose memory is looked at along the way (same machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Written once every connection is open and the server serves it (a heap profile is
+    /// taken then).
+    #[arg(long)]
+    ready: Option<PathBuf>,
+    /// Make the users and chats, then hold `seconds` without connecting: what the set-up
+    /// alone costs the server.
+    #[arg(long)]
+    set_up_only: bool,
     #[arg(long, default_value_t = 16)]
     sources: u8,
 }
@@ -147,13 +177,8 @@ fn main() -> anyhow::Result<()> {
                 println!("{report}");
                 Ok(())
             }
-            Command::Idle {
-                url,
-                connections,
-                seconds,
-                sources,
-            } => {
-                let report = idle(&url, connections, seconds, sources).await?;
+            Command::Idle(args) => {
+                let report = idle(args).await?;
                 println!("{report}");
                 Ok(())
             }
@@ -281,8 +306,12 @@ async fn socketio(
         .insert("authorisation", token.parse()?);
     request.headers_mut().insert("channels", channel.parse()?);
     let stream = tcp_from(addr, i, sources).await?;
-    let (mut socket, _) =
-        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+    let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+        request,
+        MaybeTlsStream::Plain(stream),
+        Some(client_config()),
+    )
+    .await?;
     expect_prefix(&mut socket, "0").await?;
     socket.send(Message::Text("40".into())).await?;
     expect_prefix(&mut socket, "40").await?;
@@ -303,15 +332,23 @@ async fn expect_prefix(socket: &mut Socket, prefix: &str) -> anyhow::Result<()> 
     }
 }
 
-async fn plain_ws(url: &str, room: usize, i: usize, sources: u8) -> anyhow::Result<Socket> {
+/// A plain WebSocket at `path` (after the server's `/`, query included).
+async fn plain_ws(url: &str, path: &str, i: usize, sources: u8) -> anyhow::Result<Socket> {
     let addr = host_of(url)?;
     let stream = tcp_from(addr, i, sources).await?;
-    let (socket, _) = tokio_tungstenite::client_async(
-        format!("ws://{addr}/?room={room}"),
+    let (socket, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}/{path}"),
         MaybeTlsStream::Plain(stream),
+        Some(client_config()),
     )
     .await?;
     Ok(socket)
+}
+
+/// Reads of 4 kB rather than tungstenite's 128 kB: tens of thousands of connections in one
+/// load generator.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
 }
 
 // ---- a run ----
@@ -369,6 +406,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let (plan_tx, plan_rx) = watch::channel(None::<Plan>);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
+    let mut rss = Rss::of(args.server_pid);
 
     // Rooms: a sender user and a listener user with K-1 sockets (Socket.IO), or K sockets in
     // one room (the ceiling).
@@ -378,9 +416,10 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
             let url = args.url.split(',').next().unwrap_or_default().to_owned();
             async move {
                 match args.protocol {
-                    Protocol::Ws => {
-                        Ok::<_, anyhow::Error>((String::new(), String::new(), room.to_string()))
-                    }
+                    Protocol::Ws => Ok::<_, anyhow::Error>(Pair {
+                        channel: room.to_string(),
+                        ..Pair::default()
+                    }),
                     Protocol::Socketio => setup_room(&http, &url, room).await,
                 }
             }
@@ -392,19 +431,26 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
     let first = urls[0].to_owned();
     let mut index = 0;
     for setup in setups {
-        let (sender_token, listener_token, channel) = setup?;
+        let Pair {
+            sender,
+            listener,
+            channel,
+        } = setup?;
         for member in 0..k {
             let socket = match args.protocol {
                 Protocol::Socketio => {
                     let token = if member == 0 {
-                        &sender_token
+                        &sender.token
                     } else {
-                        &listener_token
+                        &listener.token
                     };
                     let url = urls[member % urls.len()];
                     socketio(url, token, &channel, index, args.sources).await?
                 }
-                Protocol::Ws => plain_ws(&first, channel.parse()?, index, args.sources).await?,
+                Protocol::Ws => {
+                    let path = format!("?room={channel}");
+                    plain_ws(&first, &path, index, args.sources).await?
+                }
             };
             index += 1;
             let role = if member == 0 {
@@ -422,6 +468,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
             )));
         }
     }
+
+    rss.sample("connected");
 
     // A warm-up: one message or two from every sender, not measured (a server's first
     // message in a chat may load what it caches), and time for them to arrive.
@@ -471,6 +519,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
             "p99_ms": ms(0.99),
             "max_ms": h.max() as f64 / 1000.0,
         });
+        // The busiest step is the last one run: it is looked at after each.
+        rss.replace("busiest");
         let kept_up = delivered as f64 >= expected as f64 * 0.99;
         let fast = ms(0.99) <= args.p99_limit_ms;
         results.push(result);
@@ -479,8 +529,11 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
         }
         rate *= 1.5;
     }
-    stop.store(true, Ordering::Relaxed);
+    // Quiet again, the connections still open: what each keeps after the traffic.
     plan_tx.send_replace(None);
+    tokio::time::sleep(Duration::from_secs(args.quiet)).await;
+    rss.replace("quiet");
+    stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.abort();
     }
@@ -499,36 +552,66 @@ async fn run(args: RunArgs) -> anyhow::Result<Value> {
         "room_size": k,
         "rooms": rooms,
         "sustained_deliveries_per_s": sustained,
+        "connections": rooms * k,
+        "rss_kb": rss.report(),
         "steps": results,
     }))
 }
 
+/// A user on a channels-speaking server: their id and token.
+#[derive(Clone, Default)]
+struct Account {
+    id: String,
+    token: String,
+}
+
 /// A room on a channels-speaking server: two users and their direct channel.
-async fn setup_room(
-    http: &reqwest::Client,
-    url: &str,
-    room: usize,
-) -> anyhow::Result<(String, String, String)> {
-    let new = |name: String| {
+#[derive(Clone, Default)]
+struct Pair {
+    sender: Account,
+    listener: Account,
+    channel: String,
+}
+
+async fn setup_room(http: &reqwest::Client, url: &str, room: usize) -> anyhow::Result<Pair> {
+    let new = async |name: String| {
         let body = json!({ "username": name });
-        post(http, format!("{url}/new"), None, body)
+        let user = post(http, format!("{url}/new"), None, body).await?;
+        let field = |f: &str| {
+            user[f]
+                .as_str()
+                .context("no id or token")
+                .map(str::to_owned)
+        };
+        Ok::<_, anyhow::Error>(Account {
+            id: field("id")?,
+            token: field("token")?,
+        })
     };
     let sender = new(format!("sender{room}")).await?;
     let listener = new(format!("listener{room}")).await?;
-    let token = sender["token"].as_str().context("no token")?.to_owned();
-    let body = json!({ "to": listener["id"], "type": 1 });
-    let created = post(http, format!("{url}/create-channel"), Some(&token), body).await?;
+    let body = json!({ "to": listener.id, "type": 1 });
+    let created = post(
+        http,
+        format!("{url}/create-channel"),
+        Some(&sender.token),
+        body,
+    )
+    .await?;
     let channel = created["channel_id"]
         .as_str()
         .context("no channel")?
         .to_owned();
-    let listener_token = listener["token"].as_str().context("no token")?.to_owned();
-    Ok((token, listener_token, channel))
+    Ok(Pair {
+        sender,
+        listener,
+        channel,
+    })
 }
 
-/// A JSON POST, tried again (twice at most) when the server fails it: a benchmark's thousands
-/// of set-up requests should not end on one failure under load. Each failure is told on
-/// stderr.
+/// A JSON POST with a bearer token, tried again (twice at most) when the server fails it: a
+/// benchmark's thousands of set-up requests should not end on one failure under load. Each
+/// failure is told on stderr. A refusal (4xx) ends it at once: the set-up itself is wrong.
 async fn post(
     http: &reqwest::Client,
     url: String,
@@ -539,11 +622,16 @@ async fn post(
     loop {
         let mut request = http.post(&url).json(&body);
         if let Some(token) = token {
-            request = request.header("authorisation", token);
+            request = request.bearer_auth(token);
         }
         let failure = match request.send().await {
-            Ok(response) if !response.status().is_server_error() => {
-                return Ok(response.json().await?);
+            Ok(response) if response.status().is_success() => return Ok(response.json().await?),
+            Ok(response) if response.status().is_client_error() => {
+                bail!(
+                    "POST {url}: {}: {}",
+                    response.status(),
+                    response.text().await?
+                );
             }
             Ok(response) => format!("{}: {}", response.status(), response.text().await?),
             Err(e) => e.to_string(),
@@ -649,58 +737,197 @@ fn record(text: &str, phases: &Mutex<Vec<Arc<Phase>>>) {
 
 // ---- idle connections ----
 
-async fn idle(url: &str, connections: usize, seconds: u64, sources: u8) -> anyhow::Result<Value> {
+/// What one idle connection opens with: its user's token, and its chat (named by a Socket.IO
+/// connection, as Node's baseline needs; Palaver reads it from the database).
+struct Opening {
+    token: String,
+    channel: String,
+}
+
+async fn idle(args: IdleArgs) -> anyhow::Result<Value> {
     let http = reqwest::Client::new();
-    let user: Value = http
-        .post(format!("{url}/new"))
-        .json(&json!({ "username": "idle" }))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = user["token"].as_str().context("no token")?.to_owned();
-    let open = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
+    let url = args.url.as_str();
+    let mut rss = Rss::of(args.server_pid);
     let began = Instant::now();
-    let opened = futures::stream::iter(0..connections)
-        .map(|i| {
-            let (url, token) = (url.to_owned(), token.clone());
-            async move { socketio(&url, &token, "", i, sources).await }
+    let openings: Vec<Opening> = if args.shared_user {
+        let body = json!({ "username": "idle" });
+        let user = post(&http, format!("{url}/new"), None, body).await?;
+        let token = user["token"].as_str().context("no token")?;
+        (0..args.connections)
+            .map(|_| Opening {
+                token: token.to_owned(),
+                channel: String::new(),
+            })
+            .collect()
+    } else {
+        let pairs = futures::stream::iter(0..args.connections.div_ceil(2))
+            .map(|room| setup_room(&http, url, room))
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await;
+        let mut openings = Vec::new();
+        for pair in pairs {
+            let Pair {
+                sender,
+                listener,
+                channel,
+            } = pair?;
+            for user in [sender, listener] {
+                openings.push(Opening {
+                    token: user.token,
+                    channel: channel.clone(),
+                });
+            }
+        }
+        openings.truncate(args.connections);
+        openings
+    };
+    let setup_seconds = began.elapsed().as_secs_f64();
+    rss.sample("set_up");
+    if args.set_up_only {
+        if let Some(ready) = &args.ready {
+            std::fs::write(ready, "0").context("writing the ready file")?;
+        }
+        tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+        return Ok(json!({ "setup_seconds": setup_seconds, "rss_kb": rss.report() }));
+    }
+
+    let open = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let began = Instant::now();
+    let protocol = args.protocol;
+    let opened = futures::stream::iter(openings.iter().enumerate())
+        .map(|(i, opening)| async move {
+            match protocol {
+                Protocol::Socketio => {
+                    socketio(url, &opening.token, &opening.channel, i, args.sources).await
+                }
+                Protocol::Ws => {
+                    let path = format!("ws/notification/?token={}", opening.token);
+                    plain_ws(url, &path, i, args.sources).await
+                }
+            }
         })
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await;
     let connect_seconds = began.elapsed().as_secs_f64();
-    for socket in opened {
-        let Ok(socket) = socket else {
-            failed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
+    let failed = opened.iter().filter(|o| o.is_err()).count();
+    if let Some(Err(e)) = opened.iter().find(|o| o.is_err()) {
+        eprintln!("{failed} connections failed, the first: {e:#}");
+    }
+    let mut tasks = Vec::new();
+    for socket in opened.into_iter().filter_map(Result::ok) {
         open.fetch_add(1, Ordering::Relaxed);
         let (open, stop) = (open.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let role = Role::Listener;
-            drive(socket, Protocol::Socketio, role, Arc::default(), stop).await;
+            drive(socket, protocol, Role::Listener, Arc::default(), stop).await;
             open.fetch_sub(1, Ordering::Relaxed);
         }));
     }
     let connected = open.load(Ordering::Relaxed);
-    // Held past more than one ping interval (25 s by default on both servers).
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let serving_seconds = serving(&http, url, connected).await;
+    rss.sample("connected");
+    if let Some(ready) = &args.ready {
+        std::fs::write(ready, connected.to_string()).context("writing the ready file")?;
+    }
+    // Held past more than one ping interval (25 s by default on both servers), the server's
+    // memory looked at every half second.
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss.sample("held_peak");
+    }
     let held = open.load(Ordering::Relaxed);
+    rss.replace("held_end");
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.abort();
     }
     Ok(json!({
-        "asked": connections,
+        "asked": args.connections,
         "connected": connected,
-        "failed": failed.load(Ordering::Relaxed),
+        "failed": failed,
         "held": held,
+        "setup_seconds": setup_seconds,
         "connect_seconds": connect_seconds,
+        "serving_seconds": serving_seconds,
+        "rss_kb": rss.report(),
     }))
+}
+
+/// Seconds until the server counts `connections` open connections in its metrics (Palaver's
+/// `palaver_connections`): a connection open to the client may still be setting up on the
+/// server (reading its user and chat), and its memory is measured once it serves. `None` for a
+/// server without the metric, or when two minutes pass first.
+async fn serving(http: &reqwest::Client, url: &str, connections: u64) -> Option<f64> {
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(120) {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let counted: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("palaver_connections{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if !text.contains("palaver_connections{") && began.elapsed() > Duration::from_secs(5) {
+            return None;
+        }
+        if counted >= connections as f64 {
+            return Some(began.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// A server's resident memory, looked at by the load generator (which runs on the same
+/// machine) at named moments; a name looked at again keeps its highest figure.
+struct Rss {
+    pid: Option<u32>,
+    seen: serde_json::Map<String, Value>,
+}
+
+impl Rss {
+    /// Starts with the server's memory now, as `start`.
+    fn of(pid: Option<u32>) -> Self {
+        let mut rss = Self {
+            pid,
+            seen: serde_json::Map::new(),
+        };
+        rss.sample("start");
+        rss
+    }
+
+    fn sample(&mut self, name: &str) {
+        if let Some(kb) = self.now() {
+            let before = self.seen.get(name).and_then(Value::as_u64).unwrap_or(0);
+            self.seen.insert(name.to_owned(), kb.max(before).into());
+        }
+    }
+
+    /// As `sample`, keeping the latest figure rather than the highest.
+    fn replace(&mut self, name: &str) {
+        if let Some(kb) = self.now() {
+            self.seen.insert(name.to_owned(), kb.into());
+        }
+    }
+
+    fn now(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+        line.trim().trim_end_matches("kB").trim().parse().ok()
+    }
+
+    fn report(&self) -> Value {
+        Value::Object(self.seen.clone())
+    }
 }
 
 // ---- one message into each of many rooms, from several processes ----
@@ -751,8 +978,13 @@ async fn fanout(args: FanoutArgs) -> anyhow::Result<Value> {
         (0..k).map(move |member| (room, member, setup))
     });
     let opened = futures::stream::iter(members)
-        .map(|(room, member, (sender, listener, channel))| {
-            let token = if member == 0 { sender } else { listener };
+        .map(|(room, member, pair)| {
+            let token = if member == 0 {
+                &pair.sender.token
+            } else {
+                &pair.listener.token
+            };
+            let channel = &pair.channel;
             let url = &urls[(room + member) % urls.len()];
             let go = (member == 0).then(|| (go_rx.clone(), channel.clone()));
             let (heard, open, sent, senders) =
