@@ -41,7 +41,9 @@ async fn notifications(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     realtime::upgrade(upgrade, FRAME_MAX_BYTES).on_upgrade(async move |socket| {
-        let user = match signed_in(&app, query.token.as_deref()).await {
+        // Boxed set-up (here and below): its database calls would otherwise stay part of the
+        // connection's task for as long as it lives.
+        let user = match Box::pin(signed_in(&app, query.token.as_deref())).await {
             Ok(user) => user,
             Err(e) => return refuse(socket, e).await,
         };
@@ -73,7 +75,7 @@ async fn chat(
             };
             Ok::<_, Error>((user, chat, last_seen))
         };
-        let (user, chat, last_seen) = match opened.await {
+        let (user, chat, last_seen) = match Box::pin(opened).await {
             Ok(opened) => opened,
             Err(e) => return refuse(socket, e).await,
         };
@@ -97,7 +99,7 @@ async fn serve_session(
     conn.join(&chat_room(&chat));
     let mut replayed_through = None;
     if let Some(last_seen) = last_seen {
-        match replay(app, &mut conn, &chat, last_seen).await {
+        match Box::pin(replay(app, &mut conn, &chat, last_seen)).await {
             Ok(last) => replayed_through = last,
             Err(e) => {
                 tracing::warn!(user = %user.id, chat = %chat.id, "could not replay missed messages: {e}")

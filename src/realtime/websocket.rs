@@ -186,11 +186,12 @@ impl Connection {
         if let Some(previous) = &self.user {
             self.session.leave(&Room::account(&previous.id.to_hex()));
         }
-        self.attendance = Some(self.app.attend(&user).await);
+        // Boxed, as the pump's handlers are: see `serve`.
+        self.attendance = Some(Box::pin(self.app.attend(&user)).await);
         self.session.join(&Room::account(&id));
         // A sign-out between the check of the user's credential and this join did not reach
         // this connection: look once more, now that any later one will.
-        match self.app.revoked_since(&user).await {
+        match Box::pin(self.app.revoked_since(&user)).await {
             Ok(revoked) => self.revoked |= revoked,
             Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
         }
@@ -259,14 +260,17 @@ impl Connection {
                                 true => self.spend(),
                                 false => Ok(()),
                             };
+                            // Boxed, as is each handler's work: awaited in place, the
+                            // largest of them (a post, with its database calls) would be
+                            // part of every idle connection's task, for as long as it lives.
                             match spent {
-                                Ok(()) => protocol.on_text(&mut self, text.as_str()).await,
-                                Err(e) => protocol.on_refused(&mut self, e).await,
+                                Ok(()) => Box::pin(protocol.on_text(&mut self, text.as_str())).await,
+                                Err(e) => Box::pin(protocol.on_refused(&mut self, e)).await,
                             }
                         }
                         Some(Ok(Message::Binary(_))) => {
                             let refused = Error::invalid("frames must be JSON text");
-                            protocol.on_refused(&mut self, refused).await
+                            Box::pin(protocol.on_refused(&mut self, refused)).await
                         }
                         Some(Ok(Message::Close(_))) => {
                             // Answer the client's Close (RFC 6455 §5.5.1): the reply was
