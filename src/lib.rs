@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod hooligram;
 pub mod http;
 pub mod media;
+pub mod memory;
 pub mod proxies;
 pub mod push;
 pub mod realtime;
