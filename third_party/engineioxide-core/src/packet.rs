@@ -308,11 +308,24 @@ impl Default for OpenPacket {
 /// It is used to ensure atomicity when sending multiple packets to the client.
 ///
 /// The [`PacketBuf`] stack size will impact the dynamically allocated buffer
-/// of the internal mpsc channel.
-pub type PacketBuf = SmallVec<[Packet; 2]>;
+/// of the internal mpsc channel: tokio allocates its first block of 32 slots
+/// when a session is created, whether anything is ever sent or not. One packet
+/// inline (88 bytes rather than 168) saves 2.5 kB on every session; the few
+/// sends of several packets at once (a binary message and its attachments)
+/// spill onto the heap instead.
+pub type PacketBuf = SmallVec<[Packet; 1]>;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn packet_buf_holds_one_packet_inline() {
+        use super::*;
+        assert_eq!(
+            std::mem::size_of::<PacketBuf>(),
+            std::mem::size_of::<Packet>() + std::mem::size_of::<usize>()
+        );
+    }
+
 
     use super::*;
     use std::time::Duration;
