@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-/// How often freed pages are given back: rarely enough that the walk over the heaps (about a
-/// millisecond per 100 MB) costs nothing, often enough that a burst's memory goes soon after.
+/// How often freed pages are given back: the walk over the heaps takes the allocator's locks,
+/// so not often; a burst's memory goes back within this.
 const EVERY: Duration = Duration::from_secs(10);
 
 /// Give freed memory back every `EVERY`, for as long as the runtime lives.
