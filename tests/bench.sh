@@ -12,7 +12,7 @@
 # CPU per 1,000 messages beside each server's own.
 #
 #   tests/bench.sh            the full run (N = 1,000 and 10,000; up to 50,000 held)
-#   tests/bench.sh --quick    a small run, about a minute and a half after the release build
+#   tests/bench.sh --quick    a small run, about five minutes after the release build
 #   tests/bench.sh --nodes [--quick]   the many-node cases instead (see tests/bench_nodes.sh)
 #   tests/bench.sh --heap [N]          where idle connections' memory goes (tests/bench_heap.sh)
 set -euo pipefail
