@@ -4,7 +4,7 @@
 //! realtime layer's WebSocket pump.
 
 use axum::Router;
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -15,7 +15,6 @@ use serde_json::json;
 use super::{DIALECT, chat_room, views};
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::websocket::refuse;
 use crate::realtime::{self, Close, Connection, Protocol};
 use crate::store::{Chat, User};
 
@@ -40,14 +39,13 @@ async fn notifications(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    realtime::upgrade(upgrade, FRAME_MAX_BYTES).on_upgrade(async move |socket| {
+    realtime::accept(upgrade, FRAME_MAX_BYTES, app, async move |mut conn| {
         // Boxed set-up (here and below): its database calls would otherwise stay part of the
         // connection's task for as long as it lives.
-        let user = match Box::pin(signed_in(&app, query.token.as_deref())).await {
+        let user = match Box::pin(signed_in(conn.app(), query.token.as_deref())).await {
             Ok(user) => user,
-            Err(e) => return refuse(socket, e).await,
+            Err(e) => return conn.refuse(e).await,
         };
-        let mut conn = Connection::open(&app, socket);
         conn.join(&Room::user(DIALECT, &user.id.to_hex()));
         conn.sign_in(user).await;
         conn.run(Listening).await;
@@ -60,67 +58,66 @@ async fn chat(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    realtime::upgrade(upgrade, FRAME_MAX_BYTES).on_upgrade(async move |socket| {
-        let opened = async {
-            let user = signed_in(&app, query.token.as_deref()).await?;
-            let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
-            let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
-            let chat = app.open_chat_session(&user, &other).await?;
-            let last_seen = match query.last_seen.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(id) => Some(
-                    id.parse::<i64>()
-                        .map_err(|_| Error::invalid("last_seen must be a message id"))?,
-                ),
+    realtime::accept(
+        upgrade,
+        FRAME_MAX_BYTES,
+        app.clone(),
+        async move |mut conn| {
+            let opened = async {
+                let user = signed_in(&app, query.token.as_deref()).await?;
+                let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
+                let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
+                let chat = app.open_chat_session(&user, &other).await?;
+                let last_seen = match query.last_seen.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(id) => Some(
+                        id.parse::<i64>()
+                            .map_err(|_| Error::invalid("last_seen must be a message id"))?,
+                    ),
+                };
+                Ok::<_, Error>((user, chat, last_seen))
             };
-            Ok::<_, Error>((user, chat, last_seen))
-        };
-        let (user, chat, last_seen) = match Box::pin(opened).await {
-            Ok(opened) => opened,
-            Err(e) => return refuse(socket, e).await,
-        };
-        serve_session(&app, socket, user, chat, last_seen).await;
-    })
+            let (user, chat, last_seen) = match Box::pin(opened).await {
+                Ok(opened) => opened,
+                Err(e) => return conn.refuse(e).await,
+            };
+            let session = Box::pin(start_session(&mut conn, user, chat, last_seen)).await;
+            conn.run(session).await;
+        },
+    )
 }
 
-/// Sign the socket in, send it what it missed (when it says what it saw last), then let it
-/// hear the session live.
-async fn serve_session(
-    app: &App,
-    socket: WebSocket,
+/// Sign the socket in and send it what it missed (when it says what it saw last); then it is
+/// ready to hear the session live.
+async fn start_session(
+    conn: &mut Connection,
     user: User,
     chat: Chat,
     last_seen: Option<i64>,
-) {
-    let mut conn = Connection::open(app, socket);
+) -> Session {
     conn.sign_in(user.clone()).await;
     // Live first, so that nothing said during the replay falls between the two: what the
     // room delivers meanwhile waits in the session's queue, and what was replayed is dropped.
     conn.join(&chat_room(&chat));
     let mut replayed_through = None;
     if let Some(last_seen) = last_seen {
-        match Box::pin(replay(app, &mut conn, &chat, last_seen)).await {
+        match replay(conn, &chat, last_seen).await {
             Ok(last) => replayed_through = last,
             Err(e) => {
                 tracing::warn!(user = %user.id, chat = %chat.id, "could not replay missed messages: {e}")
             }
         }
     }
-    conn.run(Session {
+    Session {
         user,
         chat,
         replayed_through,
-    })
-    .await;
+    }
 }
 
 /// Send what was said after `last_seen`; the id of the last message sent.
-async fn replay(
-    app: &App,
-    conn: &mut Connection,
-    chat: &Chat,
-    last_seen: i64,
-) -> Result<Option<i64>, Error> {
+async fn replay(conn: &mut Connection, chat: &Chat, last_seen: i64) -> Result<Option<i64>, Error> {
+    let app = conn.app().clone();
     let mut replay = app.replay(chat, last_seen).await?;
     let mut last = None;
     while let Some((message, author)) = app.next_missed(&mut replay).await? {

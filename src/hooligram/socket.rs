@@ -62,8 +62,9 @@ pub fn router() -> Router<App> {
 }
 
 async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
-    realtime::upgrade(upgrade, FRAME_MAX_BYTES)
-        .on_upgrade(async move |socket| Connection::open(&app, socket).run(Client::new()).await)
+    realtime::accept(upgrade, FRAME_MAX_BYTES, app, async move |conn| {
+        conn.run(Client::new()).await
+    })
 }
 
 /// One app's socket.

@@ -14,7 +14,7 @@ pub mod websocket;
 
 pub use budget::{EventBudget, spend_users};
 pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport};
-pub use websocket::{Close, Connection, Protocol, upgrade};
+pub use websocket::{Close, Connection, Protocol, accept};
 
 /// What a WebSocket reads into at a time. Chat frames are a few hundred bytes, and a larger
 /// one gets room of its own size; tungstenite's default (128 kB, zero-filled on the first

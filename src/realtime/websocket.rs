@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use futures::SinkExt;
 use rooms::{Attendance, Closing, Ended, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -39,12 +40,22 @@ pub mod code {
     pub const NOT_FOUND: u16 = 4004;
 }
 
-/// An upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the
-/// layer's read buffer.
-pub fn upgrade(upgrade: WebSocketUpgrade, max_frame: usize) -> WebSocketUpgrade {
+/// Upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the layer's
+/// read buffer, and serve it with `serve`.
+///
+/// `serve` gets the connection boxed, and every future that serves it holds a pointer: an
+/// async function keeps room for its arguments for as long as it runs, so a connection passed
+/// by value down the pump's few calls was laid out once per call in every idle connection's
+/// task (4,992 bytes for a hooligram socket's task; see the README's memory notes).
+pub fn accept<F, Fut>(upgrade: WebSocketUpgrade, max_frame: usize, app: App, serve: F) -> Response
+where
+    F: FnOnce(Box<Connection>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     upgrade
         .max_message_size(max_frame)
         .read_buffer_size(super::READ_BUFFER)
+        .on_upgrade(move |socket| serve(Connection::open(&app, socket)))
 }
 
 /// Why the server closes a connection.
@@ -93,13 +104,6 @@ impl Close {
             reason: self.reason.into(),
         }))
     }
-}
-
-/// Accept nothing: close at once with the code for `err`.
-pub async fn refuse(mut socket: WebSocket, err: Error) {
-    let close = Close::for_error(&err);
-    tracing::debug!(code = close.code, reason = %close.reason, "websocket refused");
-    let _ = socket.send(close.frame()).await;
 }
 
 /// The socket went away, or could not be written to.
@@ -156,8 +160,8 @@ pub trait Protocol: Send {
 
 impl Connection {
     /// Take over an upgraded socket; it hears nothing until it signs in or joins a room.
-    pub fn open(app: &App, socket: WebSocket) -> Self {
-        Self {
+    fn open(app: &App, socket: WebSocket) -> Box<Self> {
+        Box::new(Self {
             session: app.hub.sessions().open([]),
             app: app.clone(),
             socket,
@@ -165,7 +169,14 @@ impl Connection {
             user: None,
             attendance: None,
             revoked: false,
-        }
+        })
+    }
+
+    /// Accept nothing: close at once with the code for `err`.
+    pub async fn refuse(mut self: Box<Self>, err: Error) {
+        let close = Close::for_error(&err);
+        tracing::debug!(code = close.code, reason = %close.reason, "websocket refused");
+        let _ = self.socket.send(close.frame()).await;
     }
 
     pub fn app(&self) -> &App {
@@ -177,25 +188,27 @@ impl Connection {
     }
 
     /// The connection is now `user`'s: it counts as their presence on every node, and closes
-    /// when they sign out.
-    pub async fn sign_in(&mut self, user: User) {
-        let id = user.id.to_hex();
-        if self.user.as_ref().is_some_and(|u| u.id == user.id) {
-            return;
-        }
-        if let Some(previous) = &self.user {
-            self.session.leave(&Room::account(&previous.id.to_hex()));
-        }
-        // Boxed, as the pump's handlers are: see `serve`.
-        self.attendance = Some(Box::pin(self.app.attend(&user)).await);
-        self.session.join(&Room::account(&id));
-        // A sign-out between the check of the user's credential and this join did not reach
-        // this connection: look once more, now that any later one will.
-        match Box::pin(self.app.revoked_since(&user)).await {
-            Ok(revoked) => self.revoked |= revoked,
-            Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
-        }
-        self.user = Some(user);
+    /// when they sign out. Boxed, as the pump's handlers are (see `serve`): the user and the
+    /// calls would otherwise be laid out in the task of each connection that signs in.
+    pub fn sign_in(&mut self, user: User) -> impl Future<Output = ()> + Send + '_ {
+        Box::pin(async move {
+            let id = user.id.to_hex();
+            if self.user.as_ref().is_some_and(|u| u.id == user.id) {
+                return;
+            }
+            if let Some(previous) = &self.user {
+                self.session.leave(&Room::account(&previous.id.to_hex()));
+            }
+            self.attendance = Some(self.app.attend(&user).await);
+            self.session.join(&Room::account(&id));
+            // A sign-out between the check of the user's credential and this join did not reach
+            // this connection: look once more, now that any later one will.
+            match self.app.revoked_since(&user).await {
+                Ok(revoked) => self.revoked |= revoked,
+                Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
+            }
+            self.user = Some(user);
+        })
     }
 
     /// Spend one event of the connection's budget, or refuse when it sends too fast.
@@ -220,8 +233,13 @@ impl Connection {
             .map_err(|_| Gone)
     }
 
-    /// Serve the connection with `protocol` until either side closes it.
-    pub async fn run(self, mut protocol: impl Protocol) {
+    /// Serve the connection with `protocol` until either side closes it. The protocol is boxed
+    /// here, before any await, for the reason `accept` gives.
+    pub fn run<P: Protocol>(self: Box<Self>, protocol: P) -> impl Future<Output = ()> + Send {
+        self.serve(Box::new(protocol))
+    }
+
+    async fn serve(mut self: Box<Self>, mut protocol: Box<impl Protocol>) {
         let open = metrics::gauge!(
             telemetry::CONNECTIONS,
             "transport" => "websocket",
@@ -229,11 +247,6 @@ impl Connection {
         );
         open.increment(1.0);
         let _counted = self.app.hub.sessions().counted(protocol.dialect());
-        self.serve(&mut protocol).await;
-        open.decrement(1.0);
-    }
-
-    async fn serve(mut self, protocol: &mut impl Protocol) {
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = Instant::now();
@@ -301,5 +314,6 @@ impl Connection {
             tracing::debug!(code = close.code, reason = %close.reason, "closing websocket");
             let _ = self.socket.send(close.frame()).await;
         }
+        open.decrement(1.0);
     }
 }
