@@ -33,7 +33,6 @@ async fn main() -> anyhow::Result<()> {
 async fn run(config: &Config, uri: &str) -> anyhow::Result<()> {
     let store = Store::connect(uri, &config.mongodb_database).await?;
     let mut server = Server::start(config, store).await?;
-    palaver::memory::keep_returning();
     if let Some(path) = &config.load_fixtures {
         for user in palaver::fixtures::load(&server.app, path).await? {
             let token = server

@@ -16,8 +16,13 @@ N=${1:-10000}
 
 install_tools
 if ! command -v heaptrack >/dev/null; then apt_install heaptrack; fi
-say "building (release)"
-cargo build --release --locked -p palaver -p loadgen --bins
+# heaptrack follows the system's allocator only: Palaver is built without jemalloc (its default),
+# in a target folder of its own so that the benchmark's build stays as it is.
+say "building (release; Palaver with the system's allocator)"
+cargo build --release --locked -p loadgen
+PALAVER=$ROOT/target/system-allocator/release/palaver
+CARGO_TARGET_DIR=$ROOT/target/system-allocator \
+  cargo build --release --locked -p palaver --no-default-features --bin palaver
 LOADGEN=$ROOT/target/release/loadgen
 OUT=$ROOT/target/bench/heap
 mkdir -p "$OUT"
@@ -32,11 +37,11 @@ profile() {
   rm -f "$ready" "$OUT/$name.zst"
   env HOST=127.0.0.1 PORT="$port" MONGODB_URI="$TEST_MONGODB_URI" MONGODB_DATABASE="heap_$name" \
     JWT_SECRET="heap-$$" DATA_DIR="$(mktemp -d)" RUST_LOG=warn MAX_CONNECTIONS_PER_ADDRESS=100000 \
-    SIGN_UPS_PER_MINUTE=1000000 heaptrack -o "$OUT/$name" "$ROOT/target/release/palaver" \
+    SIGN_UPS_PER_MINUTE=1000000 heaptrack -o "$OUT/$name" "$PALAVER" \
     >"$LOGS/heap-$name.log" 2>&1 &
   PIDS+=($!)
   wait_for_port "$port" "heap-$name" "$!"
-  palaver=$(pgrep -n -f "^$ROOT/target/release/palaver$")
+  palaver=$(pgrep -n -f "^$PALAVER$")
   # With no connections, the set-up alone: the users and chats are made, then nothing opens.
   "$LOADGEN" idle --protocol "$protocol" --url "http://127.0.0.1:$port" \
     --connections "$connections" --seconds 600 --ready "$ready" ${BASELINE:+--set-up-only} \
