@@ -116,7 +116,7 @@ impl<T> UniqueWrite<T> for std::result::Result<T, mongodb::error::Error> {
 /// The server's code for a write a unique index refused.
 pub const DUPLICATE_KEY: i32 = 11000;
 
-fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
     match err.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,

@@ -104,6 +104,45 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
     assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 20);
 }
 
+/// An insert whose first attempt landed though its answer was lost is retried by the driver,
+/// and the retry meets the first: that counts as done. A document a unique index refuses for
+/// another's sake is still refused.
+#[tokio::test]
+async fn an_insert_refused_by_its_own_first_attempt_is_done() {
+    use palaver::store::InsertNew;
+    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
+        .await
+        .unwrap();
+    let collection = client
+        .database(&common::new_database_name())
+        .collection::<bson::Document>("docs");
+    let unique = mongodb::options::IndexOptions::builder()
+        .unique(true)
+        .build();
+    let index = mongodb::IndexModel::builder()
+        .keys(doc! { "n": 1 })
+        .options(unique)
+        .build();
+    collection.create_index(index).await.unwrap();
+    let (first, other) = (bson::oid::ObjectId::new(), bson::oid::ObjectId::new());
+    let landed = doc! { "_id": first, "n": 1 };
+    // The first attempt, whose answer never came.
+    collection.insert_one(&landed).await.unwrap();
+
+    collection
+        .insert_new(&landed, first)
+        .await
+        .expect("its own first attempt: done");
+    let taken = collection
+        .insert_new(&doc! { "_id": other, "n": 1 }, other)
+        .await;
+    assert!(
+        taken.is_err_and(|e| e.to_string().contains("E11000")),
+        "another document's number is refused"
+    );
+    assert_eq!(collection.count_documents(doc! {}).await.unwrap(), 1);
+}
+
 /// A time `seconds` after a fixed moment.
 fn at(seconds: i64) -> bson::DateTime {
     bson::DateTime::from_millis(1_700_000_000_000 + seconds * 1000)

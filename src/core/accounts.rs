@@ -8,6 +8,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use super::Core;
 use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
+use crate::store::InsertNew;
 use crate::store::{SignInField, User, UserType};
 
 pub const PASSWORD_MIN_CHARS: usize = 8;
@@ -172,7 +173,7 @@ impl Core {
             user_type: Some(kind),
             ..User::new(self.store.ids.next("users").await?, username)
         };
-        let inserted = self.store.users.insert_one(&user).await;
+        let inserted = self.store.users.insert_new(&user, user.id).await;
         inserted.unless_duplicate()?.ok_or_else(|| {
             Error::Fields(vec![(
                 "email",

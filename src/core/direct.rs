@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
+use crate::store::InsertNew;
 use crate::store::{Chat, ChatKind, ChatRequest, Participant, RequestStatus, User};
 
 /// The outcome of opening a one-to-one chat.
@@ -95,7 +96,7 @@ impl Core {
         let opened = match self
             .store
             .chats
-            .insert_one(&chat)
+            .insert_new(&chat, chat.id)
             .await
             .unless_duplicate()?
         {

@@ -8,6 +8,7 @@ use super::chats::Membership;
 use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
+use crate::store::InsertNew;
 use crate::store::{Chat, ChatFile, ChatKind, GroupDetails, Participant, User, to_bson};
 
 pub const NAME_MAX_CHARS: usize = 100;
@@ -90,7 +91,7 @@ impl Core {
             created_at: now,
             updated_at: Some(now),
         };
-        self.store.chats.insert_one(&chat).await?;
+        self.store.chats.insert_new(&chat, chat.id).await?;
         let mut participants: Vec<Participant> = others
             .iter()
             .map(|u| Participant::new(chat.id, u.id, false))

@@ -5,6 +5,7 @@ use bson::{DateTime, doc};
 
 use super::Core;
 use crate::error::{Error, Result};
+use crate::store::InsertNew;
 use crate::store::{Answer, JoinRequest, Participant, User};
 
 impl Core {
@@ -32,7 +33,10 @@ impl Core {
             status: Answer::Pending,
             created_at: DateTime::now(),
         };
-        self.store.join_requests.insert_one(&request).await?;
+        self.store
+            .join_requests
+            .insert_new(&request, request.id)
+            .await?;
         Ok(request)
     }
 

@@ -7,6 +7,7 @@ use bson::{DateTime, doc};
 use super::Core;
 use super::groups::{NAME_MAX_CHARS, valid_text};
 use crate::error::{Error, Result, UniqueWrite};
+use crate::store::InsertNew;
 use crate::store::{Chat, Meetup, User};
 
 impl Core {
@@ -43,7 +44,7 @@ impl Core {
         };
         self.store
             .meetups
-            .insert_one(&meetup)
+            .insert_new(&meetup, meetup.id)
             .await
             .unless_duplicate()?
             .ok_or_else(|| Error::Conflict("this chat already has a meetup".into()))?;

@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 
 use super::{ChatEvent, Core};
 use crate::error::Result;
+use crate::store::InsertNew;
 use crate::store::{Answer, Notification, NotificationKind, User};
 
 /// The most notifications one read returns, newest first.
@@ -36,7 +37,10 @@ impl Core {
                 message: None,
                 created_at: DateTime::now(),
             };
-            self.store.notifications.insert_one(&notification).await?;
+            self.store
+                .notifications
+                .insert_new(&notification, notification.id)
+                .await?;
             Ok::<_, crate::error::Error>(notification)
         }
         .await;

@@ -14,6 +14,7 @@ use super::Core;
 use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::sms::Sent;
+use crate::store::InsertNew;
 use crate::store::{SignInField, User, Verification};
 
 /// How long a code may be submitted.
@@ -111,7 +112,7 @@ impl Core {
         match self
             .store
             .users
-            .insert_one(&user)
+            .insert_new(&user, user.id)
             .await
             .unless_duplicate()?
         {

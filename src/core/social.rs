@@ -11,6 +11,7 @@ use super::direct::pair_key;
 use super::listing::Window;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
+use crate::store::InsertNew;
 use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
 
 /// Which of a user's connections to list.
@@ -63,7 +64,7 @@ impl Core {
         };
         self.store
             .follows
-            .insert_one(&follow)
+            .insert_new(&follow, follow.id)
             .await
             .unless_duplicate()?
             .ok_or_else(|| Error::Conflict("you already follow this user".into()))?;
@@ -105,7 +106,7 @@ impl Core {
         };
         self.store
             .blocks
-            .insert_one(&block)
+            .insert_new(&block, block.id)
             .await
             .unless_duplicate()?
             .ok_or_else(|| Error::Conflict("you already blocked this user".into()))?;
@@ -184,7 +185,10 @@ impl Core {
             status: Answer::Pending,
             created_at: DateTime::now(),
         };
-        self.store.connections.insert_one(&connection).await?;
+        self.store
+            .connections
+            .insert_new(&connection, connection.id)
+            .await?;
         self.notify(to, NotificationKind::LikeRequested, user, None, true)
             .await;
         Ok(connection)

@@ -12,6 +12,7 @@ use rooms::Closing;
 use super::Core;
 use super::tokens::TokenType;
 use crate::error::{Error, Result};
+use crate::store::InsertNew;
 use crate::store::{Store, User};
 
 pub const USERNAME_MAX_CHARS: usize = 32;
@@ -87,7 +88,7 @@ impl Core {
         let username = valid_username(username)?;
         self.sign_in_limits.admit_sign_up(address)?;
         let user = User::new(self.store.ids.next("users").await?, username);
-        self.store.users.insert_one(&user).await?;
+        self.store.users.insert_new(&user, user.id).await?;
         tracing::info!(user = %user.id, num = user.num, "account created");
         Ok(user)
     }

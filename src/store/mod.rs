@@ -7,6 +7,7 @@ pub mod models;
 
 use std::time::Duration;
 
+use bson::oid::ObjectId;
 use bson::{Bson, Document, doc};
 use futures::TryStreamExt;
 use mongodb::options::{Acknowledgment, ClientOptions, Hint, IndexOptions, WriteConcern};
@@ -326,6 +327,42 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// Inserts told apart from their own retries.
+pub trait InsertNew<T> {
+    /// Insert a new `document` whose `_id` is `id`, as `insert_one` does. The driver retries a
+    /// write whose connection failed before the answer came, and the retry of an insert that
+    /// had landed is refused by a unique index: a refusal while the document's own `_id` is
+    /// stored is that, and the insert is done. (Under load on the test database, 3 of 20,000
+    /// sign-ups answered 500 with their account stored.)
+    fn insert_new(
+        &self,
+        document: &T,
+        id: ObjectId,
+    ) -> impl Future<Output = mongodb::error::Result<()>> + Send;
+}
+
+impl<T: Serialize + Send + Sync> InsertNew<T> for Collection<T> {
+    async fn insert_new(&self, document: &T, id: ObjectId) -> mongodb::error::Result<()> {
+        let refused = match self.insert_one(document).await {
+            Ok(_) => return Ok(()),
+            Err(e) if crate::error::is_duplicate_key(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let stored = self
+            .clone_with_type::<Document>()
+            .find_one(doc! { "_id": id })
+            .projection(doc! { "_id": 1 })
+            .await?;
+        match stored {
+            Some(_) => {
+                tracing::warn!(collection = self.name(), %id, "an insert's retry was refused by its own first attempt: done");
+                Ok(())
+            }
+            None => Err(refused),
+        }
     }
 }
 
