@@ -8,8 +8,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use super::Core;
 use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::InsertNew;
-use crate::store::{SignInField, User, UserType};
+use crate::store::{InsertNew, SignInField, User, UserType};
 
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const EMAIL_MAX_CHARS: usize = 254;

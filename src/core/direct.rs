@@ -8,8 +8,7 @@ use futures::TryStreamExt;
 use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::InsertNew;
-use crate::store::{Chat, ChatKind, ChatRequest, Participant, RequestStatus, User};
+use crate::store::{Chat, ChatKind, ChatRequest, InsertNew, Participant, RequestStatus, User};
 
 /// The outcome of opening a one-to-one chat.
 #[derive(Debug)]

@@ -8,8 +8,7 @@ use super::chats::Membership;
 use super::events::Origin;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
-use crate::store::InsertNew;
-use crate::store::{Chat, ChatFile, ChatKind, GroupDetails, Participant, User, to_bson};
+use crate::store::{Chat, ChatFile, ChatKind, GroupDetails, InsertNew, Participant, User, to_bson};
 
 pub const NAME_MAX_CHARS: usize = 100;
 pub const CATEGORY_MAX_CHARS: usize = 50;

@@ -5,8 +5,7 @@ use bson::{DateTime, doc};
 
 use super::Core;
 use crate::error::{Error, Result};
-use crate::store::InsertNew;
-use crate::store::{Answer, JoinRequest, Participant, User};
+use crate::store::{Answer, InsertNew, JoinRequest, Participant, User};
 
 impl Core {
     /// Ask to join a restricted group; one pending request per user and chat.

@@ -7,8 +7,7 @@ use bson::{DateTime, doc};
 use super::Core;
 use super::groups::{NAME_MAX_CHARS, valid_text};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::InsertNew;
-use crate::store::{Chat, Meetup, User};
+use crate::store::{Chat, InsertNew, Meetup, User};
 
 impl Core {
     pub async fn meetup_of(&self, chat: &Chat) -> Result<Option<Meetup>> {

@@ -8,8 +8,7 @@ use futures::TryStreamExt;
 
 use super::{ChatEvent, Core};
 use crate::error::Result;
-use crate::store::InsertNew;
-use crate::store::{Answer, Notification, NotificationKind, User};
+use crate::store::{Answer, InsertNew, Notification, NotificationKind, User};
 
 /// The most notifications one read returns, newest first.
 pub const NOTIFICATIONS_MAX: i64 = 100;

@@ -14,8 +14,7 @@ use super::Core;
 use super::secrets::{hash_secret, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::sms::Sent;
-use crate::store::InsertNew;
-use crate::store::{SignInField, User, Verification};
+use crate::store::{InsertNew, SignInField, User, Verification};
 
 /// How long a code may be submitted.
 pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);

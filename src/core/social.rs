@@ -11,8 +11,7 @@ use super::direct::pair_key;
 use super::listing::Window;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::InsertNew;
-use crate::store::{Answer, Block, Connection, Follow, NotificationKind, User};
+use crate::store::{Answer, Block, Connection, Follow, InsertNew, NotificationKind, User};
 
 /// Which of a user's connections to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

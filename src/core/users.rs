@@ -12,8 +12,7 @@ use rooms::Closing;
 use super::Core;
 use super::tokens::TokenType;
 use crate::error::{Error, Result};
-use crate::store::InsertNew;
-use crate::store::{Store, User};
+use crate::store::{InsertNew, Store, User};
 
 pub const USERNAME_MAX_CHARS: usize = 32;
 pub const AVATAR_URL_MAX_CHARS: usize = 2048;
