@@ -65,10 +65,8 @@ async fn concurrent_senders_are_stored_once_each_in_order() {
     s.stop().await;
 }
 
-/// Inserts that arrive together go as one unordered `insertMany`: a document a unique index
-/// refuses is refused alone, and the rest of its batch is stored.
-#[tokio::test]
-async fn a_batch_refuses_only_what_a_unique_index_refuses() {
+/// A collection in a fresh database whose documents' `n` is unique.
+async fn unique_numbers() -> mongodb::Collection<bson::Document> {
     let client = mongodb::Client::with_uri_str(common::mongodb_uri())
         .await
         .unwrap();
@@ -83,6 +81,14 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
         .options(unique)
         .build();
     collection.create_index(index).await.unwrap();
+    collection
+}
+
+/// Inserts that arrive together go as one unordered `insertMany`: a document a unique index
+/// refuses is refused alone, and the rest of its batch is stored.
+#[tokio::test]
+async fn a_batch_refuses_only_what_a_unique_index_refuses() {
+    let collection = unique_numbers().await;
     collection.insert_one(doc! { "n": 3 }).await.unwrap();
 
     let batches = std::sync::Arc::new(palaver::store::InsertBatches::inserts(collection.clone()));
@@ -110,20 +116,7 @@ async fn a_batch_refuses_only_what_a_unique_index_refuses() {
 #[tokio::test]
 async fn an_insert_refused_by_its_own_first_attempt_is_done() {
     use palaver::store::InsertNew;
-    let client = mongodb::Client::with_uri_str(common::mongodb_uri())
-        .await
-        .unwrap();
-    let collection = client
-        .database(&common::new_database_name())
-        .collection::<bson::Document>("docs");
-    let unique = mongodb::options::IndexOptions::builder()
-        .unique(true)
-        .build();
-    let index = mongodb::IndexModel::builder()
-        .keys(doc! { "n": 1 })
-        .options(unique)
-        .build();
-    collection.create_index(index).await.unwrap();
+    let collection = unique_numbers().await;
     let (first, other) = (bson::oid::ObjectId::new(), bson::oid::ObjectId::new());
     let landed = doc! { "_id": first, "n": 1 };
     // The first attempt, whose answer never came.
