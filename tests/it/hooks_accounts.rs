@@ -1,9 +1,7 @@
 //! The hooks dialect's accounts (`hooks-backend.md`): sign-up, sign-in, sign-out on every
 //! device and token refresh, with DRF's error shapes.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

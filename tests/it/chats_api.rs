@@ -1,11 +1,9 @@
 //! The chats dialect over REST (`community-chats.txt`): every endpoint, every rule the spec
 //! states with the refusal it gets, and who would be pushed.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{Member, RecordingPush, TestServer, mongodb_uri, new_database_name};
+use crate::common::{Member, RecordingPush, TestServer, mongodb_uri, new_database_name};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -539,8 +537,10 @@ async fn only_admins_change_a_group_and_courses_stay_open() {
     // Without S3 configured a photo cannot be kept: said plainly.
     let form = reqwest::multipart::Form::new().part(
         "photo",
-        reqwest::multipart::Part::bytes(include_bytes!("../fixtures/images/gradient.png").to_vec())
-            .file_name("tree.png"),
+        reqwest::multipart::Part::bytes(
+            include_bytes!("../../fixtures/images/gradient.png").to_vec(),
+        )
+        .file_name("tree.png"),
     );
     let response = ts
         .http

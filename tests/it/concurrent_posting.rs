@@ -1,10 +1,8 @@
 //! Many senders at once: each gets their answer once their own message is stored, every
 //! message is stored once, and each chat's sequence numbers stay unique and gapless.
 
-mod common;
-
+use crate::common::{self, TestServer};
 use bson::doc;
-use common::TestServer;
 use futures::TryStreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,9 +1,7 @@
 //! The channels REST endpoints against a real MongoDB-compatible server: every status code the
 //! spec lists, the exact response shapes, and the rules behind them.
 
-mod common;
-
-use common::TestServer;
+use crate::common::{self, TestServer};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

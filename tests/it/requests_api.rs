@@ -1,11 +1,9 @@
 //! The requests dialect over REST: asking, the pending and rejected lists, answering, messages,
 //! read marks and totals, with every refusal's status and code, and the pushes of each event.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
+use crate::common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

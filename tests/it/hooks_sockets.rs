@@ -2,12 +2,10 @@
 //! streams notifications, `ws/chat/<user_id>/` carries a chat session's messages, and both
 //! close with a code that says why when they cannot serve.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{HooksAccount, RecordingPush, TestServer, ws_next, ws_open};
+use crate::common::{self, HooksAccount, RecordingPush, TestServer, ws_next, ws_open};
 use futures::{SinkExt, StreamExt};
 use palaver::realtime::websocket::code::{
     FORBIDDEN as CLOSE_FORBIDDEN, NOT_FOUND as CLOSE_UNKNOWN_USER,

@@ -2,17 +2,15 @@
 //! with `Retry-After`, the node reports not ready, and it recovers by itself when the database
 //! returns. And what was acknowledged before a crash of the database is still there after it.
 
-mod common;
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::{self, TestServer};
 use bson::doc;
 use bson::oid::ObjectId;
-use common::TestServer;
 use palaver::push::LogPushSink;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -1,11 +1,9 @@
 //! Deliver or push: a recipient with no live connection gets a push intent, one with a live
 //! connection does not, and nobody is pushed for their own actions.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
+use crate::common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
 
 #[tokio::test]
 async fn offline_recipients_get_exactly_one_push_per_event() {

@@ -3,11 +3,9 @@
 //! and are refused with 429 in their dialect's shape beyond it. Accounts made without a
 //! password are counted per client address with password sign-ups.
 
-mod common;
-
 use std::time::Instant;
 
-use common::{TestServer, ws_next, ws_open};
+use crate::common::{TestServer, ws_next, ws_open};
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};

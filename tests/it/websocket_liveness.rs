@@ -2,11 +2,9 @@
 //! has said nothing (not even a pong) for 45 s, while a peer that answers stays. Slow by
 //! nature: about 70 s.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::TestServer;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 

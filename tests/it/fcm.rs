@@ -2,12 +2,11 @@
 //! messaging endpoints: the exact requests, one per device per event, token deletion on
 //! UNREGISTERED, retries on 429, and nothing for users who are online.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::TestServer;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use axum::extract::State;
@@ -16,7 +15,6 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
-use common::TestServer;
 use palaver::store::Platform;
 use serde_json::{Value, json};
 

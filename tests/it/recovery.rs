@@ -1,9 +1,7 @@
 //! Catching up after a reconnect: a chat's messages carry a sequence number, and a client
 //! that names the last message it saw is sent what followed, in order, at most 500 per chat.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use palaver::core::App;
 use palaver::core::messages::{HistoryPage, REPLAY_MAX, Replay};
 use palaver::store::Message;

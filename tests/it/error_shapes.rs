@@ -2,9 +2,7 @@
 //! to run, are answered by the dialect's error JSON and the right status, never a bare 405 or
 //! a 500 from the database.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

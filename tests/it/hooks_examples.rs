@@ -3,11 +3,9 @@
 //! with the same JSON type; lists hold items of the example item's shape). Steps the spec
 //! leaves implicit (other users, sign-in again after sign-out) are marked as setup.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{HOOKS_PASSWORD, HooksAccount, TestServer, fixture, ws_next, ws_open};
+use crate::common::{HOOKS_PASSWORD, HooksAccount, TestServer, fixture, ws_next, ws_open};
 use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

@@ -3,9 +3,7 @@
 //! `tests/js/posting.test.mjs`). A member only; no post between users who blocked each other;
 //! in a group that allows no public posts, admins only; content present and bounded.
 
-mod common;
-
-use common::{Member, TestServer, ws_next, ws_open};
+use crate::common::{self, Member, TestServer, ws_next, ws_open};
 use futures::SinkExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

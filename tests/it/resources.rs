@@ -2,13 +2,11 @@
 //! sign-ups are throttled per address, and a burst of password hashes neither grows the
 //! process by gigabytes nor waits in an unbounded queue.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{HOOKS_PASSWORD as PASSWORD, mongodb_uri, new_database_name};
+use crate::common::{self, HOOKS_PASSWORD as PASSWORD, mongodb_uri, new_database_name};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,9 +1,7 @@
 //! The community fixtures, loaded through the core, read back through the chats dialect:
 //! exploring communities with their reels and join requests, and browsing a chat's files.
 
-mod common;
-
-use common::{Member, TestServer};
+use crate::common::{Member, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 

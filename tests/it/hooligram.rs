@@ -2,14 +2,12 @@
 //! failure string, verification against the Twilio Verify stand-in, groups, messages and
 //! delivery receipts.
 
-mod common;
-
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::common::{self, TestServer, WsClient, sms_fake_url};
 use bson::doc;
-use common::{TestServer, WsClient, sms_fake_url};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;

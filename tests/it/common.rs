@@ -1,5 +1,4 @@
 //! Shared helpers: a Palaver server on a fresh database of the test MongoDB server.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 

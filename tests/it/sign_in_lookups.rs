@@ -3,8 +3,7 @@
 //! does not see that an equality on a field fits that field's partial index, so a burst of
 //! sign-ins used to scan the users collection once each and stall every other request.
 
-mod common;
-
+use crate::common;
 use bson::{Document, doc};
 use palaver::store::{SignInField, Store, User};
 

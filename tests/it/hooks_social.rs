@@ -1,12 +1,10 @@
 //! The hooks dialect's profiles, follows, likes, notifications and chat sessions over REST,
 //! with DRF's shapes and refusals.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{HooksAccount, RecordingPush, TestServer};
+use crate::common::{self, HooksAccount, RecordingPush, TestServer};
 use reqwest::Method;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

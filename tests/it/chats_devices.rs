@@ -1,8 +1,6 @@
 //! Push device registration in the chats dialect: Bearer auth, validation, ownership.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

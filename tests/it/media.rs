@@ -1,9 +1,7 @@
 //! Photos in S3, against a real moto server started by the test command: what is stored, under
 //! which type, which uploads are refused, and deletion by URL.
 
-mod common;
-
-use common::{TestServer, fixture};
+use crate::common::{TestServer, fixture};
 use palaver::media::Media;
 
 /// Nothing was stored: every upload so far was refused.
