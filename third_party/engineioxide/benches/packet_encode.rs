@@ -1,6 +1,6 @@
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
-use engineioxide::{OpenPacket, Packet};
+use engineioxide::Packet;
 
 fn criterion_benchmark(c: &mut Criterion) {
     let mut group = c.benchmark_group("engineio_packet/encode");

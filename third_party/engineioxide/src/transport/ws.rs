@@ -231,8 +231,7 @@ where
                     break;
                 }
                 Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
+                    socket.heartbeat_received();
                     Ok::<(), Error>(())
                 }
                 Packet::Message(msg) => {
@@ -366,10 +365,7 @@ fn ws_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
         // In the case that the packet was not poll in time it will remain in the buffer and therefore
         // it should be discarded here
         Packet::Noop => None,
-        packet => {
-            let packet: String = packet.try_into().unwrap();
-            Some(Message::Text(packet.into()))
-        }
+        packet => Some(Message::Text(String::from(packet).into())),
     }
 }
 
