@@ -27,7 +27,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, queue::Received, transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -276,7 +276,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
     // A polling request that was in progress during the upgrade may still hold the lock.
     // The lock's future is not bound to a name: a named one would keep its room in the task
     // for as long as the session lives.
-    let Some(mut internal_rx) = socket
+    let Some(_internal_rx) = socket
         .internal_rx
         .lock()
         .with_cancellation_token(&socket.cancellation_token)
@@ -286,43 +286,35 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
 
-    // Forward buffered packets until the channel is closed or the session is cancelled.
+    // Forward buffered packets until the queue is closed or the session is cancelled.
     // The packets are written outside of the `select!`, so that the futures it waits on and
     // the writes do not need room in the task at the same time.
     loop {
         let (packets, buffered) = tokio::select! {
             biased;
-            items = buffered_rx.recv() => match items {
-                Some(packets) => (packets, true),
+            items = socket.queue.recv() => match items {
+                Some(Received::Buffered(packets)) => (packets, true),
+                Some(Received::Volatile(packets)) => {
+                    #[cfg(feature = "tracing")]
+                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
+                    (packets, false)
+                }
                 None => break,
             },
             _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                #[cfg(feature = "tracing")]
-                if let Some(packets) = &val {
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                }
-                (val.unwrap_or_default(), false)
-            },
         };
         let mut packets = packets.into_iter();
         loop {
             let packet = match packets.next() {
                 Some(packet) => packet,
                 // Everything else already buffered goes in the same flush.
-                None if buffered => match buffered_rx.try_recv() {
-                    Ok(more) => {
+                None if buffered => match socket.queue.try_recv() {
+                    Some(more) => {
                         packets = more.into_iter();
                         continue;
                     }
-                    Err(_) => break,
+                    None => break,
                 },
                 None => break,
             };
@@ -430,10 +422,10 @@ where
     socket.start_upgrade();
 
     // We send a last Noop request to close a potential waiting polling request.
+    // It goes past the queue's capacity rather than wait for room.
     socket
-        .internal_tx
-        .send(smallvec![Packet::Noop])
-        .await
+        .queue
+        .send_past_capacity(smallvec![Packet::Noop])
         .map_err(|_| Error::Upgrade)?;
 
     // wait for any current polling connection to finish by waiting for the socket to be unlocked
