@@ -2,12 +2,12 @@
 //! text frames and sits in some rooms, which it may join and leave while open. The server's
 //! socket task drains the queue; this side never waits on a client.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::{Closing, Outgoing, Room, Transport};
 
@@ -64,9 +64,66 @@ struct State {
 
 #[derive(Debug)]
 struct Entry {
-    queue: mpsc::Sender<Arc<str>>,
+    queue: Arc<Queue>,
     rooms: HashSet<Room>,
-    ended: Arc<Mutex<Option<Ended>>>,
+}
+
+/// The frames waiting for one session, shared by the session and its entry. Unlike a tokio
+/// channel, which allocates its state and a first block of 32 slots up front (about 1 kB per
+/// session, most of them idle), it allocates only while frames wait.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: Mutex<Waiting>,
+    arrived: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    frames: VecDeque<Arc<str>>,
+    /// Set once the session is forgotten: no frame comes after those waiting.
+    ended: Option<Ended>,
+}
+
+/// A queue emptied with more room than this gives it back.
+const KEPT_ROOM: usize = 8;
+
+impl Queue {
+    /// Queue a frame; false if `SESSION_QUEUE` wait already.
+    fn push(&self, frame: Arc<str>) -> bool {
+        let mut waiting = self.waiting.lock().unwrap();
+        if waiting.frames.len() >= SESSION_QUEUE {
+            return false;
+        }
+        waiting.frames.push_back(frame);
+        drop(waiting);
+        self.arrived.notify_one();
+        true
+    }
+
+    fn end(&self, why: Ended) {
+        self.waiting.lock().unwrap().ended.get_or_insert(why);
+        self.arrived.notify_one();
+    }
+
+    /// The next frame, or why the session ended once none is left.
+    async fn next(&self) -> Result<Arc<str>, Ended> {
+        loop {
+            {
+                let mut waiting = self.waiting.lock().unwrap();
+                if let Some(frame) = waiting.frames.pop_front() {
+                    if waiting.frames.is_empty() && waiting.frames.capacity() > KEPT_ROOM {
+                        waiting.frames = VecDeque::new();
+                    }
+                    return Ok(frame);
+                }
+                if let Some(why) = waiting.ended {
+                    return Err(why);
+                }
+            }
+            // One receiver: a frame pushed since looking left a permit, so this returns.
+            self.arrived.notified().await;
+        }
+    }
 }
 
 impl State {
@@ -102,9 +159,10 @@ impl State {
         let Some(entry) = self.sessions.remove(&id) else {
             return;
         };
-        if let Some(why) = why {
-            entry.ended.lock().unwrap().get_or_insert(why);
-        }
+        // Without a reason the session itself is gone, and nobody reads it.
+        entry
+            .queue
+            .end(why.unwrap_or(Ended::Closed(Closing::Shutdown)));
         for room in &entry.rooms {
             if let Some(members) = self.rooms.get_mut(room) {
                 members.remove(&id);
@@ -120,22 +178,14 @@ impl State {
 #[derive(Debug)]
 pub struct Session {
     id: u64,
-    frames: mpsc::Receiver<Arc<str>>,
-    ended: Arc<Mutex<Option<Ended>>>,
+    frames: Arc<Queue>,
     sessions: Arc<Sessions>,
 }
 
 impl Session {
     /// The next frame, or why the server ended the session (once what was queued is read).
     pub async fn next_frame(&mut self) -> Result<Arc<str>, Ended> {
-        match self.frames.recv().await {
-            Some(frame) => Ok(frame),
-            None => Err(self
-                .ended
-                .lock()
-                .unwrap()
-                .unwrap_or(Ended::Closed(Closing::Shutdown))),
-        }
+        self.frames.next().await
     }
 
     /// Start hearing a room (e.g. after signing in inside the protocol).
@@ -158,15 +208,13 @@ impl Sessions {
     /// Open a session in these rooms.
     pub fn open(self: &Arc<Self>, rooms: impl IntoIterator<Item = Room>) -> Session {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (queue, frames) = mpsc::channel(SESSION_QUEUE);
-        let ended = Arc::new(Mutex::new(None));
+        let frames = Arc::new(Queue::default());
         let mut state = self.state.write().unwrap();
         state.sessions.insert(
             id,
             Entry {
-                queue,
+                queue: frames.clone(),
                 rooms: HashSet::new(),
-                ended: ended.clone(),
             },
         );
         for room in rooms {
@@ -175,7 +223,6 @@ impl Sessions {
         Session {
             id,
             frames,
-            ended,
             sessions: self.clone(),
         }
     }
@@ -241,7 +288,7 @@ impl Sessions {
                 .collect();
             for id in recipients {
                 if let Some(entry) = state.sessions.get(&id)
-                    && entry.queue.try_send(frame.clone()).is_err()
+                    && !entry.queue.push(frame.clone())
                 {
                     behind.push(id);
                 }
@@ -313,6 +360,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn nothing_waits(session: &Session) -> bool {
+        session.frames.waiting.lock().unwrap().frames.is_empty()
+    }
+
+    fn room_kept(session: &Session) -> usize {
+        session.frames.waiting.lock().unwrap().frames.capacity()
+    }
+
     fn said(text: &str) -> Outgoing {
         Outgoing::new(
             Room::chat("hooks", "c1"),
@@ -331,7 +386,7 @@ mod tests {
             ada.next_frame().await.unwrap().as_ref(),
             r#"{"message":"hi"}"#
         );
-        assert!(bob.frames.try_recv().is_err());
+        assert!(nothing_waits(&bob));
         sessions
             .join(&Room::account("bob"), &Room::chat("hooks", "c1"))
             .await;
@@ -341,7 +396,7 @@ mod tests {
             .leave(&Room::account("bob"), &Room::chat("hooks", "c1"))
             .await;
         sessions.emit(&said("not for bob")).await;
-        assert!(bob.frames.try_recv().is_err());
+        assert!(nothing_waits(&bob));
         drop(ada);
         assert_eq!(sessions.len(), 1);
     }
@@ -355,7 +410,36 @@ mod tests {
         assert!(session.next_frame().await.unwrap().contains("hi"));
         session.leave(&Room::chat("hooks", "c1"));
         sessions.emit(&said("gone")).await;
-        assert!(session.frames.try_recv().is_err());
+        assert!(nothing_waits(&session));
+    }
+
+    #[tokio::test]
+    async fn a_queue_takes_room_only_while_frames_wait() {
+        let sessions = Arc::new(Sessions::default());
+        let mut session = sessions.open([Room::chat("hooks", "c1")]);
+        assert_eq!(room_kept(&session), 0);
+        for _ in 0..20 {
+            sessions.emit(&said("burst")).await;
+        }
+        assert!(room_kept(&session) >= 20);
+        for _ in 0..20 {
+            session.next_frame().await.unwrap();
+        }
+        assert_eq!(
+            room_kept(&session),
+            0,
+            "a drained queue gives its room back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_waiting_session_wakes_for_a_frame() {
+        let sessions = Arc::new(Sessions::default());
+        let mut session = sessions.open([Room::chat("hooks", "c1")]);
+        let waiting = tokio::spawn(async move { session.next_frame().await });
+        tokio::task::yield_now().await;
+        sessions.emit(&said("hi")).await;
+        assert!(waiting.await.unwrap().unwrap().contains("hi"));
     }
 
     #[tokio::test]
