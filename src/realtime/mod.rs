@@ -16,7 +16,9 @@ pub use budget::{EventBudget, spend_users};
 pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport};
 pub use websocket::{Close, Connection, Protocol, accept};
 
-/// What a WebSocket reads into at a time. Chat frames are a few hundred bytes, and a larger
-/// one gets room of its own size; tungstenite's default (128 kB, zero-filled on the first
-/// read) would make each idle connection cost that much.
-const READ_BUFFER: usize = 1024;
+/// What a WebSocket reads into at a time, kept for as long as the connection lives. Chat
+/// frames are a few hundred bytes, and once a frame's header is read tungstenite makes room
+/// for the whole frame, so a larger one costs one more read, not a failure. tungstenite's
+/// default (128 kB, zero-filled on the first read) would make each idle connection cost that
+/// much; 1 kB cost 0.5 to 1 kB per connection more than this (README, "Memory per connection").
+const READ_BUFFER: usize = 256;
