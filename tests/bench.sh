@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The benchmark: Palaver, Node's socket.io@4 server doing the same work on the same database
-# (store the message, broadcast it to the room, ack), and a ceiling (a bare tokio WebSocket
-# broadcast server: no Socket.IO, no database), measured in one run by the Rust load generator
+# (store the message, broadcast it to the room, ack), and two ceilings: a bare tokio WebSocket
+# broadcast server (no Socket.IO, no database), and the same server storing each message in the
+# same database before it broadcasts it, batched as Palaver does (what the database alone
+# allows), measured in one run by the Rust load generator
 # (tests/loadgen). For each server and each case (N connections in rooms of K, one sender per
 # room) the rate is stepped up from 50 messages/s until p99 passes 50 ms or deliveries fall
 # behind. Then memory per idle connection and the connections one node holds. Servers run on
 # core 0 and the load generator on core 1 (taskset), when there are two. Prints a table with
-# the Palaver/Node and Palaver/ceiling ratios, and writes the same as JSON to
-# target/bench.json. Bounded: every step stops by itself. The servers' memory per connection
+# the Palaver/Node and Palaver/ceiling ratios (against each ceiling), and writes the same as
+# JSON to target/bench.json. Bounded: every step stops by itself. The servers' memory per connection
 # is read after the busiest step and once the connections are quiet again, and the database's
 # CPU per 1,000 messages beside each server's own.
 #
@@ -59,7 +61,7 @@ cpu_seconds() { # user + system CPU seconds of a process
   awk '{ split($0, a, ") "); split(a[2], f, " "); printf "%.2f", (f[12] + f[13]) / 100 }' "/proc/$1/stat"
 }
 
-# start_server KIND NAME: starts a fresh server of KIND (palaver, node, ceiling) on core 0 and
+# start_server KIND NAME: starts a fresh server of KIND (palaver, node, ceiling, stored) on core 0 and
 # sets SERVER_PID and SERVER_URL. Each server gets a database of its own, started afresh:
 # SecantusDB slows down with every write it has served (dropping databases does not help),
 # so one shared by the whole run would make later cases look slower than earlier ones.
@@ -83,6 +85,9 @@ start_server() {
         "${SERVER_CPU[@]}" node "$ROOT/tests/js/bench/baseline-server.mjs" >"$LOGS/bench-node.log" 2>&1 & ;;
     ceiling)
       "${SERVER_CPU[@]}" "$LOADGEN" ceiling --port "$port" >"$LOGS/bench-ceiling.log" 2>&1 & ;;
+    stored)
+      "${SERVER_CPU[@]}" "$LOADGEN" ceiling --port "$port" --store "$TEST_MONGODB_URI" \
+        --database "bench_$2_$$" >"$LOGS/bench-stored.log" 2>&1 & ;;
   esac
   SERVER_PID=$!
   PIDS+=($SERVER_PID)
@@ -99,13 +104,13 @@ stop_server() {
 }
 
 # One case on one server: the stepped run, with the server's CPU seconds.
-for kind in palaver node ceiling; do
+for kind in palaver node ceiling stored; do
   for case in $CASES; do
     n=${case%:*} k=${case#*:}
     say "$kind: $n connections in rooms of $k"
     start_server "$kind" "${kind}_${n}_${k}"
     protocol=socketio
-    if [ "$kind" = ceiling ]; then protocol=ws; fi
+    if [ "$kind" = ceiling ] || [ "$kind" = stored ]; then protocol=ws; fi
     cpu_before=$(cpu_seconds "$SERVER_PID")
     db_before=0
     if [ -n "$DB_PID" ]; then db_before=$(cpu_seconds "$DB_PID"); fi

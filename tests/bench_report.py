@@ -3,7 +3,9 @@ server, the highest sustained deliveries/s, p50/p99/max at the first (moderate) 
 seconds per 1,000 deliveries (and the database's per 1,000 messages), memory per connection after
 the busiest step and when quiet again, then memory per idle connection (Socket.IO and plain
 WebSocket, Node's Socket.IO beside both) and connections held, with the
-Palaver/Node and Palaver/ceiling ratios. Writes the same as JSON to target/bench.json.
+Palaver/Node ratio and Palaver's against each ceiling: the bare one ("ceiling"), and the one
+that stores each message in the same database first ("stored"). Writes the same as JSON to
+target/bench.json.
 Usage: bench_report.py OUT "N:K N:K ..." """
 import json
 import os
@@ -44,7 +46,7 @@ def figures(kind, n, k):
         "p99_ms": first.get("p99_ms") if heard else None,
         "max_ms": first.get("max_ms") if heard else None,
         "cpu_s_per_1000_deliveries": (cpu.get("cpu_s", 0) / (delivered / 1000)) if delivered else None,
-        # The ceiling has no database.
+        # The bare ceiling has no database.
         "db_cpu_s_per_1000_messages": (cpu["db_cpu_s"] / (sent / 1000)) if sent and cpu.get("db_cpu_s") else None,
         "kb_per_connection_busiest": kb_per(rss, "busiest", "start", connections),
         "kb_per_connection_quiet": kb_per(rss, "quiet", "start", connections),
@@ -68,11 +70,11 @@ keys = ["sustained_deliveries_per_s", "p50_ms", "p99_ms", "max_ms", "cpu_s_per_1
         "db_cpu_s_per_1000_messages", "kb_per_connection_busiest", "kb_per_connection_quiet"]
 for case in cases:
     n, k = case.split(":")
-    by = {kind: figures(kind, n, k) for kind in ["palaver", "node", "ceiling"]}
+    by = {kind: figures(kind, n, k) for kind in ["palaver", "node", "ceiling", "stored"]}
     report["cases"][f"N={n} K={k}"] = by
     for key in keys:
-        p, no, c = by["palaver"][key], by["node"][key], by["ceiling"][key]
-        rows.append((f"N={n} K={k}", key, p, no, c, ratio(p, no), ratio(p, c)))
+        p, no, c, st = (by[kind][key] for kind in ["palaver", "node", "ceiling", "stored"])
+        rows.append((f"N={n} K={k}", key, p, no, c, st, ratio(p, no), ratio(p, c), ratio(p, st)))
 
 # Memory per idle connection: RSS growth from the fresh process to the end of the hold, each
 # connection a user of their own; Node's Socket.IO figure beside each of Palaver's.
@@ -88,16 +90,18 @@ for kind, protocol in [("palaver", "socketio"), ("palaver", "ws"), ("node", "soc
 node_idle = report["idle"]["node_socketio"]["kb_per_idle_connection"]
 for protocol, name in [("socketio", "kb_per_idle_socketio"), ("ws", "kb_per_idle_websocket")]:
     p = report["idle"][f"palaver_{protocol}"]["kb_per_idle_connection"]
-    rows.append(("idle", name, p, node_idle, None, ratio(p, node_idle), None))
+    rows.append(("idle", name, p, node_idle, None, None, ratio(p, node_idle), None, None))
 for kind in ["palaver", "node"]:
     hold = load(f"{kind}-hold.json")
     report["idle"][f"{kind}_held"] = {"held": hold.get("held"), "asked_to_hold": hold.get("asked")}
 p, no = report["idle"]["palaver_held"]["held"], report["idle"]["node_held"]["held"]
-rows.append(("idle", "held", p, no, None, ratio(p, no), None))
+rows.append(("idle", "held", p, no, None, None, ratio(p, no), None, None))
 
-print(f"{'case':14} {'figure':28} {'palaver':>10} {'node':>10} {'ceiling':>10} {'P/node':>7} {'P/ceil':>7}")
-for case, key, p, no, c, rn, rc in rows:
-    print(f"{case:14} {key:28} {cell(p):>10} {cell(no):>10} {cell(c):>10} {cell(rn):>7} {cell(rc):>7}")
+print(f"{'case':14} {'figure':28} {'palaver':>10} {'node':>10} {'ceiling':>10} {'stored':>10}"
+      f" {'P/node':>7} {'P/ceil':>7} {'P/stored':>8}")
+for case, key, *figures_and_ratios in rows:
+    p, no, c, st, rn, rc, rs = (cell(v) for v in figures_and_ratios)
+    print(f"{case:14} {key:28} {p:>10} {no:>10} {c:>10} {st:>10} {rn:>7} {rc:>7} {rs:>8}")
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(root, "target", "bench.json"), "w") as f:

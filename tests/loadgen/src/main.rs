@@ -2,7 +2,10 @@
 //!
 //! - `loadgen ceiling --port P`: a bare tokio WebSocket server that broadcasts each text frame
 //!   to the other sockets of its room (`/?room=R`): no Socket.IO, no database. What no chat
-//!   server on this machine can beat.
+//!   server on this machine can beat. With `--store URI` it first inserts each frame into that
+//!   MongoDB, batched as Palaver does (what arrives while an insert is on its way goes in the
+//!   next `insertMany`), and broadcasts it once stored: what no chat server that keeps its
+//!   messages in that database can beat.
 //! - `loadgen run`: N connections in rooms of K (one sender and K-1 listeners each), Socket.IO
 //!   (Engine.IO v4 over WebSocket, the channels dialect's `message` event, which Node's
 //!   baseline also serves) or plain WebSocket (the ceiling), from several loopback source
@@ -51,6 +54,12 @@ enum Command {
     Ceiling {
         #[arg(long)]
         port: u16,
+        /// Store each message in this MongoDB before broadcasting it.
+        #[arg(long)]
+        store: Option<String>,
+        /// The database it stores into.
+        #[arg(long, default_value = "ceiling")]
+        database: String,
     },
     /// Connections in rooms, one sender each, at a rate or stepped up to saturation.
     Run(RunArgs),
@@ -171,7 +180,17 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match cli.command {
-            Command::Ceiling { port } => ceiling(port).await,
+            Command::Ceiling {
+                port,
+                store,
+                database,
+            } => {
+                let store = match store {
+                    Some(uri) => Some(Store::connect(&uri, &database).await?),
+                    None => None,
+                };
+                ceiling(port, store).await
+            }
             Command::Run(args) => {
                 let report = run(args).await?;
                 println!("{report}");
@@ -196,10 +215,61 @@ fn main() -> anyhow::Result<()> {
 /// Each room's frames, with the sending socket's number.
 type Rooms = Arc<Mutex<std::collections::HashMap<String, broadcast::Sender<(u64, Arc<str>)>>>>;
 
-/// Each room's sockets hear every frame sent by another socket of the room.
+/// A message to store, and who waits for it to be stored.
+type Stored = (mongodb::bson::Document, tokio::sync::oneshot::Sender<()>);
+
+/// Messages inserted as Palaver inserts them: one `insertMany` (unordered, the driver's retries
+/// off) at a time, of everything that arrived while the previous one was on its way.
+#[derive(Clone)]
+struct Store(tokio::sync::mpsc::UnboundedSender<Stored>);
+
+impl Store {
+    async fn connect(uri: &str, database: &str) -> anyhow::Result<Self> {
+        let mut options = mongodb::options::ClientOptions::parse(uri).await?;
+        options.retry_writes = Some(false);
+        let messages = mongodb::Client::with_options(options)?
+            .database(database)
+            .collection::<mongodb::bson::Document>("messages");
+        let (queue, mut arrived) = tokio::sync::mpsc::unbounded_channel::<Stored>();
+        tokio::spawn(async move {
+            while let Some(first) = arrived.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = arrived.try_recv() {
+                    batch.push(more);
+                }
+                let (docs, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                if let Err(e) = messages.insert_many(docs).ordered(false).await {
+                    eprintln!("ceiling: insert failed: {e}");
+                }
+                for waiter in waiting {
+                    let _ = waiter.send(());
+                }
+            }
+        });
+        Ok(Self(queue))
+    }
+
+    /// Store one message of `room`, sent by socket `from`; back once it is stored.
+    async fn insert(&self, room: &str, from: u64, text: &str) {
+        let (stored, wait) = tokio::sync::oneshot::channel();
+        let doc = mongodb::bson::doc! {
+            "_id": mongodb::bson::oid::ObjectId::new(),
+            "room": room,
+            "from": from as i64,
+            "text": text,
+            "at": mongodb::bson::DateTime::now(),
+        };
+        if self.0.send((doc, stored)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Each room's sockets hear every frame sent by another socket of the room (once stored, with
+/// a store).
 // The handshake callback's error type is tungstenite's, large as it is.
 #[allow(clippy::result_large_err)]
-async fn ceiling(port: u16) -> anyhow::Result<()> {
+async fn ceiling(port: u16, store: Option<Store>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let rooms: Rooms = Arc::default();
     let next = Arc::new(AtomicU64::new(0));
@@ -207,6 +277,7 @@ async fn ceiling(port: u16) -> anyhow::Result<()> {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
         let (rooms, me) = (rooms.clone(), next.fetch_add(1, Ordering::Relaxed));
+        let store = store.clone();
         tokio::spawn(async move {
             let mut room = String::new();
             let callback =
@@ -221,7 +292,7 @@ async fn ceiling(port: u16) -> anyhow::Result<()> {
             let sender = {
                 let mut rooms = rooms.lock().unwrap();
                 rooms
-                    .entry(room)
+                    .entry(room.clone())
                     .or_insert_with(|| broadcast::channel(1024).0)
                     .clone()
             };
@@ -231,6 +302,9 @@ async fn ceiling(port: u16) -> anyhow::Result<()> {
                 tokio::select! {
                     frame = stream.next() => match frame {
                         Some(Ok(Message::Text(text))) => {
+                            if let Some(store) = &store {
+                                store.insert(&room, me, text.as_str()).await;
+                            }
                             let _ = sender.send((me, Arc::from(text.as_str())));
                         }
                         Some(Ok(_)) => {}
