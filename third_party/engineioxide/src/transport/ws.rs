@@ -10,7 +10,9 @@ use futures_util::{
     SinkExt, StreamExt, TryStreamExt,
     stream::{SplitSink, SplitStream},
 };
-use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header, request::Parts,
+};
 use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
@@ -46,6 +48,40 @@ fn ws_response<B>(ws_key: &HeaderValue) -> Response<ResponseBody<B>> {
         .unwrap() // we are only using constants
 }
 
+/// The headers that only make the WebSocket handshake, answered by now.
+const HANDSHAKE_ONLY: [HeaderName; 5] = [
+    header::UPGRADE,
+    header::CONNECTION,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_EXTENSIONS,
+];
+
+/// `headers` without those that only made the handshake. A session keeps its request head for
+/// as long as it lives, and these are most of a non-browser client's headers (about 100 bytes
+/// each in a `HeaderMap`); nobody reads them once the handshake is answered.
+fn without_handshake_headers(headers: HeaderMap) -> HeaderMap {
+    let dropped: usize = HANDSHAKE_ONLY
+        .iter()
+        .map(|name| headers.get_all(name).iter().count())
+        .sum();
+    if dropped == 0 {
+        return headers;
+    }
+    let mut kept = HeaderMap::with_capacity(headers.len() - dropped);
+    let mut name = None;
+    for (next, value) in headers {
+        // A name comes once, before each of its values.
+        if next.is_some() {
+            name = next;
+        }
+        if let Some(name) = name.as_ref().filter(|n| !HANDSHAKE_ONLY.contains(n)) {
+            kept.append(name.clone(), value);
+        }
+    }
+    kept
+}
+
 /// Upgrade a websocket request to create a websocket connection.
 ///
 /// If a sid is provided in the query it means that is is upgraded from an existing HTTP polling request.
@@ -65,7 +101,8 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     let upgrade = hyper::upgrade::on(&mut req);
     // Boxed: the request head is needed only to open the session, and inline it would be laid
     // out in the session's task for as long as the session lives.
-    let parts = Box::new(req.into_parts().0);
+    let mut parts = Box::new(req.into_parts().0);
+    parts.headers = without_handshake_headers(std::mem::take(&mut parts.headers));
 
     tokio::spawn(async move {
         let conn = upgrade.await.map(hyper_util::rt::TokioIo::new);
@@ -491,6 +528,27 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn the_session_keeps_no_handshake_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("abc"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        let kept = without_handshake_headers(headers);
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[header::HOST], "example.com");
+        let cookies: Vec<_> = kept.get_all(header::COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert!(HANDSHAKE_ONLY.iter().all(|h| !kept.contains_key(h)));
+    }
 
     #[derive(Debug)]
     struct StubHandler;
