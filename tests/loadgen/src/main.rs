@@ -302,10 +302,23 @@ async fn ceiling(port: u16, store: Option<Store>) -> anyhow::Result<()> {
                 tokio::select! {
                     frame = stream.next() => match frame {
                         Some(Ok(Message::Text(text))) => {
-                            if let Some(store) = &store {
-                                store.insert(&room, me, text.as_str()).await;
+                            let text: Arc<str> = Arc::from(text.as_str());
+                            match &store {
+                                None => {
+                                    let _ = sender.send((me, text));
+                                }
+                                // Each message is stored and broadcast in a task of its own,
+                                // as socketioxide runs each event's handler: the socket goes
+                                // on reading while the insert is on its way.
+                                Some(store) => {
+                                    let (store, sender, room) =
+                                        (store.clone(), sender.clone(), room.clone());
+                                    tokio::spawn(async move {
+                                        store.insert(&room, me, &text).await;
+                                        let _ = sender.send((me, text));
+                                    });
+                                }
                             }
-                            let _ = sender.send((me, Arc::from(text.as_str())));
                         }
                         Some(Ok(_)) => {}
                         _ => return,
