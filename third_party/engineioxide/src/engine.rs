@@ -96,7 +96,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
         let handler = self.handler.clone();
         tokio::spawn(async move {
             // Wait for the cancelled transport task to yield the `internal_rx` lock, then close the
-            // channel so that `Socket::closed` resolves and no more packets can be buffered.
+            // send queue so that `Socket::closed` resolves and no more packets can be buffered.
             // When no transport holds the lock (e.g. polling between requests) this resolves
             // immediately.
             {

@@ -113,7 +113,7 @@ impl From<&Error> for Option<DisconnectReason> {
 }
 
 /// A permit to emit a message to the client.
-/// A permit holds a place in the internal channel to send one packet to the client.
+/// A permit holds a place in the socket's send queue for one packet to the client.
 pub struct Permit<'a> {
     inner: QueuePermit<'a, PacketBuf>,
 }
@@ -407,9 +407,9 @@ where
     }
 
     /// Reserve `n` permits to emit multiple messages and ensure that there is enough
-    /// space in the internal chan.
+    /// space in the send queue.
     ///
-    /// If the internal chan is full, the function will return a [`TrySendError::Full`] error.
+    /// If the send queue is full, the function will return a [`TrySendError::Full`] error.
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
