@@ -24,13 +24,17 @@ after(async () => {
   await cluster?.stop();
 });
 
-// A Socket.IO connection that resolves once connected, and rejects if refused.
+// A Socket.IO connection that resolves once connected, and rejects if refused, or if closed
+// before it connected: a sign-out can reach a socket while its handshake is still being
+// answered, and a client told to disconnect then hears neither `connect` nor `connect_error`.
 function socketIo(base, path, token) {
   const socket = clients.v4(base, { path, auth: { token }, transports: ['websocket'], forceNew: true, reconnection: false });
   track(socket);
   return new Promise((resolve, reject) => {
     socket.on('connect', () => resolve(socket));
     socket.on('connect_error', reject);
+    socket.on('disconnect', (why) => reject(new Error(`disconnected before connecting: ${why}`)));
+    socket.io.on('close', (why) => reject(new Error(`closed before connecting: ${why}`)));
   });
 }
 
