@@ -883,16 +883,27 @@ async fn idle(args: IdleArgs) -> anyhow::Result<Value> {
     let stop = Arc::new(AtomicBool::new(false));
     let began = Instant::now();
     let protocol = args.protocol;
+    // Each connection is driven (its pings answered) from the moment it opens: opening ten
+    // thousand takes longer than a ping's interval and time-out, and a connection left
+    // unanswered meanwhile would be closed by the server before the hold begins.
     let opened = futures::stream::iter(openings.iter().enumerate())
-        .map(|(i, opening)| async move {
-            match protocol {
-                Protocol::Socketio => {
-                    socketio(url, &opening.token, &opening.channel, i, args.sources).await
-                }
-                Protocol::Ws => {
-                    let path = format!("ws/notification/?token={}", opening.token);
-                    plain_ws(url, &path, i, args.sources).await
-                }
+        .map(|(i, opening)| {
+            let (open, stop) = (open.clone(), stop.clone());
+            async move {
+                let socket = match protocol {
+                    Protocol::Socketio => {
+                        socketio(url, &opening.token, &opening.channel, i, args.sources).await
+                    }
+                    Protocol::Ws => {
+                        let path = format!("ws/notification/?token={}", opening.token);
+                        plain_ws(url, &path, i, args.sources).await
+                    }
+                }?;
+                open.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, anyhow::Error>(tokio::spawn(async move {
+                    drive(socket, protocol, Role::Listener, Arc::default(), stop).await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                }))
             }
         })
         .buffer_unordered(64)
@@ -903,15 +914,7 @@ async fn idle(args: IdleArgs) -> anyhow::Result<Value> {
     if let Some(Err(e)) = opened.iter().find(|o| o.is_err()) {
         eprintln!("{failed} connections failed, the first: {e:#}");
     }
-    let mut tasks = Vec::new();
-    for socket in opened.into_iter().filter_map(Result::ok) {
-        open.fetch_add(1, Ordering::Relaxed);
-        let (open, stop) = (open.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            drive(socket, protocol, Role::Listener, Arc::default(), stop).await;
-            open.fetch_sub(1, Ordering::Relaxed);
-        }));
-    }
+    let tasks: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
     let connected = open.load(Ordering::Relaxed);
     let serving_seconds = serving(&http, url, connected).await;
     rss.sample("connected");
