@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::future::BoxFuture;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 use crate::{Closing, Outgoing, Room, Transport};
@@ -56,16 +57,22 @@ impl Drop for Counted {
     }
 }
 
+/// Which sessions are in which rooms. Most of a node's rooms hold one or two of its sessions
+/// (a user's own, a direct chat's), so a room's name is allocated once, shared by the room
+/// and its sessions' entries, and its first members are kept inline.
 #[derive(Debug, Default)]
 struct State {
-    rooms: HashMap<Room, HashSet<u64>>,
+    rooms: HashMap<Arc<str>, Members>,
     sessions: HashMap<u64, Entry>,
 }
+
+/// A room's sessions on this node. Leaving looks through them, as a delivery to the room does.
+type Members = SmallVec<[u64; 2]>;
 
 #[derive(Debug)]
 struct Entry {
     queue: Arc<Queue>,
-    rooms: HashSet<Room>,
+    rooms: SmallVec<[Arc<str>; 2]>,
 }
 
 /// The frames waiting for one session, shared by the session and its entry. Unlike a tokio
@@ -128,19 +135,31 @@ impl Queue {
 
 impl State {
     fn join(&mut self, id: u64, room: &Room) {
-        if let Some(entry) = self.sessions.get_mut(&id)
-            && entry.rooms.insert(room.clone())
-        {
-            self.rooms.entry(room.clone()).or_default().insert(id);
+        let Some(entry) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        if entry.rooms.iter().any(|joined| **joined == *room.as_str()) {
+            return;
         }
+        let name = match self.rooms.get_key_value(room.as_str()) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(room.as_str()),
+        };
+        entry.rooms.push(name.clone());
+        self.rooms.entry(name).or_default().push(id);
     }
 
     fn leave(&mut self, id: u64, room: &Room) {
         if let Some(entry) = self.sessions.get_mut(&id) {
-            entry.rooms.remove(room);
+            entry.rooms.retain(|joined| **joined != *room.as_str());
         }
+        self.forget_member(id, room.as_str());
+    }
+
+    /// Take `id` out of the room's members, and the room out once it is empty.
+    fn forget_member(&mut self, id: u64, room: &str) {
         if let Some(members) = self.rooms.get_mut(room) {
-            members.remove(&id);
+            members.retain(|member| *member != id);
             if members.is_empty() {
                 self.rooms.remove(room);
             }
@@ -149,8 +168,8 @@ impl State {
 
     fn members(&self, room: &Room) -> Vec<u64> {
         self.rooms
-            .get(room)
-            .map(|m| m.iter().copied().collect())
+            .get(room.as_str())
+            .map(|m| m.to_vec())
             .unwrap_or_default()
     }
 
@@ -164,12 +183,7 @@ impl State {
             .queue
             .end(why.unwrap_or(Ended::Closed(Closing::Shutdown)));
         for room in &entry.rooms {
-            if let Some(members) = self.rooms.get_mut(room) {
-                members.remove(&id);
-                if members.is_empty() {
-                    self.rooms.remove(room);
-                }
-            }
+            self.forget_member(id, room);
         }
     }
 }
@@ -214,7 +228,7 @@ impl Sessions {
             id,
             Entry {
                 queue: frames.clone(),
-                rooms: HashSet::new(),
+                rooms: SmallVec::new(),
             },
         );
         for room in rooms {
@@ -278,10 +292,10 @@ impl Sessions {
         let mut behind = Vec::new();
         {
             let state = self.state.read().unwrap();
-            let left_out = except.and_then(|room| state.rooms.get(room));
+            let left_out = except.and_then(|room| state.rooms.get(room.as_str()));
             let recipients: HashSet<u64> = rooms
                 .iter()
-                .filter_map(|room| state.rooms.get(room))
+                .filter_map(|room| state.rooms.get(room.as_str()))
                 .flatten()
                 .filter(|id| !left_out.is_some_and(|out| out.contains(id)))
                 .copied()
@@ -411,6 +425,27 @@ mod tests {
         session.leave(&Room::chat("hooks", "c1"));
         sessions.emit(&said("gone")).await;
         assert!(nothing_waits(&session));
+    }
+
+    #[tokio::test]
+    async fn a_room_keeps_its_other_members_when_one_leaves() {
+        let sessions = Arc::new(Sessions::default());
+        let mut ada = sessions.open([Room::chat("hooks", "c1")]);
+        let mut bob = sessions.open([Room::chat("hooks", "c1"), Room::account("bob")]);
+        // Joining twice is joining once: one leave is enough.
+        ada.join(&Room::chat("hooks", "c1"));
+        ada.leave(&Room::chat("hooks", "c1"));
+        sessions.emit(&said("hi")).await;
+        assert!(nothing_waits(&ada));
+        assert!(bob.next_frame().await.unwrap().contains("hi"));
+        drop(bob);
+        sessions.emit(&said("nobody")).await;
+        assert!(nothing_waits(&ada));
+        let forgotten = sessions.state.read().unwrap().rooms.is_empty();
+        assert!(forgotten, "rooms with no member are forgotten");
+        ada.join(&Room::chat("hooks", "c1"));
+        sessions.emit(&said("back")).await;
+        assert!(ada.next_frame().await.unwrap().contains("back"));
     }
 
     #[tokio::test]
