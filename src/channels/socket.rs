@@ -174,7 +174,9 @@ fn admit<T>(
     data: Result<T, ParserError>,
     expected: &'static str,
 ) -> Result<(User, T), Error> {
-    budget.unwrap_or_default().spend(&app.hub, user.as_ref())?;
+    budget
+        .unwrap_or_default()
+        .spend(&app.hub, user.as_ref().map(|u| &u.id))?;
     let user = user.ok_or(Error::Unauthorized)?;
     let data = data.map_err(|_| Error::invalid(expected))?;
     Ok((user, data))

@@ -39,16 +39,15 @@ async fn notifications(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    realtime::accept(upgrade, FRAME_MAX_BYTES, app, async move |mut conn| {
-        // Boxed set-up (here and below): its database calls would otherwise stay part of the
-        // connection's task for as long as it lives.
-        let user = match Box::pin(signed_in(conn.app(), query.token.as_deref())).await {
-            Ok(user) => user,
-            Err(e) => return conn.refuse(e).await,
-        };
-        conn.join(&Room::user(DIALECT, &user.id.to_hex()));
-        conn.sign_in(user).await;
-        conn.run(Listening).await;
+    // The set-up owns the request's strings (the token here), which are freed once it is done
+    // rather than kept with the connection.
+    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |conn| {
+        Box::pin(async move {
+            let user = signed_in(conn.app(), query.token).await?;
+            conn.join(&Room::user(DIALECT, &user.id.to_hex()));
+            conn.sign_in(&user).await;
+            Ok(Listening)
+        })
     })
 }
 
@@ -58,33 +57,23 @@ async fn chat(
     Query(query): Query<SocketQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    realtime::accept(
-        upgrade,
-        FRAME_MAX_BYTES,
-        app.clone(),
-        async move |mut conn| {
-            let opened = async {
-                let user = signed_in(&app, query.token.as_deref()).await?;
-                let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
-                let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
-                let chat = app.open_chat_session(&user, &other).await?;
-                let last_seen = match query.last_seen.as_deref().map(str::trim) {
-                    None | Some("") => None,
-                    Some(id) => Some(
-                        id.parse::<i64>()
-                            .map_err(|_| Error::invalid("last_seen must be a message id"))?,
-                    ),
-                };
-                Ok::<_, Error>((user, chat, last_seen))
+    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |conn| {
+        Box::pin(async move {
+            let app = conn.app().clone();
+            let user = signed_in(&app, query.token).await?;
+            let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
+            let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
+            let chat = app.open_chat_session(&user, &other).await?;
+            let last_seen = match query.last_seen.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(id) => Some(
+                    id.parse::<i64>()
+                        .map_err(|_| Error::invalid("last_seen must be a message id"))?,
+                ),
             };
-            let (user, chat, last_seen) = match Box::pin(opened).await {
-                Ok(opened) => opened,
-                Err(e) => return conn.refuse(e).await,
-            };
-            let session = Box::pin(start_session(&mut conn, user, chat, last_seen)).await;
-            conn.run(session).await;
-        },
-    )
+            Ok(start_session(conn, user, chat, last_seen).await)
+        })
+    })
 }
 
 /// Sign the socket in and send it what it missed (when it says what it saw last); then it is
@@ -95,7 +84,7 @@ async fn start_session(
     chat: Chat,
     last_seen: Option<i64>,
 ) -> Session {
-    conn.sign_in(user.clone()).await;
+    conn.sign_in(&user).await;
     // Live first, so that nothing said during the replay falls between the two: what the
     // room delivers meanwhile waits in the session's queue, and what was replayed is dropped.
     conn.join(&chat_room(&chat));
@@ -131,11 +120,11 @@ async fn replay(conn: &mut Connection, chat: &Chat, last_seen: i64) -> Result<Op
     Ok(last)
 }
 
-async fn signed_in(app: &App, token: Option<&str>) -> Result<User, Error> {
+async fn signed_in(app: &App, token: Option<String>) -> Result<User, Error> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or(Error::MissingCredentials)?;
-    app.authenticate(token).await
+    app.authenticate(&token).await
 }
 
 /// `ws/notification/`: the server speaks, the client listens.

@@ -62,13 +62,16 @@ pub fn router() -> Router<App> {
 }
 
 async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
-    realtime::accept(upgrade, FRAME_MAX_BYTES, app, async move |conn| {
-        conn.run(Client::new()).await
+    // An app signs in inside its frames: the socket is served as it opens.
+    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |_| {
+        Box::pin(async { Ok(Client::new()) })
     })
 }
 
 /// One app's socket.
 struct Client {
+    /// Who signed in on this socket.
+    me: Option<User>,
     /// The phone this socket last asked a code for: what a submitted code is checked against.
     asked: Option<String>,
     costly: DefaultDirectRateLimiter,
@@ -85,6 +88,7 @@ impl Client {
         let costly = Quota::per_minute(COSTLY_PER_MINUTE).allow_burst(COSTLY_BURST);
         let receipts = Quota::per_second(RECEIPTS_PER_SECOND).allow_burst(RECEIPTS_BURST);
         Self {
+            me: None,
             asked: None,
             costly: DefaultDirectRateLimiter::direct(costly),
             receipts: DefaultDirectRateLimiter::direct(receipts),
@@ -98,7 +102,7 @@ impl Client {
 
     async fn apply(&mut self, conn: &mut Connection, command: Command) -> Answer {
         let app = conn.app().clone();
-        let me = conn.user().cloned();
+        let me = self.me.clone();
         match (command, me) {
             (Command::KeepAlive, _) => Ok(json!({})),
             (
@@ -138,12 +142,13 @@ impl Client {
                     Err(Error::Unauthorized) => return Err(NOT_VERIFIED.into()),
                     Err(e) => return Err(failed(e)),
                 };
-                if let Some(before) = conn.user()
+                if let Some(before) = &self.me
                     && before.id != user.id
                 {
                     conn.leave(&user_room(&before.id));
                 }
-                conn.sign_in(user).await;
+                conn.sign_in(&user).await;
+                self.me = Some(user);
                 Ok(json!({}))
             }
             (_, None) => Err(NOT_SIGNED_IN.into()),
@@ -198,7 +203,7 @@ impl Client {
     /// first. The socket joins the user's room first, so nothing stored meanwhile is missed;
     /// what this sends that may also come live is remembered, and dropped then.
     async fn welcome(&mut self, conn: &mut Connection) -> Result<(), Close> {
-        let (Some(user), app) = (conn.user().cloned(), conn.app().clone()) else {
+        let (Some(user), app) = (self.me.clone(), conn.app().clone()) else {
             return Ok(());
         };
         let joined = DateTime::now().timestamp_millis();
@@ -336,7 +341,7 @@ impl Protocol for Client {
             Parsed::Refused { id, kind, error } => {
                 // A request with no id says only that; one with bad fields is refused for
                 // not being signed in first, as the original server checked that first.
-                let signed_out = kind.needs_sign_in() && conn.user().is_none();
+                let signed_out = kind.needs_sign_in() && self.me.is_none();
                 let error = match signed_out && error != frames::NO_ID {
                     true => NOT_SIGNED_IN.to_owned(),
                     false => error,
@@ -346,7 +351,7 @@ impl Protocol for Client {
             Parsed::Request { id, kind, command } => (id, kind, command),
         };
         if kind == Kind::Delivered {
-            if self.receipts.check().is_ok() && conn.user().is_some() {
+            if self.receipts.check().is_ok() && self.me.is_some() {
                 let _ = self.apply(conn, command).await;
             }
             return Ok(());

@@ -33,7 +33,7 @@ impl<W: Wire> FromRequestParts<App> for Caller<W> {
         let user = app.authenticate(&token).await?;
         let reads = [Method::GET, Method::HEAD, Method::OPTIONS];
         if !reads.contains(&parts.method) {
-            realtime::spend_users(&app.hub, &user)?;
+            realtime::spend_users(&app.hub, &user.id)?;
         }
         Ok(Self {
             user,

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use governor::{DefaultDirectRateLimiter, Quota};
 
+use mongodb::bson::oid::ObjectId;
+
 use crate::error::Error;
-use crate::store::User;
 use crate::telemetry;
 use rooms::Hub;
 
@@ -30,7 +31,7 @@ impl Default for EventBudget {
 impl EventBudget {
     /// Spend one event of the connection's, and of its user's when signed in (one budget for
     /// all of a user's connections, on every node), or refuse when either runs out.
-    pub fn spend(&self, hub: &Hub, user: Option<&User>) -> Result<(), Error> {
+    pub fn spend(&self, hub: &Hub, user: Option<&ObjectId>) -> Result<(), Error> {
         metrics::counter!(telemetry::EVENTS_IN).increment(1);
         self.0.check().map_err(|_| refused("connection"))?;
         match user {
@@ -42,8 +43,8 @@ impl EventBudget {
 
 /// Spend one event of `user`'s budget, shared by all their connections and REST writes, or
 /// refuse when it runs out.
-pub fn spend_users(hub: &Hub, user: &User) -> Result<(), Error> {
-    match hub.spend_event(&user.id.to_hex()) {
+pub fn spend_users(hub: &Hub, user: &ObjectId) -> Result<(), Error> {
+    match hub.spend_event(&user.to_hex()) {
         true => Ok(()),
         false => Err(refused("user")),
     }

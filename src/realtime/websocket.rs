@@ -6,11 +6,14 @@
 //! and join rooms at any time, so a protocol that signs in after the socket opened (inside its
 //! own frames) is served the same way as one authenticated by its URL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures::SinkExt;
+use futures::future::BoxFuture;
+use mongodb::bson::oid::ObjectId;
 use rooms::{Attendance, Closing, Ended, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -41,21 +44,51 @@ pub mod code {
 }
 
 /// Upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the layer's
-/// read buffer, and serve it with `serve`.
+/// read buffer; set the connection up with `open` (sign it in, join its rooms), then serve it
+/// with the protocol `open` gives, or refuse it with the close code for its error.
 ///
-/// `serve` gets the connection boxed, and every future that serves it holds a pointer: an
-/// async function keeps room for its arguments for as long as it runs, so a connection passed
-/// by value down the pump's few calls was laid out once per call in every idle connection's
-/// task (4,992 bytes for a hooligram socket's task; see the README's memory notes).
-pub fn accept<F, Fut>(upgrade: WebSocketUpgrade, max_frame: usize, app: App, serve: F) -> Response
+/// Every future here holds the connection by a pointer, and the set-up runs boxed: an async
+/// function keeps room for its arguments, and for whatever it awaits in place, for as long as
+/// it runs. The connection passed by value down the pump's few calls was laid out once per
+/// call in every idle connection's task (4,992 bytes for a hooligram socket's); a set-up
+/// awaited in place kept room for the user it read beside the pump (the task 1,280 bytes for
+/// a `ws/notification/` socket against 896 for hooligram's, whose set-up is nothing). See the
+/// README's memory notes.
+pub fn accept<F, P>(upgrade: WebSocketUpgrade, max_frame: usize, app: App, open: F) -> Response
 where
-    F: FnOnce(Box<Connection>) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
+    F: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<P, Error>> + Send + 'static,
+    P: Protocol + 'static,
 {
     upgrade
         .max_message_size(max_frame)
         .read_buffer_size(super::READ_BUFFER)
-        .on_upgrade(move |socket| serve(Connection::open(&app, socket)))
+        .on_upgrade(move |socket| serve_opened(Connection::open(app, socket), open))
+}
+
+async fn serve_opened<F, P>(mut conn: Box<Connection>, open: F)
+where
+    F: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<P, Error>>,
+    P: Protocol,
+{
+    if let Some(protocol) = Box::pin(set_up(&mut conn, open)).await {
+        conn.serve(protocol).await
+    }
+}
+
+/// The connection's protocol, boxed; or nothing, the connection refused. Neither the protocol
+/// nor the set-up's error is held by value where the pump runs: each would keep its room
+/// beside it for as long as the connection lives.
+async fn set_up<F, P>(conn: &mut Connection, open: F) -> Option<Box<P>>
+where
+    F: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<P, Error>>,
+{
+    match open(conn).await {
+        Ok(protocol) => Some(Box::new(protocol)),
+        Err(err) => {
+            conn.refuse(err).await;
+            None
+        }
+    }
 }
 
 /// Why the server closes a connection.
@@ -116,7 +149,10 @@ pub struct Connection {
     socket: WebSocket,
     session: Session,
     budget: EventBudget,
-    user: Option<User>,
+    /// Who signed in: the pump needs only their id; a protocol that needs more of the user
+    /// keeps it (an idle connection would otherwise hold a whole user, 376 bytes and its
+    /// strings).
+    user: Option<ObjectId>,
     attendance: Option<Attendance>,
     /// The user's sessions were revoked while this connection was signing in.
     revoked: bool,
@@ -160,10 +196,10 @@ pub trait Protocol: Send {
 
 impl Connection {
     /// Take over an upgraded socket; it hears nothing until it signs in or joins a room.
-    fn open(app: &App, socket: WebSocket) -> Box<Self> {
+    fn open(app: App, socket: WebSocket) -> Box<Self> {
         Box::new(Self {
             session: app.hub.sessions().open([]),
-            app: app.clone(),
+            app,
             socket,
             budget: EventBudget::default(),
             user: None,
@@ -173,7 +209,7 @@ impl Connection {
     }
 
     /// Accept nothing: close at once with the code for `err`.
-    pub async fn refuse(mut self: Box<Self>, err: Error) {
+    async fn refuse(&mut self, err: Error) {
         let close = Close::for_error(&err);
         tracing::debug!(code = close.code, reason = %close.reason, "websocket refused");
         let _ = self.socket.send(close.frame()).await;
@@ -183,32 +219,29 @@ impl Connection {
         &self.app
     }
 
-    pub fn user(&self) -> Option<&User> {
-        self.user.as_ref()
+    /// The signed-in user's id.
+    pub fn user(&self) -> Option<ObjectId> {
+        self.user
     }
 
     /// The connection is now `user`'s: it counts as their presence on every node, and closes
-    /// when they sign out. Boxed, as the pump's handlers are (see `serve`): the user and the
-    /// calls would otherwise be laid out in the task of each connection that signs in.
-    pub fn sign_in(&mut self, user: User) -> impl Future<Output = ()> + Send + '_ {
-        Box::pin(async move {
-            let id = user.id.to_hex();
-            if self.user.as_ref().is_some_and(|u| u.id == user.id) {
-                return;
-            }
-            if let Some(previous) = &self.user {
-                self.session.leave(&Room::account(&previous.id.to_hex()));
-            }
-            self.attendance = Some(self.app.attend(&user).await);
-            self.session.join(&Room::account(&id));
-            // A sign-out between the check of the user's credential and this join did not reach
-            // this connection: look once more, now that any later one will.
-            match self.app.revoked_since(&user).await {
-                Ok(revoked) => self.revoked |= revoked,
-                Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
-            }
-            self.user = Some(user);
-        })
+    /// when they sign out. Called from a set-up or a handler, which run boxed.
+    pub async fn sign_in(&mut self, user: &User) {
+        if self.user == Some(user.id) {
+            return;
+        }
+        if let Some(previous) = self.user {
+            self.session.leave(&Room::account(&previous.to_hex()));
+        }
+        self.attendance = Some(self.app.attend(user).await);
+        self.session.join(&Room::account(&user.id.to_hex()));
+        // A sign-out between the check of the user's credential and this join did not reach
+        // this connection: look once more, now that any later one will.
+        match self.app.revoked_since(user).await {
+            Ok(revoked) => self.revoked |= revoked,
+            Err(e) => tracing::warn!(user = %user.id, "could not look for a sign-out: {e}"),
+        }
+        self.user = Some(user.id);
     }
 
     /// Spend one event of the connection's budget, or refuse when it sends too fast.
@@ -233,12 +266,11 @@ impl Connection {
             .map_err(|_| Gone)
     }
 
-    /// Serve the connection with `protocol` until either side closes it. The protocol is boxed
-    /// here, before any await, for the reason `accept` gives.
-    pub fn run<P: Protocol>(self: Box<Self>, protocol: P) -> impl Future<Output = ()> + Send {
-        self.serve(Box::new(protocol))
-    }
-
+    /// Serve the connection with `protocol` until either side closes it.
+    ///
+    /// The loop only waits; what it heard is handled in `on_event`. Handled in the arms of the
+    /// `select!`, the values alive across its awaits were each given room of their own in the
+    /// task, for as long as the connection lives (536 bytes of future against 360 now).
     async fn serve(mut self: Box<Self>, mut protocol: Box<impl Protocol>) {
         let open = metrics::gauge!(
             telemetry::CONNECTIONS,
@@ -254,60 +286,22 @@ impl Connection {
             if self.revoked {
                 break Some(Close::ended(Ended::Closed(Closing::SignedOut)));
             }
-            tokio::select! {
-                frame = self.session.next_frame() => match frame {
-                    Ok(frame) => {
-                        if protocol.on_delivery(&frame)
-                            && self.socket.send(Message::Text(frame.as_ref().into())).await.is_err()
-                        {
-                            break None;
-                        }
-                    }
-                    Err(ended) => break Some(Close::ended(ended)),
-                },
+            let event = tokio::select! {
+                frame = self.session.next_frame() => Event::Delivery(frame),
                 incoming = self.socket.recv() => {
                     heard = Instant::now();
-                    let outcome = match incoming {
-                        Some(Ok(Message::Text(text))) => {
-                            let spent = match protocol.counts_every_frame() {
-                                true => self.spend(),
-                                false => Ok(()),
-                            };
-                            // Boxed, as is each handler's work: awaited in place, the
-                            // largest of them (a post, with its database calls) would be
-                            // part of every idle connection's task, for as long as it lives.
-                            match spent {
-                                Ok(()) => Box::pin(protocol.on_text(&mut self, text.as_str())).await,
-                                Err(e) => Box::pin(protocol.on_refused(&mut self, e)).await,
-                            }
-                        }
-                        Some(Ok(Message::Binary(_))) => {
-                            let refused = Error::invalid("frames must be JSON text");
-                            Box::pin(protocol.on_refused(&mut self, refused)).await
-                        }
-                        Some(Ok(Message::Close(_))) => {
-                            // Answer the client's Close (RFC 6455 §5.5.1): the reply was
-                            // queued when it was read, and goes out with a flush.
-                            let _ = self.socket.flush().await;
-                            break None;
-                        }
-                        // Pings are answered by the WebSocket layer itself.
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                        Some(Err(_)) | None => break None,
-                    };
-                    if let Err(close) = outcome {
-                        break Some(close);
-                    }
+                    Event::Incoming(incoming)
                 }
-                _ = ping.tick() => {
-                    if heard.elapsed() > IDLE_LIMIT {
-                        tracing::debug!(user = ?self.user.as_ref().map(|u| u.id), "websocket peer stopped answering; dropped");
-                        break None;
-                    }
-                    if self.socket.send(Message::Ping(Default::default())).await.is_err() {
-                        break None;
-                    }
-                }
+                _ = ping.tick() => Event::PingDue { heard },
+            };
+            // A delivery, the common case, goes out in place; the rest is handled boxed, so
+            // that the task keeps room only for the smaller of the two.
+            let done = match event {
+                Event::Delivery(Ok(frame)) => self.deliver(&frame, &mut *protocol).await,
+                event => Box::pin(self.on_event(event, &mut *protocol)).await,
+            };
+            if let Err(close) = done {
+                break close;
             }
         };
         if let Some(close) = close {
@@ -316,4 +310,80 @@ impl Connection {
         }
         open.decrement(1.0);
     }
+
+    /// Send the client a frame the rooms sent it, unless its protocol drops it.
+    async fn deliver(
+        &mut self,
+        frame: &str,
+        protocol: &mut impl Protocol,
+    ) -> Result<(), Option<Close>> {
+        if protocol.on_delivery(frame) {
+            self.socket
+                .send(Message::Text(frame.into()))
+                .await
+                .map_err(|_| None)?;
+        }
+        Ok(())
+    }
+
+    /// Act on one event; `Err` ends the connection, with the close to send if any.
+    async fn on_event(
+        &mut self,
+        event: Event,
+        protocol: &mut impl Protocol,
+    ) -> Result<(), Option<Close>> {
+        match event {
+            Event::Delivery(Ok(frame)) => self.deliver(&frame, protocol).await,
+            Event::Delivery(Err(ended)) => Err(Some(Close::ended(ended))),
+            Event::Incoming(Some(Ok(Message::Text(text)))) => {
+                let spent = match protocol.counts_every_frame() {
+                    true => self.spend(),
+                    false => Ok(()),
+                };
+                // Boxed, as is each handler's work: awaited in place, the largest of them (a
+                // post, with its database calls) would be part of every idle connection's
+                // task, for as long as it lives.
+                match spent {
+                    Ok(()) => Box::pin(protocol.on_text(self, text.as_str())).await,
+                    Err(e) => Box::pin(protocol.on_refused(self, e)).await,
+                }
+                .map_err(Some)
+            }
+            Event::Incoming(Some(Ok(Message::Binary(_)))) => {
+                let refused = Error::invalid("frames must be JSON text");
+                Box::pin(protocol.on_refused(self, refused))
+                    .await
+                    .map_err(Some)
+            }
+            Event::Incoming(Some(Ok(Message::Close(_)))) => {
+                // Answer the client's Close (RFC 6455 §5.5.1): the reply was queued when it
+                // was read, and goes out with a flush.
+                let _ = self.socket.flush().await;
+                Err(None)
+            }
+            // Pings are answered by the WebSocket layer itself.
+            Event::Incoming(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => Ok(()),
+            Event::Incoming(Some(Err(_)) | None) => Err(None),
+            Event::PingDue { heard } => {
+                if heard.elapsed() > IDLE_LIMIT {
+                    tracing::debug!(user = ?self.user, "websocket peer stopped answering; dropped");
+                    return Err(None);
+                }
+                self.socket
+                    .send(Message::Ping(Default::default()))
+                    .await
+                    .map_err(|_| None)
+            }
+        }
+    }
+}
+
+/// What the pump heard while it waited.
+enum Event {
+    /// A frame the rooms sent this connection, or why its session ended.
+    Delivery(Result<Arc<str>, Ended>),
+    /// What the client sent, or the socket's end.
+    Incoming(Option<Result<Message, axum::Error>>),
+    /// Time to ping; the client was last heard from at `heard`.
+    PingDue { heard: Instant },
 }
