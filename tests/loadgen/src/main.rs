@@ -831,6 +831,9 @@ struct Opening {
     channel: String,
 }
 
+/// How long an idle connection may take to open.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+
 async fn idle(args: IdleArgs) -> anyhow::Result<Value> {
     let http = reqwest::Client::new();
     let url = args.url.as_str();
@@ -890,15 +893,22 @@ async fn idle(args: IdleArgs) -> anyhow::Result<Value> {
         .map(|(i, opening)| {
             let (open, stop) = (open.clone(), stop.clone());
             async move {
-                let socket = match protocol {
-                    Protocol::Socketio => {
-                        socketio(url, &opening.token, &opening.channel, i, args.sources).await
+                let opened = async {
+                    match protocol {
+                        Protocol::Socketio => {
+                            socketio(url, &opening.token, &opening.channel, i, args.sources).await
+                        }
+                        Protocol::Ws => {
+                            let path = format!("ws/notification/?token={}", opening.token);
+                            plain_ws(url, &path, i, args.sources).await
+                        }
                     }
-                    Protocol::Ws => {
-                        let path = format!("ws/notification/?token={}", opening.token);
-                        plain_ws(url, &path, i, args.sources).await
-                    }
-                }?;
+                };
+                // Bounded: a server out of file descriptors leaves a connection in its accept
+                // queue, never answered, and with every other connection held nothing frees one.
+                let socket = tokio::time::timeout(OPEN_TIMEOUT, opened)
+                    .await
+                    .context("no answer to the opening handshake")??;
                 open.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, anyhow::Error>(tokio::spawn(async move {
                     drive(socket, protocol, Role::Listener, Arc::default(), stop).await;
@@ -955,6 +965,9 @@ async fn serving(http: &reqwest::Client, url: &str, connections: u64) -> Option<
     while began.elapsed() < Duration::from_secs(120) {
         let text = http
             .get(format!("{url}/metrics"))
+            // A server out of file descriptors never accepts the request: given up on, as one
+            // that fails (the time to serving is then unknown).
+            .timeout(Duration::from_secs(5))
             .send()
             .await
             .ok()?
