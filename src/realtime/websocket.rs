@@ -219,11 +219,6 @@ impl Connection {
         &self.app
     }
 
-    /// The signed-in user's id.
-    pub fn user(&self) -> Option<ObjectId> {
-        self.user
-    }
-
     /// The connection is now `user`'s: it counts as their presence on every node, and closes
     /// when they sign out. Called from a set-up or a handler, which run boxed.
     pub async fn sign_in(&mut self, user: &User) {
