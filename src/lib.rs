@@ -11,6 +11,7 @@ pub mod health;
 pub mod hooks;
 pub mod hooligram;
 pub mod http;
+pub mod kit;
 pub mod media;
 pub mod memory;
 pub mod proxies;
@@ -30,12 +31,13 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use rooms::Closing;
 use rooms::cluster::RedisLink;
+use rooms::{Closing, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 use tower_http::ServiceBuilderExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -44,15 +46,26 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::core::accounts::SignInLimits;
-use crate::core::{App, Core, Tokens};
+use crate::core::{App, Core, Publisher, Tokens};
 use crate::http::origins::{self, Origins};
+use crate::kit::{Clients, Kit};
 use crate::proxies::Proxies;
 use crate::realtime::admin::Operators;
 use crate::realtime::admin::page::Page;
+use crate::realtime::{SocketDialect, SocketIoTransport};
 use crate::store::Store;
 
 /// How long a stopping node waits for its queued pushes to go out.
 const PUSH_FLUSH: Duration = Duration::from_secs(10);
+
+/// Every dialect Palaver speaks. A new dialect is its folder and a line here.
+const DIALECTS: [fn() -> Kit; 5] = [
+    channels::kit,
+    chats::kit,
+    hooks::kit,
+    hooligram::kit,
+    requests::kit,
+];
 
 /// The header that carries each request's id.
 const REQUEST_ID: &str = "x-request-id";
@@ -105,39 +118,49 @@ impl Server {
         telemetry::install();
         let verifier = sms::Verifier::new(config.twilio()?)?;
         let limits = SignInLimits::new(config.sign_ups_per_minute);
-        let app: App = Core::start(store, tokens, hub, media, verifier, limits).await?;
+
+        // Each dialect is rendered for, and sent through, the transport its clients use.
+        let mut publishing = Vec::new();
+        let mut socket_io = SocketIoPaths::default();
+        let mut dialect_routes = Router::new();
+        for kit in DIALECTS.map(|kit| kit()) {
+            let transport: Arc<dyn Transport> = match kit.clients {
+                Clients::SocketIo { path, handlers } => socket_io.add(path, handlers),
+                Clients::WebSocket => hub.sessions_transport(),
+            };
+            publishing.push((kit.renderer, transport));
+            dialect_routes = dialect_routes.merge(kit.routes);
+        }
+        let publisher = Publisher::new(publishing);
+        let app: App = Core::start(store, tokens, hub, media, verifier, limits, publisher).await?;
 
         let operators = config.admin()?.map(Operators::new);
-        // Each dialect is rendered for, and sent through, the transport its clients use.
-        let (io_layer, socket_io) = realtime::socketio::serve(
-            &app,
-            "/socket.io",
-            vec![
-                Arc::new(channels::ChannelsSocket),
-                Arc::new(chats::ChatsSocket),
-            ],
-            operators.clone(),
-        )
-        .await?;
-        app.add_dialect(Arc::new(channels::Channels), socket_io.clone());
-        app.add_dialect(Arc::new(chats::Chats), socket_io.clone());
-        app.add_dialect(Arc::new(hooks::Hooks), app.hub.sessions_transport());
-        app.add_dialect(Arc::new(hooligram::Hooligram), app.hub.sessions_transport());
-        let (feed_layer, feed) = realtime::socketio::serve(
-            &app,
-            requests::SOCKET_PATH,
-            vec![Arc::new(requests::RequestsSocket)],
-            operators.clone(),
-        )
-        .await?;
-        app.add_dialect(Arc::new(requests::Requests), feed.clone());
-
         let request_timeout = Duration::from_secs(config.request_timeout);
-        let origins = Arc::new(Origins::parse(&config.cors_origins)?);
         let admin_page = operators.as_ref().map(|_| Page::start(&config.data_dir));
         // Every door behind one stack, wrapped once: `Router::layer` would wrap each route
         // on its own, and a Socket.IO layer wrapped twice is two servers that do not know
         // each other's sessions (a polling POST met another route's layer than its GET).
+        // Each Socket.IO path's layer answers its own path and hands on the rest; the stack is
+        // boxed at each path, since the table says how many there are.
+        let mut doors = BoxCloneSyncService::new(routes(
+            app.clone(),
+            dialect_routes,
+            request_timeout,
+            admin_page,
+        ));
+        for at in socket_io.0 {
+            let (path, spoken) = (at.path, at.spoken);
+            let layer =
+                realtime::socketio::serve(&app, path, spoken, operators.clone(), &at.transport)
+                    .await?;
+            let door = ServiceBuilder::new()
+                .map_response_body(axum::body::Body::new)
+                .layer(layer)
+                .service(doors);
+            doors = BoxCloneSyncService::new(door);
+        }
+
+        let origins = Arc::new(Origins::parse(&config.cors_origins)?);
         let service = ServiceBuilder::new()
             .map_request_body(axum::body::Body::new)
             .layer(origins.cors(exposed_headers()))
@@ -146,9 +169,7 @@ impl Server {
                 origins::refuse_foreign,
             ))
             .map_response_body(axum::body::Body::new)
-            .layer(feed_layer)
-            .layer(io_layer)
-            .service(routes(app.clone(), request_timeout, admin_page));
+            .service(doors);
         let limits = serve::Limits {
             header_timeout: Duration::from_secs(config.header_timeout),
             per_address: config.max_connections_per_address,
@@ -222,6 +243,36 @@ impl Server {
     }
 }
 
+/// A Socket.IO path the dialects are heard on: the dialects spoken there, and the transport
+/// that reaches its sockets.
+struct SocketIoPath {
+    path: &'static str,
+    spoken: Vec<Arc<dyn SocketDialect>>,
+    transport: Arc<SocketIoTransport>,
+}
+
+#[derive(Default)]
+struct SocketIoPaths(Vec<SocketIoPath>);
+
+impl SocketIoPaths {
+    /// `handlers` spoken at `path`: the transport of that path's sockets.
+    fn add(&mut self, path: &'static str, handlers: Arc<dyn SocketDialect>) -> Arc<dyn Transport> {
+        let at = match self.0.iter().position(|p| p.path == path) {
+            Some(at) => at,
+            None => {
+                self.0.push(SocketIoPath {
+                    path,
+                    spoken: Vec::new(),
+                    transport: Arc::default(),
+                });
+                self.0.len() - 1
+            }
+        };
+        self.0[at].spoken.push(handlers);
+        self.0[at].transport.clone()
+    }
+}
+
 /// A path no door serves: no dialect owns it, so the answer is in no dialect's shape.
 async fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
     let body = serde_json::json!({ "message": "not found" });
@@ -257,18 +308,18 @@ fn exposed_headers() -> Vec<HeaderName> {
     ]
 }
 
-fn routes(app: App, request_timeout: Duration, admin_page: Option<Arc<Page>>) -> Router {
+fn routes(
+    app: App,
+    dialects: Router<App>,
+    request_timeout: Duration,
+    admin_page: Option<Arc<Page>>,
+) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let operators = match admin_page {
         Some(page) => page.router(),
         None => Router::new(),
     };
-    Router::new()
-        .merge(channels::router())
-        .merge(chats::router())
-        .merge(hooks::router())
-        .merge(requests::router())
-        .merge(hooligram::router())
+    dialects
         .merge(health::router())
         .with_state(app)
         .merge(operators)

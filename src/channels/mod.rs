@@ -4,16 +4,33 @@ mod routes;
 mod socket;
 pub mod wire;
 
+use std::sync::Arc;
+
 use bson::oid::ObjectId;
 use rooms::{Outgoing, Room};
 
 use crate::core::{ChatEvent, Dialect, Rendered};
+use crate::kit::{Clients, Kit};
 use crate::store::Chat;
-pub use routes::router;
-pub use socket::ChannelsSocket;
+use socket::ChannelsSocket;
 use wire::{DeletedView, MessageView};
 
 const DIALECT: &str = "channels";
+
+/// Where its Socket.IO clients connect.
+const SOCKET_PATH: &str = "/socket.io";
+
+/// The dialect, as `lib.rs` serves it.
+pub fn kit() -> Kit {
+    Kit {
+        renderer: Arc::new(Channels),
+        routes: routes::router(),
+        clients: Clients::SocketIo {
+            path: SOCKET_PATH,
+            handlers: Arc::new(ChannelsSocket),
+        },
+    }
+}
 
 fn chat_room(chat: &str) -> Room {
     Room::chat(DIALECT, chat)
@@ -24,7 +41,7 @@ fn user_room(user: &str) -> Room {
 }
 
 /// Renders the core's events in the channels spec's shapes.
-pub struct Channels;
+struct Channels;
 
 impl Dialect for Channels {
     fn name(&self) -> &'static str {

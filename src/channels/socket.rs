@@ -19,7 +19,7 @@ use crate::realtime::{Ack, EventBudget, Handshake, Socket, SocketDialect};
 use crate::store::{Chat, User};
 
 /// The channels dialect on a Socket.IO path.
-pub struct ChannelsSocket;
+pub(super) struct ChannelsSocket;
 
 /// Chats whose room a socket joins once it has been sent what it missed in them, with the
 /// last message it saw in each.

@@ -9,6 +9,8 @@ mod social;
 pub mod views;
 pub mod wire;
 
+use std::sync::Arc;
+
 use axum::Router;
 use bson::oid::ObjectId;
 use rooms::PushText;
@@ -17,12 +19,28 @@ use serde_json::{Value, json};
 
 use crate::auth::TokenForm;
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
+use crate::kit::{Clients, Kit};
 use crate::realtime::SocketDialect;
 use views::{chat_document, participant};
 
 const DIALECT: &str = "chats";
 
-pub fn router() -> Router<App> {
+/// Where its Socket.IO clients connect.
+const SOCKET_PATH: &str = "/socket.io";
+
+/// The dialect, as `lib.rs` serves it.
+pub fn kit() -> Kit {
+    Kit {
+        renderer: Arc::new(Chats),
+        routes: router(),
+        clients: Clients::SocketIo {
+            path: SOCKET_PATH,
+            handlers: Arc::new(ChatsSocket),
+        },
+    }
+}
+
+fn router() -> Router<App> {
     Router::new()
         .merge(routes::router())
         .merge(participants::router())
@@ -34,7 +52,7 @@ pub fn router() -> Router<App> {
 /// The chats dialect on a Socket.IO path: every socket of a user hears this dialect's events
 /// in their personal room (its connection's own room, joined by the realtime layer, lets an
 /// event leave out the socket a change came from).
-pub struct ChatsSocket;
+struct ChatsSocket;
 
 impl SocketDialect for ChatsSocket {
     fn name(&self) -> &'static str {
@@ -67,7 +85,7 @@ fn to(users: Vec<Room>, event: &'static str, payload: Value, origin: &Origin) ->
 }
 
 /// Renders the core's events as the spec's Socket.IO events, sent to users' personal rooms.
-pub struct Chats;
+struct Chats;
 
 /// "If category is Courses, then restricted field will always be false."
 const OPEN_CATEGORIES: &[&str] = &["Courses"];

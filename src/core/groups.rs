@@ -52,7 +52,11 @@ pub(super) fn valid_text(raw: &str, field: &str, max: usize) -> Result<String> {
 impl Core {
     /// A group in one of the open categories (which the dialects name) is never restricted.
     fn restricted_in(&self, category: &str, asked: bool) -> bool {
-        asked && !self.open_categories().contains(&category)
+        asked
+            && !self
+                .publisher
+                .open_categories()
+                .any(|open| open == category)
     }
 
     pub async fn create_group(

@@ -10,7 +10,7 @@ use bson::{DateTime, doc};
 use futures::TryStreamExt;
 use serde::Deserialize;
 
-use super::events::Published;
+use super::publisher::Published;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
 use crate::store::{

@@ -12,20 +12,10 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 
 use super::direct::Opened;
+use super::events::Totals;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
 use crate::store::{Chat, Participant, RequestStatus, User, to_bson};
-
-/// What a user's badges count.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Totals {
-    /// Chat requests asked of them, not answered.
-    pub pending_requests: u64,
-    /// Messages of others in their one-to-one chats after their read marks.
-    pub unread_messages: u64,
-    /// One-to-one chats with such messages.
-    pub unread_chats: u64,
-}
 
 /// The presence key of connections that want a user's totals as they change.
 pub fn totals_watch(user: &ObjectId) -> String {

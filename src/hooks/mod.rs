@@ -10,12 +10,15 @@ mod profiles;
 pub mod views;
 pub mod wire;
 
+use std::sync::Arc;
+
 use axum::Router;
 use bson::oid::ObjectId;
 use rooms::{Outgoing, PushText, Room};
 
 use crate::core::messages::preview;
 use crate::core::{App, ChatEvent, Dialect, Rendered};
+use crate::kit::{Clients, Kit};
 use crate::store::{Chat, NotificationKind};
 
 const DIALECT: &str = "hooks";
@@ -24,7 +27,16 @@ fn chat_room(chat: &Chat) -> Room {
     Room::chat(DIALECT, &chat.id.to_hex())
 }
 
-pub fn router() -> Router<App> {
+/// The dialect, as `lib.rs` serves it.
+pub fn kit() -> Kit {
+    Kit {
+        renderer: Arc::new(Hooks),
+        routes: router(),
+        clients: Clients::WebSocket,
+    }
+}
+
+fn router() -> Router<App> {
     Router::new()
         .merge(accounts::router())
         .merge(profiles::router())
@@ -37,7 +49,7 @@ pub fn router() -> Router<App> {
 
 /// Renders the core's events as frames of the hooks dialect's WebSockets: messages of
 /// one-to-one chats to `ws/chat/` sockets, notifications to `ws/notification/` sockets.
-pub struct Hooks;
+struct Hooks;
 
 impl Dialect for Hooks {
     fn name(&self) -> &'static str {

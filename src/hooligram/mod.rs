@@ -5,16 +5,27 @@
 mod frames;
 mod socket;
 
+use std::sync::Arc;
+
 use bson::oid::ObjectId;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
 use crate::core::phones::phone_name;
 use crate::core::{ChatEvent, Dialect, Rendered};
+use crate::kit::{Clients, Kit};
 use crate::store::{Chat, Message, User};
-pub use socket::router;
 
 const DIALECT: &str = "hooligram";
+
+/// The dialect, as `lib.rs` serves it.
+pub fn kit() -> Kit {
+    Kit {
+        renderer: Arc::new(Hooligram),
+        routes: socket::router(),
+        clients: Clients::WebSocket,
+    }
+}
 
 /// Group chats made here: one category of the core's, so other dialects can list them.
 const GROUP_CATEGORY: &str = "chat";
@@ -63,7 +74,7 @@ fn message_delivery(chat: &Chat, message: &Message, author: &User) -> Value {
 
 /// Renders the core's events as deliveries to every signed-in socket of each member: groups
 /// when they are made or change hands, and messages.
-pub struct Hooligram;
+struct Hooligram;
 
 impl Dialect for Hooligram {
     fn name(&self) -> &'static str {

@@ -1,6 +1,6 @@
 //! The realtime layer, owned by no dialect: Socket.IO paths and the plain-WebSocket pump, each
 //! set up once. Dialects attach to them and render the core's events; an event goes only
-//! through the transport that carries its dialect (see `Core::add_dialect`).
+//! through the transport that carries its dialect (see `core::Publisher`).
 //!
 //! Socket.IO rooms and WebSocket sessions are this node's own: across nodes, the rooms crate
 //! routes each event to the nodes holding its users. socketioxide-redis carries only what the

@@ -3,7 +3,7 @@
 //! handshake's authentication, and each connection's attendance and event budget. The
 //! dialects attached to a path then add their handlers and rooms; they never see each other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use axum::http::request::Parts;
@@ -145,14 +145,15 @@ fn hide_fault(err: Error) -> Error {
     Error::Internal(anyhow::anyhow!("internal error"))
 }
 
-/// Socket.IO at `path`, speaking `dialects`: the layer to serve, and the transport that
-/// reaches its sockets on every node.
+/// Socket.IO at `path`, speaking `dialects`: the layer to serve. From now on `transport`
+/// reaches its sockets.
 pub async fn serve(
     app: &App,
     path: &'static str,
     dialects: Vec<Arc<dyn SocketDialect>>,
     operators: Option<Arc<Operators>>,
-) -> anyhow::Result<(SocketIoLayer<IoAdapter>, Arc<SocketIoTransport>)> {
+    transport: &SocketIoTransport,
+) -> anyhow::Result<SocketIoLayer<IoAdapter>> {
     let link = app.hub.cluster().cloned();
     // Each path's adapter talks on channels of its own.
     let config = RedisAdapterConfig::new().with_prefix(format!("palaver{path}"));
@@ -273,19 +274,18 @@ pub async fn serve(
     io.ns("/", on_connect.with(middleware))
         .await
         .map_err(|e| anyhow::anyhow!("starting the Socket.IO adapter at {path}: {e:?}"))?;
-    Ok((layer, Arc::new(SocketIoTransport(io))))
+    if transport.0.set(io).is_err() {
+        anyhow::bail!("two Socket.IO servers at {path}");
+    }
+    Ok(layer)
 }
 
 /// A Socket.IO server as a transport, reaching this node's sockets: what other nodes must do
-/// reaches them through the hub's routing, not the adapter.
-pub struct SocketIoTransport(pub SocketIo<IoAdapter>);
-
-impl SocketIoTransport {
-    /// Close every socket (the server is stopping).
-    pub async fn close(&self) {
-        self.0.close().await;
-    }
-}
+/// reaches them through the hub's routing, not the adapter. It is made before the server it
+/// reaches, which needs the core, which needs its transports: until `serve` gives it its
+/// server, there is no socket on its path to reach, and it reaches none.
+#[derive(Default)]
+pub struct SocketIoTransport(OnceLock<SocketIo<IoAdapter>>);
 
 fn name(room: &Room) -> String {
     room.as_str().to_owned()
@@ -294,8 +294,9 @@ fn name(room: &Room) -> String {
 impl Transport for SocketIoTransport {
     fn emit<'a>(&'a self, outgoing: &'a Outgoing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            let Some(io) = self.0.get() else { return };
             let rooms: Vec<String> = outgoing.rooms.iter().map(name).collect();
-            let mut to = self.0.local().to(rooms);
+            let mut to = io.local().to(rooms);
             if let Some(except) = &outgoing.except {
                 to = to.except(name(except));
             }
@@ -307,7 +308,8 @@ impl Transport for SocketIoTransport {
 
     fn join<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.local().to(name(members_of)).join(name(room)).await {
+            let Some(io) = self.0.get() else { return };
+            if let Err(e) = io.local().to(name(members_of)).join(name(room)).await {
                 tracing::warn!(%members_of, %room, "join failed: {e:?}");
             }
         })
@@ -315,7 +317,8 @@ impl Transport for SocketIoTransport {
 
     fn leave<'a>(&'a self, members_of: &'a Room, room: &'a Room) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Err(e) = self.0.local().to(name(members_of)).leave(name(room)).await {
+            let Some(io) = self.0.get() else { return };
+            if let Err(e) = io.local().to(name(members_of)).leave(name(room)).await {
                 tracing::warn!(%members_of, %room, "leave failed: {e:?}");
             }
         })
@@ -323,7 +326,8 @@ impl Transport for SocketIoTransport {
 
     fn disconnect<'a>(&'a self, members_of: &'a Room, why: Closing) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let sockets = self.0.local().to(name(members_of));
+            let Some(io) = self.0.get() else { return };
+            let sockets = io.local().to(name(members_of));
             if why == Closing::FellBehind {
                 // Their clients must come back and catch up. A server disconnect would keep
                 // socket.io clients away; a closed transport looks like a lost server, and

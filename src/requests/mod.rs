@@ -6,6 +6,8 @@ mod routes;
 mod views;
 mod wire;
 
+use std::sync::Arc;
+
 use bson::oid::ObjectId;
 use rooms::{Outgoing, PushText, Room};
 
@@ -13,14 +15,26 @@ use crate::auth::TokenForm;
 use crate::core::messages::preview;
 use crate::core::requests::totals_watch;
 use crate::core::{ChatEvent, Dialect, Rendered};
+use crate::kit::{Clients, Kit};
 use crate::realtime::SocketDialect;
 use crate::store::{RequestStatus, User};
-pub use routes::router;
 
 const DIALECT: &str = "requests";
 
 /// Where its Socket.IO clients connect.
-pub const SOCKET_PATH: &str = "/chat/socket";
+const SOCKET_PATH: &str = "/chat/socket";
+
+/// The dialect, as `lib.rs` serves it.
+pub fn kit() -> Kit {
+    Kit {
+        renderer: Arc::new(Requests),
+        routes: routes::router(),
+        clients: Clients::SocketIo {
+            path: SOCKET_PATH,
+            handlers: Arc::new(RequestsSocket),
+        },
+    }
+}
 
 fn user_room(user: &ObjectId) -> Room {
     Room::user(DIALECT, &user.to_hex())
@@ -28,7 +42,7 @@ fn user_room(user: &ObjectId) -> Room {
 
 /// Renders the core's events for the feed: `message` to both users of a one-to-one chat (all
 /// their sockets), and `totals` to a user whose totals changed.
-pub struct Requests;
+struct Requests;
 
 impl Dialect for Requests {
     fn name(&self) -> &'static str {
@@ -98,7 +112,7 @@ impl Dialect for Requests {
 }
 
 /// The feed: the client connects with the raw JWT in `auth.token` and only listens.
-pub struct RequestsSocket;
+struct RequestsSocket;
 
 impl SocketDialect for RequestsSocket {
     fn name(&self) -> &'static str {

@@ -5,7 +5,7 @@ use bson::oid::ObjectId;
 use rooms::PushText;
 use serde_json::{Value, json};
 
-use crate::core::requests::Totals;
+use crate::core::events::Totals;
 use crate::http::time::iso_millis;
 use crate::store::{Attachment, Chat, Message, Participant, RequestStatus, User};
 
