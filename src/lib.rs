@@ -31,7 +31,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
-use rooms::cluster::RedisLink;
+use rooms::cluster::{Names, RedisLink};
 use rooms::{Closing, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -67,6 +67,12 @@ const DIALECTS: [fn() -> Kit; 5] = [
     requests::kit,
 ];
 
+/// What Palaver's keys and channels in Redis start with, and its Redis metrics' names.
+const REDIS_NAMES: Names = Names {
+    keys: "palaver:",
+    metrics: "palaver_",
+};
+
 /// The header that carries each request's id.
 const REQUEST_ID: &str = "x-request-id";
 
@@ -101,10 +107,12 @@ impl Server {
         store: Store,
         push: Arc<dyn rooms::PushSink>,
     ) -> anyhow::Result<Self> {
+        // First: what the rooms crate counts is counted from its start.
+        telemetry::install();
         let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
         let hub = match &config.redis_url {
             Some(url) => {
-                let link = RedisLink::connect(url)
+                let link = RedisLink::connect(url, REDIS_NAMES)
                     .await
                     .context("connecting to Redis (REDIS_URL)")?;
                 rooms::Hub::clustered_with_backlog(push, link, config.redis_backlog).await
@@ -115,7 +123,6 @@ impl Server {
         if let Some(media) = &media {
             media.ensure_bucket().await?;
         }
-        telemetry::install();
         let verifier = sms::Verifier::new(config.twilio()?)?;
         let limits = SignInLimits::new(config.sign_ups_per_minute);
 

@@ -62,7 +62,7 @@ impl UserBudgets {
         }
         let (over, user) = (self.over.clone(), user.to_owned());
         tokio::spawn(async move {
-            let key = format!("palaver:events:{user}:{window}");
+            let key = link.key(format_args!("events:{user}:{window}"));
             let ttl = WINDOW_SECONDS * 2;
             let Some(count) = link.count(&key, ttl).await else {
                 return;

@@ -44,11 +44,31 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// connection, re-established (with its subscriptions) after Redis restarts.
 pub struct RedisLink {
     node: String,
+    names: Names,
+    errors: metrics::Counter,
     connection: Connection,
     handlers: Arc<RwLock<Handlers>>,
     up: AtomicBool,
     returns: watch::Sender<u64>,
     drops: Arc<watch::Sender<u64>>,
+}
+
+/// What the keys and channels a link writes start with, and what its metrics are called: the
+/// caller's to choose, so that the crate names nothing of its own and applications sharing a
+/// Redis or a metrics registry keep apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// Before every key and channel, e.g. `"app:"`.
+    pub keys: &'static str,
+    /// Before every metric's name, e.g. `"app_"`.
+    pub metrics: &'static str,
+}
+
+impl Names {
+    /// The metric called `name`, under the caller's prefix.
+    pub fn metric(&self, name: &str) -> String {
+        format!("{}{name}", self.metrics)
+    }
 }
 
 impl std::fmt::Debug for RedisLink {
@@ -103,7 +123,8 @@ fn new_node_id() -> String {
 impl RedisLink {
     /// Connect to Redis at `url` (several comma-separated seed URLs name a Redis Cluster).
     /// Redis must answer now; later outages are ridden out.
-    pub async fn connect(url: &str) -> RedisResult<Arc<Self>> {
+    /// Its keys, channels and metrics are named after `names`.
+    pub async fn connect(url: &str, names: Names) -> RedisResult<Arc<Self>> {
         let handlers = Arc::new(RwLock::new(Handlers::default()));
         let dispatching = handlers.clone();
         let drops = Arc::new(watch::channel(0).0);
@@ -113,6 +134,8 @@ impl RedisLink {
         let (returns, _) = watch::channel(0);
         let link = Arc::new(Self {
             node: new_node_id(),
+            errors: metrics::counter!(names.metric("redis_errors_total")),
+            names,
             connection,
             handlers,
             up: AtomicBool::new(true),
@@ -127,6 +150,16 @@ impl RedisLink {
         };
         tracing::info!(node = %link.node, "connected to {kind}: events, presence and caches are shared with the other nodes");
         Ok(link)
+    }
+
+    /// What the caller named this link's keys, channels and metrics after.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The key or channel called `name`, under the caller's prefix.
+    pub fn key(&self, name: impl std::fmt::Display) -> String {
+        format!("{}{name}", self.names.keys)
     }
 
     /// This node's id among the nodes.
@@ -273,7 +306,7 @@ impl RedisLink {
 
     /// Redis stopped answering: say so once, and skip it until it answers again.
     pub(crate) fn lost(&self, why: &str) {
-        metrics::counter!("palaver_redis_errors_total").increment(1);
+        self.errors.increment(1);
         if self.up.swap(false, Ordering::Relaxed) {
             tracing::warn!(node = %self.node, "Redis is unreachable ({why}): this node serves its own connections only until it returns");
         }
@@ -360,10 +393,6 @@ const CONNECT_WAIT: Duration = Duration::from_millis(500);
 /// Commands per pipeline when renewing many users at once.
 const PIPELINE: usize = 500;
 
-fn presence_key(user: &str) -> String {
-    format!("palaver:presence:{user}")
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -399,11 +428,15 @@ impl RedisPresence {
         presence
     }
 
+    fn presence_key(&self, user: &str) -> String {
+        self.link.key(format_args!("presence:{user}"))
+    }
+
     /// Say in one pipeline that these users are online here, for another `PRESENCE_TTL`.
     fn online_commands(&self, pipe: &mut redis::Pipeline, users: &[UserId]) {
         let expires = now_ms() + PRESENCE_TTL.as_millis() as u64;
         for user in users {
-            let key = presence_key(user);
+            let key = self.presence_key(user);
             pipe.cmd("ZADD")
                 .arg(&key)
                 .arg(expires)
@@ -436,7 +469,7 @@ impl RedisPresence {
                 // Connected again meanwhile: the user stays.
                 PresenceWrite::Offline(user) if !self.local.is_online(&user) => {
                     pipe.cmd("ZREM")
-                        .arg(presence_key(&user))
+                        .arg(self.presence_key(&user))
                         .arg(self.link.node())
                         .ignore();
                 }
@@ -527,7 +560,7 @@ impl Presence for RedisPresence {
             let mut pipe = redis::pipe();
             for user in &elsewhere {
                 pipe.cmd("ZCOUNT")
-                    .arg(presence_key(user))
+                    .arg(self.presence_key(user))
                     .arg(now)
                     .arg("+inf");
             }

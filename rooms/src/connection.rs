@@ -159,7 +159,7 @@ impl ConnectionLike for Connection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            // Palaver's pipelines are plain batches (never MULTI/EXEC): each command may go
+            // Our pipelines are plain batches (never MULTI/EXEC): each command may go
             // to its own shard, and the answers come back in order.
             Self::Cluster(c) => {
                 let each = pipeline.cmd_iter().map(|cmd| {

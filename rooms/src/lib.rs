@@ -257,9 +257,6 @@ pub struct Attendance {
     _routing: Option<routing::Attending>,
 }
 
-/// The channels under which nodes route events to each other.
-const ROUTE_PREFIX: &str = "palaver:to:";
-
 impl Hub {
     /// A single node: presence is this process's connections, and nothing is shared.
     pub fn single_node(push: Arc<dyn PushSink>) -> Self {
@@ -288,8 +285,7 @@ impl Hub {
         backlog: usize,
     ) -> Self {
         let transports = Arc::<Transports>::default();
-        let router =
-            routing::Router::start(link.clone(), ROUTE_PREFIX, transports.clone(), backlog);
+        let router = routing::Router::start(link.clone(), transports.clone(), backlog);
         Self {
             presence: cluster::RedisPresence::start(link.clone()),
             push,

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OnceCell, mpsc, oneshot, watch};
 
-use crate::cluster::RedisLink;
+use crate::cluster::{Names, RedisLink};
 use crate::{Closing, Outgoing, Room, Transports, UserId, carry_out};
 
 /// How long a node keeps listening on a channel after its last interested connection went.
@@ -289,10 +289,37 @@ struct Listen {
     done: oneshot::Sender<()>,
 }
 
+/// What routing counts, under the caller's metric names.
+struct Meters {
+    published: metrics::Counter,
+    published_bytes: metrics::Counter,
+    received: metrics::Counter,
+    received_bytes: metrics::Counter,
+    fell_behind: metrics::Counter,
+    subscription_changes: metrics::Counter,
+    channels: metrics::Gauge,
+}
+
+impl Meters {
+    fn new(names: &Names) -> Self {
+        let counter = |name| metrics::counter!(names.metric(name));
+        Self {
+            published: counter("redis_published_total"),
+            published_bytes: counter("redis_published_bytes_total"),
+            received: counter("redis_received_total"),
+            received_bytes: counter("redis_received_bytes_total"),
+            fell_behind: counter("redis_fell_behind_total"),
+            subscription_changes: counter("redis_subscription_changes_total"),
+            channels: metrics::gauge!(names.metric("redis_channels")),
+        }
+    }
+}
+
 /// This node's side of routing by interest.
 pub struct Router {
     link: Arc<RedisLink>,
     names: Channels,
+    meters: Meters,
     transports: Arc<Transports>,
     interests: Mutex<Interests>,
     listens: mpsc::UnboundedSender<Listen>,
@@ -306,17 +333,18 @@ pub struct Router {
 }
 
 impl Router {
-    /// Start routing for this node on channels under `prefix`, holding up to `backlog`
-    /// messages heard and not yet handed over.
+    /// Start routing for this node on the link's channels under `to:`, holding up to
+    /// `backlog` messages heard and not yet handed over.
     /// Events from other nodes go to `transports`.
     pub(crate) async fn start(
         link: Arc<RedisLink>,
-        prefix: &str,
         transports: Arc<Transports>,
         backlog: usize,
     ) -> Arc<Self> {
+        let prefix = link.key("to:");
+        let meters = Meters::new(link.names());
         let names = Channels {
-            prefix: prefix.to_owned(),
+            prefix: prefix.clone(),
         };
         let (listens, listen_queue) = mpsc::unbounded_channel();
         let (heard, heard_queue) = mpsc::channel::<(String, Vec<u8>)>(backlog);
@@ -324,6 +352,7 @@ impl Router {
         let router = Arc::new(Self {
             link: link.clone(),
             names,
+            meters,
             transports,
             interests: Mutex::default(),
             listens,
@@ -334,7 +363,7 @@ impl Router {
             behind: behind.clone(),
         });
         link.route_prefix(
-            prefix,
+            &prefix,
             Box::new(move |channel, payload| {
                 if let Err(e) = heard.try_send((channel, payload)) {
                     let (channel, _) = e.into_inner();
@@ -473,9 +502,9 @@ impl Router {
                 hearing += nodes;
             }
         }
-        metrics::counter!("palaver_redis_published_total").increment(channels.len() as u64);
+        self.meters.published.increment(channels.len() as u64);
         let bytes = (payload.len() * channels.len()) as u64;
-        metrics::counter!("palaver_redis_published_bytes_total").increment(bytes);
+        self.meters.published_bytes.increment(bytes);
         if let Some(mut acks) = acks {
             let all = async {
                 for _ in 0..hearing {
@@ -519,8 +548,8 @@ impl Router {
 
     /// Hand what another node raised to this node's connections.
     async fn take(&self, channel: &str, payload: &[u8]) {
-        metrics::counter!("palaver_redis_received_total").increment(1);
-        metrics::counter!("palaver_redis_received_bytes_total").increment(payload.len() as u64);
+        self.meters.received.increment(1);
+        self.meters.received_bytes.increment(payload.len() as u64);
         self.heard.fetch_add(1, Ordering::Relaxed);
         if let Some(About::Node(_)) = self.names.about(channel) {
             let id = std::str::from_utf8(payload)
@@ -590,7 +619,7 @@ impl Router {
             users = users.len(),
             "this node fell behind what other nodes sent: closing the connections it could not tell, for their clients to reconnect and catch up"
         );
-        metrics::counter!("palaver_redis_fell_behind_total").increment(channels.len() as u64);
+        self.meters.fell_behind.increment(channels.len() as u64);
         for user in users {
             let room = Room::account(&user);
             self.transports.disconnect(&room, Closing::FellBehind).await;
@@ -676,12 +705,12 @@ async fn keep_listening(
                 for chunk in channels.chunks(BATCH) {
                     router.link.listen(chunk).await;
                 }
-                metrics::counter!("palaver_redis_subscription_changes_total")
-                    .increment(channels.len() as u64);
+                let meters = &router.meters;
+                meters.subscription_changes.increment(channels.len() as u64);
                 // Listened on even when Redis did not confirm: it is asked again when it returns.
                 let mut interests = router.interests.lock().unwrap();
                 interests.listening.extend(channels);
-                metrics::gauge!("palaver_redis_channels").set(interests.listening.len() as f64);
+                meters.channels.set(interests.listening.len() as f64);
                 drop(interests);
                 for listen in batch {
                     let _ = listen.done.send(());
@@ -694,10 +723,9 @@ async fn keep_listening(
                     router.link.stop_listening(chunk).await;
                 }
                 if !stale.is_empty() {
-                    metrics::counter!("palaver_redis_subscription_changes_total")
-                        .increment(stale.len() as u64);
-                    let listening = router.listening();
-                    metrics::gauge!("palaver_redis_channels").set(listening as f64);
+                    let meters = &router.meters;
+                    meters.subscription_changes.increment(stale.len() as u64);
+                    meters.channels.set(router.listening() as f64);
                 }
             }
             changed = returns.changed() => {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rooms::cluster::RedisLink;
+use rooms::cluster::{Names, RedisLink};
 use rooms::{
     Attendance, Audience, Closing, Ended, Hub, Outgoing, PushIntent, PushSink, Room, Route, Session,
 };
@@ -257,8 +257,14 @@ async fn node(redis: &Redis) -> Hub {
     node_at(&redis.url()).await
 }
 
+/// The test nodes' keys and metrics.
+const NAMES: Names = Names {
+    keys: "rooms-test:",
+    metrics: "rooms_test_",
+};
+
 async fn node_at(url: &str) -> Hub {
-    let link = RedisLink::connect(url).await.unwrap();
+    let link = RedisLink::connect(url, NAMES).await.unwrap();
     let hub = Hub::clustered(Arc::new(NoPush), link).await;
     hub.set_transports(vec![("hooks", hub.sessions_transport())]);
     hub
@@ -536,7 +542,7 @@ async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
     assert!(next(&mut at_two).await.unwrap().contains("before"));
 
     // The master of the chat's channel goes; its replica takes over within seconds.
-    cluster.kill_master_of("palaver:to:c:c1");
+    cluster.kill_master_of("rooms-test:to:c:c1");
     let started = Instant::now();
     let heard = resumes(&one, &mut at_two, Duration::from_secs(30)).await;
     if !heard {
@@ -545,7 +551,7 @@ async fn nodes_resume_by_themselves_when_a_cluster_master_fails() {
         for (port, _) in &cluster.nodes {
             eprintln!(
                 "{port}: {}",
-                cli(*port, &["pubsub", "shardnumsub", "palaver:to:c:c1"]).replace('\n', " ")
+                cli(*port, &["pubsub", "shardnumsub", "rooms-test:to:c:c1"]).replace('\n', " ")
             );
         }
     }
@@ -566,7 +572,7 @@ async fn a_node_that_falls_behind_closes_the_connections_it_could_not_tell() {
     let redis = Redis::start();
     let one = node(&redis).await;
     // Node two holds at most four messages it has not handed over yet.
-    let link = RedisLink::connect(&redis.url()).await.unwrap();
+    let link = RedisLink::connect(&redis.url(), NAMES).await.unwrap();
     let two = Hub::clustered_with_backlog(Arc::new(NoPush), link, 4).await;
     two.set_transports(vec![("hooks", two.sessions_transport())]);
     let (_ada, mut at_two) = attend(&two, "ada", &["c1"]).await;
