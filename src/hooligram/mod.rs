@@ -2,6 +2,7 @@
 //! over one plain WebSocket at `/v2`. A phone proves itself with a code sent by SMS and signs
 //! in with that code; groups are named by number, people by their phone (`sid`).
 
+mod commands;
 mod frames;
 mod socket;
 

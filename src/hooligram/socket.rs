@@ -15,12 +15,11 @@ use bson::DateTime;
 use governor::{DefaultDirectRateLimiter, Quota};
 use serde_json::{Value, json};
 
+use super::commands::{self, Answer, NOT_SIGNED_IN, NOT_VERIFIED, TOO_MANY, WRONG_CODE, failed};
 use super::frames::{self, Command, Kind, Parsed};
-use super::{GROUP_CATEGORY, group_delivery, message_delivery, user_room};
+use super::{group_delivery, message_delivery, user_room};
 use crate::core::App;
-use crate::core::direct::Opened;
-use crate::core::groups::NewGroup;
-use crate::core::phones::{phone, phone_name};
+use crate::core::phones::phone;
 use crate::core::receipts::UNDELIVERED_MAX;
 use crate::error::Error;
 use crate::realtime::websocket::code;
@@ -42,20 +41,6 @@ const RECEIPTS_BURST: NonZeroU32 = NonZeroU32::new(UNDELIVERED_MAX as u32 + 200)
 /// A message delivered at sign-in that may also arrive live: one stored this close to the
 /// moment the socket joined its room (or after it).
 const OVERLAP: Duration = Duration::from_secs(5);
-
-// The original server's failure strings; the client shows them as they are.
-const NOT_SIGNED_IN: &str = "not signed in";
-const NOT_VERIFIED: &str = "not verified";
-const WRONG_CODE: &str = "incorrect verification code";
-const TOO_FEW: &str = "need at least two members";
-const WITHOUT_CREATOR: &str = "include group creator in member_sids";
-const NOT_ALLOWED: &str = "not allowed";
-const NO_NEW_MEMBER: &str = "new member not found";
-const NOT_IN_GROUP: &str = "not in group";
-const NOT_A_MEMBER: &str = "sender doesn't belong to message group";
-const SERVER_ERROR: &str = "server error";
-/// Ours: the original server had no limits.
-const TOO_MANY: &str = "too many requests";
 
 pub fn router() -> Router<App> {
     Router::new().route("/v2", get(upgrade))
@@ -80,9 +65,6 @@ struct Client {
     delivered_at_sign_in: HashSet<i64>,
 }
 
-/// What a request came to: the success's payload, or the failure's one error.
-type Answer = Result<Value, String>;
-
 impl Client {
     fn new() -> Self {
         let costly = Quota::per_minute(COSTLY_PER_MINUTE).allow_burst(COSTLY_BURST);
@@ -100,103 +82,91 @@ impl Client {
         self.costly.check().map_err(|_| TOO_MANY.to_owned())
     }
 
+    /// Apply one command, each in its own function (`commands.rs` for those of a signed-in
+    /// user).
     async fn apply(&mut self, conn: &mut Connection, command: Command) -> Answer {
         let app = conn.app().clone();
-        let me = self.me.clone();
-        match (command, me) {
-            (Command::KeepAlive, _) => Ok(json!({})),
-            (
-                Command::RequestCode {
-                    country_code,
-                    phone_number,
-                },
-                _,
-            ) => {
-                self.costly()?;
-                let phone = phone(&country_code, &phone_number).map_err(failed)?;
-                self.asked = Some(phone.clone());
-                app.request_code(&phone).await.map_err(failed)?;
-                Ok(json!({}))
-            }
-            // Bounded by the code's own attempts.
-            (Command::SubmitCode { code }, _) => {
-                let phone = self.asked.clone().ok_or(WRONG_CODE)?;
-                match app.submit_code(&phone, &code).await {
-                    Ok(()) => Ok(json!({})),
-                    Err(Error::Unauthorized) => Err(WRONG_CODE.into()),
-                    Err(e) => Err(failed(e)),
-                }
-            }
-            (
-                Command::SignIn {
-                    country_code,
-                    phone_number,
-                    code,
-                },
-                _,
-            ) => {
-                self.costly()?;
-                let phone = phone(&country_code, &phone_number).map_err(failed)?;
-                let user = match app.phone_sign_in(&phone, &code).await {
-                    Ok(user) => user,
-                    Err(Error::Unauthorized) => return Err(NOT_VERIFIED.into()),
-                    Err(e) => return Err(failed(e)),
-                };
-                if let Some(before) = &self.me
-                    && before.id != user.id
-                {
-                    conn.leave(&user_room(&before.id));
-                }
-                conn.sign_in(&user).await;
-                self.me = Some(user);
-                Ok(json!({}))
-            }
-            (_, None) => Err(NOT_SIGNED_IN.into()),
-            (Command::CreateGroup { name, member_sids }, Some(me)) => {
-                create_group(conn, &me, name, member_sids).await
-            }
-            (
-                Command::AddMember {
-                    group_id,
-                    member_sid,
-                },
-                Some(me),
-            ) => {
-                let chat = app.member_chat(&me, group_id).await;
-                let chat = chat.map_err(|e| failed_as(e, NOT_ALLOWED))?;
-                let user = app.user_by_phone_name(&member_sid).await.map_err(failed)?;
-                let user = user.ok_or(NO_NEW_MEMBER)?;
-                app.invite(&me, chat.id, &user)
+        match command {
+            Command::KeepAlive => Ok(json!({})),
+            Command::RequestCode {
+                country_code,
+                phone_number,
+            } => self.request_code(&app, &country_code, &phone_number).await,
+            Command::SubmitCode { code } => self.submit_code(&app, &code).await,
+            Command::SignIn {
+                country_code,
+                phone_number,
+                code,
+            } => {
+                self.sign_in(conn, &country_code, &phone_number, &code)
                     .await
-                    .map_err(|e| failed_as(e, NOT_ALLOWED))?;
-                Ok(json!({}))
             }
-            (Command::LeaveGroup { group_id }, Some(me)) => {
-                let chat = app.member_chat(&me, group_id).await;
-                let chat = chat.map_err(|e| failed_as(e, NOT_IN_GROUP))?;
-                app.leave_chat(&me, chat.id, None)
-                    .await
-                    .map_err(|e| failed_as(e, NOT_ALLOWED))?;
-                Ok(json!({}))
+            Command::CreateGroup { name, member_sids } => {
+                commands::create_group(conn, self.signed_in()?, name, member_sids).await
             }
-            (Command::Send { group_id, content }, Some(me)) => {
-                let chat = app.member_chat(&me, group_id).await;
-                let chat = chat.map_err(|e| failed_as(e, NOT_A_MEMBER))?;
-                let posted = match app.post_message(&me, &chat, &content).await {
-                    Ok(posted) => posted,
-                    Err(Error::Invalid(_)) => return Err(frames::missing("content")),
-                    Err(Error::NotFound(_)) => return Err(NOT_A_MEMBER.into()),
-                    Err(e) => return Err(failed_as(e, NOT_ALLOWED)),
-                };
-                Ok(json!({ "message_id": posted.message.num }))
+            Command::AddMember {
+                group_id,
+                member_sid,
+            } => commands::add_member(&app, self.signed_in()?, group_id, &member_sid).await,
+            Command::LeaveGroup { group_id } => {
+                commands::leave_group(&app, self.signed_in()?, group_id).await
             }
-            (Command::Delivered { message_id }, Some(me)) => {
-                if let Err(e) = app.mark_delivered(&me, message_id).await {
-                    tracing::debug!(user = %me.id, message_id, "receipt not recorded: {e}");
-                }
-                Ok(Value::Null)
+            Command::Send { group_id, content } => {
+                commands::post(&app, self.signed_in()?, group_id, &content).await
+            }
+            Command::Delivered { message_id } => {
+                commands::delivered(&app, self.signed_in()?, message_id).await
             }
         }
+    }
+
+    fn signed_in(&self) -> Result<&User, String> {
+        self.me.as_ref().ok_or_else(|| NOT_SIGNED_IN.to_owned())
+    }
+
+    /// `VERIFICATION_REQUEST_CODE_REQUEST`: a code by SMS to the phone, which a submitted code
+    /// is then checked against.
+    async fn request_code(&mut self, app: &App, country_code: &str, number: &str) -> Answer {
+        self.costly()?;
+        let phone = phone(country_code, number).map_err(failed)?;
+        self.asked = Some(phone.clone());
+        app.request_code(&phone).await.map_err(failed)?;
+        Ok(json!({}))
+    }
+
+    /// `VERIFICATION_SUBMIT_CODE_REQUEST`: bounded by the code's own attempts.
+    async fn submit_code(&mut self, app: &App, code: &str) -> Answer {
+        let phone = self.asked.as_deref().ok_or(WRONG_CODE)?;
+        match app.submit_code(phone, code).await {
+            Ok(()) => Ok(json!({})),
+            Err(Error::Unauthorized) => Err(WRONG_CODE.into()),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// `AUTHORIZATION_SIGN_IN_REQUEST`: the socket is the proven phone's user's from now on.
+    async fn sign_in(
+        &mut self,
+        conn: &mut Connection,
+        country_code: &str,
+        number: &str,
+        code: &str,
+    ) -> Answer {
+        self.costly()?;
+        let phone = phone(country_code, number).map_err(failed)?;
+        let user = match conn.app().phone_sign_in(&phone, code).await {
+            Ok(user) => user,
+            Err(Error::Unauthorized) => return Err(NOT_VERIFIED.into()),
+            Err(e) => return Err(failed(e)),
+        };
+        if let Some(before) = &self.me
+            && before.id != user.id
+        {
+            conn.leave(&user_room(&before.id));
+        }
+        conn.sign_in(&user).await;
+        self.me = Some(user);
+        Ok(json!({}))
     }
 
     /// After a sign-in: every group of the user, then what has not reached them yet, oldest
@@ -229,92 +199,6 @@ impl Client {
             Err(e) => tracing::warn!(user = %user.id, "messages not delivered at sign-in: {e}"),
         }
         Ok(())
-    }
-}
-
-/// `GROUP_CREATE_REQUEST`: two members make a direct message (the one they have, if any),
-/// more a group that any member may add to.
-async fn create_group(
-    conn: &mut Connection,
-    me: &User,
-    name: String,
-    member_sids: Vec<String>,
-) -> Answer {
-    let app = conn.app().clone();
-    let mut sids: Vec<String> = Vec::with_capacity(member_sids.len());
-    for sid in member_sids {
-        if !sids.contains(&sid) {
-            sids.push(sid);
-        }
-    }
-    if sids.len() < 2 {
-        return Err(TOO_FEW.into());
-    }
-    let mine = phone_name(me);
-    if !sids.contains(&mine) {
-        return Err(WITHOUT_CREATOR.into());
-    }
-    sids.retain(|sid| *sid != mine);
-    let others = match app.phone_users(&sids).await {
-        Ok(others) => others,
-        Err(Error::Fields(_)) => return Err(frames::missing("member_sids")),
-        Err(e) => return Err(failed_as(e, NO_NEW_MEMBER)),
-    };
-    if let [other] = others.as_slice() {
-        let opened = app.open_direct(me, other, None, None).await;
-        let opened = opened.map_err(|e| failed_as(e, NOT_ALLOWED))?;
-        if let Opened::Existing(chat) = &opened {
-            // Created before: this socket hears of it again (its app may have lost it).
-            let members = [me.clone(), other.clone()];
-            send(conn, group_delivery(chat, &members).to_string())
-                .await
-                .map_err(|_| SERVER_ERROR)?;
-        }
-        return Ok(json!({ "group_id": opened.chat().num }));
-    }
-    let new = NewGroup {
-        name,
-        category: GROUP_CATEGORY.into(),
-        participants: others.iter().map(|u| u.id).collect(),
-        restricted: false,
-        open_invites: true,
-    };
-    match app.create_group(me, new, None).await {
-        Ok(group) => Ok(json!({ "group_id": group.chat.num })),
-        Err(Error::Invalid(_)) => Err(frames::missing("group_name")),
-        Err(e) => Err(failed_as(e, NOT_ALLOWED)),
-    }
-}
-
-/// A failure the request could not foresee: a field the core refused, a limit, or a fault of
-/// the server (logged, and told only as "server error").
-fn failed(err: Error) -> String {
-    match err {
-        Error::Fields(fields) => fields.first().map_or_else(
-            || SERVER_ERROR.to_owned(),
-            |(field, _)| frames::missing(field),
-        ),
-        Error::RateLimited => TOO_MANY.into(),
-        err if err.is_server_fault() => {
-            tracing::error!(error = %err, "hooligram request failed");
-            SERVER_ERROR.into()
-        }
-        err => {
-            tracing::warn!(error = %err, "hooligram request refused without a protocol word for it");
-            SERVER_ERROR.into()
-        }
-    }
-}
-
-/// As `failed`, with refusals of the request itself (not found, forbidden, invalid,
-/// conflicting) answered `refusal`.
-fn failed_as(err: Error, refusal: &str) -> String {
-    match err {
-        Error::NotFound(_) | Error::Forbidden(_) | Error::Invalid(_) | Error::Conflict(_) => {
-            tracing::debug!(error = %err, "hooligram request refused");
-            refusal.into()
-        }
-        err => failed(err),
     }
 }
 
