@@ -12,7 +12,7 @@ use serde_json::json;
 use super::wire::{Body, Caller, ChannelsError, ChannelsWire, MessageView, UserView, array_param};
 use crate::core::App;
 use crate::core::direct::Opened;
-use crate::core::messages::HistoryPage;
+use crate::core::history::HistoryPage;
 use crate::error::Error;
 use crate::http;
 use crate::http::ids::{NumericId, parse_id};

@@ -11,7 +11,7 @@ use super::wire::{ChannelsWire, DeletedView, MessageView};
 use super::{DIALECT, chat_room};
 use crate::auth::TokenForm;
 use crate::core::App;
-use crate::core::messages::Replay;
+use crate::core::history::Replay;
 use crate::error::Error;
 use crate::http::Wire;
 use crate::http::ids::{NumericId, parse_id};

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::core::App;
 use crate::core::chats::Membership;
-use crate::core::listing::{ChatSummary, Community};
+use crate::core::communities::Community;
+use crate::core::listing::ChatSummary;
 use crate::store::{
     Answer, Attachment, Chat, ChatFile, Connection, JoinRequest, Meetup, Message, Participant,
     Reel, Score, Tag, User,

@@ -1,4 +1,5 @@
-//! Reading chats in pages: a user's chats, communities to explore, and a chat's files.
+//! Reading chats in pages: a user's chats and a chat's files (communities to explore are
+//! `communities.rs`'s).
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,9 +11,7 @@ use futures::future::try_join_all;
 use super::Core;
 use super::chats::Membership;
 use crate::error::{Error, Result};
-use crate::store::{
-    Chat, ChatFile, FileKind, JoinRequest, Meetup, Message, Participant, Reel, User,
-};
+use crate::store::{Chat, ChatFile, FileKind, Message, Participant, User};
 
 /// The largest page any listing returns.
 pub const PAGE_MAX: u64 = 100;
@@ -22,7 +21,7 @@ pub const SEARCH_MIN_CHARS: usize = 3;
 pub const SEARCH_MAX_CHARS: usize = 100;
 
 /// A search as given, trimmed, or an error when it is too long to mean anything.
-fn bounded_search(search: &str) -> Result<&str> {
+pub(super) fn bounded_search(search: &str) -> Result<&str> {
     let search = search.trim();
     if search.chars().count() > SEARCH_MAX_CHARS {
         return Err(Error::invalid(format!(
@@ -69,17 +68,6 @@ pub struct ChatSummary {
     pub unread: u64,
 }
 
-/// A community as explore shows it.
-#[derive(Debug, Clone)]
-pub struct Community {
-    pub membership: Membership,
-    pub reels: Vec<Reel>,
-    pub reels_count: u64,
-    pub request: Option<JoinRequest>,
-    pub meetup: Option<Meetup>,
-    pub unread: u64,
-}
-
 /// A page of items with the users they mention and the total count.
 #[derive(Debug, Clone)]
 pub struct Listing<T> {
@@ -89,7 +77,7 @@ pub struct Listing<T> {
 }
 
 /// Case-insensitive "contains" for user input, with regex syntax taken literally.
-fn contains(text: &str) -> Document {
+pub(super) fn contains(text: &str) -> Document {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
         if "\\^$.|?*+()[]{}".contains(c) {
@@ -214,7 +202,7 @@ impl Core {
     }
 
     /// Messages of others since the user last read the chat; none for outsiders.
-    async fn unread(&self, user: &User, membership: &Membership) -> Result<u64> {
+    pub(super) async fn unread(&self, user: &User, membership: &Membership) -> Result<u64> {
         let Some(me) = membership.of(&user.id) else {
             return Ok(0);
         };
@@ -257,7 +245,11 @@ impl Core {
 
     /// A page of chats matching `query`, most recently active first, with everyone in them,
     /// and how many match in all.
-    async fn chats_page(&self, query: Document, page: Window) -> Result<(u64, Vec<Membership>)> {
+    pub(super) async fn chats_page(
+        &self,
+        query: Document,
+        page: Window,
+    ) -> Result<(u64, Vec<Membership>)> {
         // Activity this node has seen is in place before the list is sorted by it.
         self.store.chat_activity.settled().await?;
         let count = self.store.chats.count_documents(query.clone()).await?;
@@ -318,93 +310,6 @@ impl Core {
             ids.extend(last.map(|m| m.author_id));
         }
         self.users_by_id(&ids.into_iter().collect::<Vec<_>>()).await
-    }
-
-    /// Groups whose name contains `search`, most recently active first, with their reels
-    /// and the caller's pending join request.
-    pub async fn explore_communities(
-        &self,
-        user: &User,
-        search: &str,
-        category: Option<&str>,
-        reels_limit: u64,
-        page: Window,
-    ) -> Result<(Listing<Community>, HashSet<ObjectId>)> {
-        let search = bounded_search(search)?;
-        if search.chars().count() < SEARCH_MIN_CHARS {
-            return Err(Error::invalid(format!(
-                "search is required, with at least {SEARCH_MIN_CHARS} characters"
-            )));
-        }
-        if reels_limit > PAGE_MAX {
-            return Err(Error::invalid(format!(
-                "reelsLimit must be at most {PAGE_MAX}"
-            )));
-        }
-        let mut query = doc! { "kind": "group", "group.name": contains(search) };
-        if let Some(category) = category.filter(|c| !c.is_empty()) {
-            query.insert("group.category", category);
-        }
-        let (count, chats) = self.chats_page(query, page).await?;
-        let ids: Vec<ObjectId> = chats.iter().map(|m| m.chat.id).collect();
-        let requests: Vec<JoinRequest> = self
-            .store
-            .join_requests
-            .find(doc! { "chat_id": { "$in": &ids }, "user_id": user.id, "status": "pending" })
-            .await?
-            .try_collect()
-            .await?;
-        let meetups: Vec<Meetup> = self
-            .store
-            .meetups
-            .find(doc! { "chat_id": { "$in": &ids } })
-            .await?
-            .try_collect()
-            .await?;
-        let items = try_join_all(chats.into_iter().map(|membership| {
-            let chat_id = membership.chat.id;
-            let request = requests.iter().find(|r| r.chat_id == chat_id).cloned();
-            let meetup = meetups.iter().find(|e| e.chat_id == chat_id).cloned();
-            async move {
-                let filter = doc! { "chat_id": chat_id };
-                let reels_count = self.store.reels.count_documents(filter.clone()).await?;
-                let reels: Vec<Reel> = self
-                    .store
-                    .reels
-                    .find(filter)
-                    .sort(doc! { "chat_id": 1, "created_at": -1, "_id": -1 })
-                    .limit(reels_limit as i64)
-                    .await?
-                    .try_collect()
-                    .await?;
-                let unread = self.unread(user, &membership).await?;
-                Ok::<_, Error>(Community {
-                    membership,
-                    unread,
-                    reels,
-                    reels_count,
-                    request,
-                    meetup,
-                })
-            }
-        }))
-        .await?;
-        let mut user_ids: HashSet<ObjectId> = HashSet::new();
-        for community in &items {
-            user_ids.extend(community.membership.chat.created_by);
-            user_ids.extend(community.reels.iter().map(|r| r.user_id));
-        }
-        let user_ids: Vec<ObjectId> = user_ids.into_iter().collect();
-        let users = self.users_by_id(&user_ids).await?;
-        let followed = self.followed_among(user, &user_ids).await?;
-        Ok((
-            Listing {
-                items,
-                users,
-                count,
-            },
-            followed,
-        ))
     }
 
     /// A chat's files of one kind and tag, newest first.

@@ -1,14 +1,8 @@
-//! Messages: posting, deleting, reading history, and replaying what a reconnecting client
-//! missed.
-
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+//! Messages: posting and deleting them (their numbering is `sequence.rs`'s, reading them
+//! back `history.rs`'s).
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
-use futures::TryStreamExt;
-use serde::Deserialize;
 
 use super::publisher::Published;
 use super::{ChatEvent, Core};
@@ -18,27 +12,6 @@ use crate::store::{
 };
 
 pub const CONTENT_MAX_CHARS: usize = 4000;
-/// The most messages replayed per chat to a reconnecting client: beyond that it pages back
-/// over REST from the oldest one it was sent.
-pub const REPLAY_MAX: usize = 500;
-/// Rounds of replay: the first sends what was missed, the next ones what arrived meanwhile.
-const REPLAY_ROUNDS: u32 = 4;
-/// Tries at a free sequence number when other nodes keep taking the next one (the pauses
-/// between them add up to a second at most).
-const SEQ_ATTEMPTS: u32 = 10;
-
-/// Which slice of a chat's history to read; results are always oldest first.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HistoryPage {
-    /// Only messages older than the one with this numeric id (paging back).
-    pub before: Option<i64>,
-    /// Only messages newer than the one with this numeric id (catching up after a reconnect).
-    pub after: Option<i64>,
-    /// Leave out this many of the newest first (paging by count).
-    pub skip: u64,
-    pub limit: i64,
-}
-
 /// The start of a message, as a push or a list shows it: at most 100 characters.
 pub fn preview(content: &str) -> String {
     const MAX: usize = 100;
@@ -127,39 +100,6 @@ pub struct Posted {
     pub published: Option<Published>,
 }
 
-#[derive(Deserialize)]
-struct Sequence {
-    seq: i64,
-}
-
-/// Where a message a client names sits in its chat.
-enum Position {
-    /// The message exists: it has this sequence number.
-    At(i64),
-    /// It does not (deleted, or never existed): the newest older message has this one.
-    Past(i64),
-}
-
-/// What a reconnecting client missed in one chat, read in rounds until it has caught up.
-#[derive(Debug)]
-pub struct Replay {
-    chat: Chat,
-    after: i64,
-    sent: usize,
-    rounds: u32,
-    pending: VecDeque<(Message, User)>,
-}
-
-impl Replay {
-    /// The client now hears the chat live: one more round fills the gap between the round that
-    /// found nothing and the join. A transport that cannot drop what it already sent (a
-    /// Socket.IO room) may then send a message twice, one stored before that round and
-    /// delivered live after the join, rather than lose one stored in the gap.
-    pub fn joined(&mut self) {
-        self.rounds = self.rounds.min(REPLAY_ROUNDS - 1);
-    }
-}
-
 impl Core {
     /// Whether `author` may post in `chat` now: a member; in a one-to-one chat, neither
     /// blocked the other, and not the asker of a declined request; in a group that allows no
@@ -199,67 +139,6 @@ impl Core {
             return Err(Error::Forbidden("only admins may post in this chat".into()));
         }
         Ok(Posting::Plain)
-    }
-
-    /// The newest sequence number stored in the chat (0 before its first message).
-    pub(super) async fn newest_seq(&self, chat: &Chat) -> Result<i64> {
-        let newest = self
-            .store
-            .messages
-            .clone_with_type::<Sequence>()
-            .find_one(doc! { "chat_id": chat.id })
-            .sort(doc! { "chat_id": 1, "seq": -1 })
-            .projection(doc! { "seq": 1 })
-            .await?;
-        Ok(newest.map_or(0, |m| m.seq))
-    }
-
-    /// This node's counter of the chat's sequence numbers, loaded from its newest message.
-    async fn seq_counter(&self, chat: &Chat) -> Result<Arc<AtomicI64>> {
-        if let Some(counter) = self.seqs.get(&chat.id) {
-            return Ok(counter);
-        }
-        let newest = self.newest_seq(chat).await?;
-        // Tasks that missed together share one counter: each with its own would hand out the
-        // same numbers.
-        let counter = self
-            .seqs
-            .get_or_insert(chat.id, || Arc::new(AtomicI64::new(newest)));
-        counter.fetch_max(newest, Ordering::SeqCst);
-        Ok(counter)
-    }
-
-    /// Store the message with the chat's next sequence number. The number comes from this
-    /// node's counter (no round trip); the unique (chat, seq) index refuses one another node
-    /// took meanwhile, and the counter moves past the chat's newest number. Numbers are unique
-    /// and follow the order messages were stored in; one refused here and taken by nobody
-    /// leaves a gap.
-    async fn insert_numbered(&self, chat: &Chat, message: &mut Message) -> Result<()> {
-        for attempt in 0..SEQ_ATTEMPTS {
-            let counter = self.seq_counter(chat).await?;
-            message.seq = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            match self.store.message_inserts.insert(message.clone()).await {
-                Ok(Some(_)) => return Ok(()),
-                // Another node took the number.
-                Ok(None) => {
-                    // Nodes that collide would read the same newest number and collide again:
-                    // a random pause, growing with each attempt, sets them apart.
-                    let pause = rand::random_range(0..=1u64 << attempt);
-                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                    let newest = self.newest_seq(chat).await?;
-                    let counter = self.seq_counter(chat).await?;
-                    counter.fetch_max(newest, Ordering::SeqCst);
-                }
-                Err(e) => {
-                    self.seqs.remove(&chat.id);
-                    return Err(e);
-                }
-            }
-        }
-        Err(Error::Internal(anyhow::anyhow!(
-            "chat {}: no free sequence number after {SEQ_ATTEMPTS} attempts",
-            chat.id
-        )))
     }
 
     /// Move the chat's last activity (what chat lists sort by) to `at`. Queued, not waited
@@ -438,136 +317,6 @@ impl Core {
         let filter = doc! { "_id": id, "chat_id": chat.id };
         let message = self.store.messages.find_one(filter).await?;
         message.ok_or(Error::NotFound("message"))
-    }
-
-    /// Where the message with numeric id `num` sits in `chat`.
-    async fn position(&self, chat: &Chat, num: i64) -> Result<Position> {
-        let messages = self.store.messages.clone_with_type::<Sequence>();
-        let exact = messages
-            .find_one(doc! { "chat_id": chat.id, "num": num })
-            .projection(doc! { "seq": 1 })
-            .await?;
-        if let Some(found) = exact {
-            return Ok(Position::At(found.seq));
-        }
-        // Numeric ids are handed out in blocks per node, so "older" here is approximate; it
-        // only matters for a message deleted since the client saw it.
-        let older = messages
-            .find_one(doc! { "chat_id": chat.id, "num": { "$lt": num } })
-            .sort(doc! { "num": -1 })
-            .projection(doc! { "seq": 1 })
-            .await?;
-        Ok(Position::Past(older.map_or(0, |m| m.seq)))
-    }
-
-    pub async fn history(&self, chat: &Chat, page: HistoryPage) -> Result<Vec<Message>> {
-        let mut range = doc! {};
-        if let Some(before) = page.before {
-            let below = match self.position(chat, before).await? {
-                Position::At(seq) => seq,
-                Position::Past(seq) => seq + 1,
-            };
-            range.insert("$lt", below);
-        }
-        if let Some(after) = page.after {
-            let (Position::At(above) | Position::Past(above)) = self.position(chat, after).await?;
-            range.insert("$gt", above);
-        }
-        // Catching up reads forward from `after`; everything else reads back from the newest.
-        let forward = page.after.is_some() && page.before.is_none();
-        self.messages_in(chat, range, forward, page.skip, page.limit)
-            .await
-    }
-
-    /// Messages of `chat` whose sequence numbers are in `range`, oldest first: the first
-    /// `limit` of them when `forward`, the last `limit` otherwise.
-    async fn messages_in(
-        &self,
-        chat: &Chat,
-        range: bson::Document,
-        forward: bool,
-        skip: u64,
-        limit: i64,
-    ) -> Result<Vec<Message>> {
-        let mut filter = doc! { "chat_id": chat.id };
-        if !range.is_empty() {
-            filter.insert("seq", range);
-        }
-        let order = if forward { 1 } else { -1 };
-        let cursor = self
-            .store
-            .messages
-            .find(filter)
-            .sort(doc! { "chat_id": 1, "seq": order })
-            .skip(skip)
-            .limit(limit)
-            .await?;
-        let mut messages: Vec<Message> = cursor.try_collect().await?;
-        if !forward {
-            messages.reverse();
-        }
-        Ok(messages)
-    }
-
-    /// Start replaying what a client missed in `chat` since the message with numeric id
-    /// `last_seen`.
-    pub async fn replay(&self, chat: &Chat, last_seen: i64) -> Result<Replay> {
-        let (Position::At(after) | Position::Past(after)) = self.position(chat, last_seen).await?;
-        Ok(Replay {
-            chat: chat.clone(),
-            after,
-            sent: 0,
-            rounds: 0,
-            pending: VecDeque::new(),
-        })
-    }
-
-    /// The next message to replay, oldest first, with its author; `None` once the client has
-    /// caught up. The first round holds the newest `REPLAY_MAX` missed; later rounds, what
-    /// arrived during the replay, up to `REPLAY_MAX` in all. The caller joins the chat's room
-    /// after `None`, so what follows arrives live.
-    pub async fn next_missed(&self, replay: &mut Replay) -> Result<Option<(Message, User)>> {
-        while replay.pending.is_empty() {
-            let batch = self.replay_round(replay).await?;
-            if batch.is_empty() {
-                return Ok(None);
-            }
-            let authors = self.authors_of(&batch).await?;
-            replay
-                .pending
-                .extend(batch.into_iter().filter_map(|message| {
-                    let author = authors.get(&message.author_id)?.clone();
-                    Some((message, author))
-                }));
-        }
-        Ok(replay.pending.pop_front())
-    }
-
-    async fn replay_round(&self, replay: &mut Replay) -> Result<Vec<Message>> {
-        let room = REPLAY_MAX.saturating_sub(replay.sent);
-        if replay.rounds >= REPLAY_ROUNDS || room == 0 {
-            return Ok(Vec::new());
-        }
-        let first = replay.rounds == 0;
-        replay.rounds += 1;
-        let range = doc! { "$gt": replay.after };
-        let batch = self
-            .messages_in(&replay.chat, range, !first, 0, room as i64)
-            .await?;
-        if let Some(last) = batch.last() {
-            replay.after = last.seq;
-        }
-        replay.sent += batch.len();
-        Ok(batch)
-    }
-
-    /// The authors of these messages.
-    pub async fn authors_of(
-        &self,
-        messages: &[Message],
-    ) -> Result<std::collections::HashMap<ObjectId, User>> {
-        let ids: HashSet<ObjectId> = messages.iter().map(|m| m.author_id).collect();
-        self.users_by_id(&ids.into_iter().collect::<Vec<_>>()).await
     }
 }
 

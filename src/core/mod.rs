@@ -1,12 +1,15 @@
 //! The core: every business rule, once, for every dialect.
 
 pub mod accounts;
+mod blocks;
 mod caches;
 pub mod chats;
+pub mod communities;
 pub mod devices;
 pub mod direct;
 pub mod events;
 pub mod groups;
+pub mod history;
 pub mod join_requests;
 pub mod listing;
 pub mod meetups;
@@ -20,6 +23,7 @@ pub mod receipts;
 pub mod requests;
 pub mod scores;
 pub mod secrets;
+mod sequence;
 pub mod social;
 pub mod tokens;
 pub mod users;
@@ -68,7 +72,7 @@ pub struct Core {
     chats_by_num: HotCache<i64, Chat>,
     members: HotCache<ObjectId, Arc<chats::Members>>,
     blocked: HotCache<String, bool>,
-    /// Each busy chat's last sequence number handed out here (see `messages.rs`). Reloaded
+    /// Each busy chat's last sequence number handed out here (see `sequence.rs`). Reloaded
     /// from the database when it expires, and whenever another node took a number.
     seqs: HotCache<ObjectId, Arc<AtomicI64>>,
     sign_in_limits: accounts::SignInLimits,

@@ -1,5 +1,6 @@
-//! Who follows whom, who is connected to whom, and who blocked whom. Every dialect shares these:
-//! the hooks dialect's follows and confirmed likes are these follows and connections.
+//! Who follows whom and who is connected to whom (who blocked whom is `blocks.rs`'s). Every
+//! dialect shares these: the hooks dialect's follows and confirmed likes are these follows and
+//! connections.
 
 use std::collections::HashSet;
 
@@ -7,11 +8,10 @@ use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 use futures::TryStreamExt;
 
-use super::direct::pair_key;
+use super::Core;
 use super::listing::Window;
-use super::{ChatEvent, Core};
 use crate::error::{Error, Result, UniqueWrite};
-use crate::store::{Answer, Block, Connection, Follow, InsertNew, NotificationKind, User};
+use crate::store::{Answer, Connection, Follow, InsertNew, NotificationKind, User};
 
 /// Which of a user's connections to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,12 @@ impl Core {
     }
 
     /// A user someone else acts upon: it must exist and must not be the actor.
-    async fn other_user(&self, user: &User, other: ObjectId, doing: &str) -> Result<User> {
+    pub(super) async fn other_user(
+        &self,
+        user: &User,
+        other: ObjectId,
+        doing: &str,
+    ) -> Result<User> {
         if other == user.id {
             return Err(Error::invalid(format!("you cannot {doing} yourself")));
         }
@@ -93,68 +98,6 @@ impl Core {
         let filter = doc! { "follower": user.id, "followee": { "$in": users } };
         let follows: Vec<Follow> = self.store.follows.find(filter).await?.try_collect().await?;
         Ok(follows.into_iter().map(|f| f.followee).collect())
-    }
-
-    pub async fn block(&self, user: &User, blocked: ObjectId) -> Result<Block> {
-        self.other_user(user, blocked, "block").await?;
-        let block = Block {
-            id: ObjectId::new(),
-            blocker: user.id,
-            blocked,
-            created_at: DateTime::now(),
-        };
-        self.store
-            .blocks
-            .insert_new(&block, block.id)
-            .await
-            .unless_duplicate()?
-            .ok_or_else(|| Error::Conflict("you already blocked this user".into()))?;
-        self.forget_pair(pair_key(&user.id, &blocked)).await;
-        if let Some(chat) = self.direct_chat_between(&user.id, &blocked).await? {
-            self.publish(ChatEvent::Blocked {
-                chat,
-                blocker: user.id,
-                blocked,
-            })
-            .await;
-        }
-        Ok(block)
-    }
-
-    pub async fn unblock(&self, user: &User, blocked: ObjectId) -> Result<()> {
-        let deleted = self
-            .store
-            .blocks
-            .delete_one(doc! { "blocker": user.id, "blocked": blocked })
-            .await?;
-        if deleted.deleted_count == 0 {
-            return Err(Error::NotFound("block"));
-        }
-        self.forget_pair(pair_key(&user.id, &blocked)).await;
-        if let Some(chat) = self.direct_chat_between(&user.id, &blocked).await? {
-            self.publish(ChatEvent::Unblocked {
-                chat,
-                blocker: user.id,
-                blocked,
-            })
-            .await;
-        }
-        Ok(())
-    }
-
-    /// Whether either user blocked the other.
-    pub async fn blocked_between(&self, a: &ObjectId, b: &ObjectId) -> Result<bool> {
-        let pair = pair_key(a, b);
-        if let Some(blocked) = self.blocked.get(&pair) {
-            return Ok(blocked);
-        }
-        let filter = doc! { "$or": [
-            { "blocker": a, "blocked": b },
-            { "blocker": b, "blocked": a },
-        ] };
-        let blocked = self.store.blocks.find_one(filter).await?.is_some();
-        self.blocked.insert(pair, blocked);
-        Ok(blocked)
     }
 
     /// Ask `to` for a connection. One open or accepted connection per pair.

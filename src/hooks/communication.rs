@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::views;
 use super::wire::{Body, Caller, HooksError, IdValue, Params, on_field, required_id};
 use crate::core::App;
-use crate::core::messages::HistoryPage;
+use crate::core::history::HistoryPage;
 use crate::error::Error;
 
 /// Messages one read of a session returns; `?before=<message id>` reads further back.

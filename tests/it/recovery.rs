@@ -3,7 +3,7 @@
 
 use crate::common::TestServer;
 use palaver::core::App;
-use palaver::core::messages::{HistoryPage, REPLAY_MAX, Replay};
+use palaver::core::history::{HistoryPage, REPLAY_MAX, Replay};
 use palaver::store::Message;
 
 /// Every message the replay has left, in the order it sends them.
