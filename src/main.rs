@@ -8,9 +8,12 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // An event a handler's extractor refuses (not signed in, over its budget) is answered and
+    // logged by Palaver at debug; socketioxide would log each one again as an error.
+    let default = "info,socketioxide::handler::message=off";
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .init();
     let config = Config::parse();

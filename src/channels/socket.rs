@@ -4,8 +4,11 @@
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::ParserError;
-use socketioxide::extract::{MaybeExtension, State, TryData};
+use std::sync::Arc;
+
+use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::handler::{FromMessageParts, Value as PacketValue};
+use socketioxide::socket::Socket as RawSocket;
 
 use super::wire::{ChannelsWire, DeletedView, MessageView};
 use super::{DIALECT, chat_room};
@@ -15,7 +18,7 @@ use crate::core::history::Replay;
 use crate::error::Error;
 use crate::http::Wire;
 use crate::http::ids::{NumericId, parse_id};
-use crate::realtime::{Ack, EventBudget, Handshake, Socket, SocketDialect};
+use crate::realtime::{self, Ack, Handshake, IoAdapter, Socket, SocketDialect};
 use crate::store::{Chat, User};
 
 /// The channels dialect on a Socket.IO path.
@@ -166,20 +169,40 @@ fn last_seen_list(value: &Value) -> Vec<(i64, i64)> {
     }
 }
 
-/// The checks every event starts with: within the socket's budget, signed in, well-formed.
-fn admit<T>(
-    app: &App,
-    budget: Option<EventBudget>,
-    user: Option<User>,
-    data: Result<T, ParserError>,
-    expected: &'static str,
-) -> Result<(User, T), Error> {
-    budget
-        .unwrap_or_default()
-        .spend(&app.hub, user.as_ref().map(|u| &u.id))?;
-    let user = user.ok_or(Error::Unauthorized)?;
-    let data = data.map_err(|_| Error::invalid(expected))?;
-    Ok((user, data))
+/// The signed-in user an event comes from, within their budgets. Any other event is refused
+/// here, and answered as the handler would have (`reply`); its handler is not called.
+struct Caller(User);
+
+/// Why an event was refused before its handler (it has been answered).
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "event refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl FromMessageParts<IoAdapter> for Caller {
+    type Error = Refused;
+
+    fn from_message_parts(
+        s: &Arc<RawSocket<IoAdapter>>,
+        v: &mut PacketValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Refused> {
+        let err = match realtime::caller(s, v, ack_id) {
+            Ok(user) => return Ok(Self(user)),
+            Err(err) => err,
+        };
+        let event = Event::from_message_parts(s, v, ack_id).map_or_else(|_| String::new(), |e| e.0);
+        let Ok(ack) = Ack::from_message_parts(s, v, ack_id);
+        let why = err.to_string();
+        reply::<()>(&SocketRef::from(s.clone()), &event, ack, Err(err));
+        Err(Refused(why))
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,20 +213,13 @@ struct SendMessage {
 
 async fn on_message(
     socket: Socket,
+    Caller(user): Caller,
     TryData(data): TryData<SendMessage>,
     ack: Ack,
     State(app): State<App>,
-    MaybeExtension(user): MaybeExtension<User>,
-    MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
-        let (user, data) = admit(
-            &app,
-            budget,
-            user,
-            data,
-            "expected {content: string, channel: id}",
-        )?;
+        let data = data.map_err(|_| Error::invalid("expected {content: string, channel: id}"))?;
         let chat = app.member_chat(&user, data.channel.0).await?;
         let posted = app.post_message(&user, &chat, &data.content).await?;
         // The ack carries what the channel heard, rendered once for both.
@@ -226,14 +242,13 @@ struct DeleteMessage {
 
 async fn on_message_deleted(
     socket: Socket,
+    Caller(user): Caller,
     TryData(data): TryData<DeleteMessage>,
     ack: Ack,
     State(app): State<App>,
-    MaybeExtension(user): MaybeExtension<User>,
-    MaybeExtension(budget): MaybeExtension<EventBudget>,
 ) {
     let result = async {
-        let (user, data) = admit(&app, budget, user, data, "expected {channel: id, id: id}")?;
+        let data = data.map_err(|_| Error::invalid("expected {channel: id, id: id}"))?;
         let chat = app.member_chat(&user, data.channel.0).await?;
         let message = app.delete_message(&user, &chat, data.id.0).await?;
         Ok(DeletedView {

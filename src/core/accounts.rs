@@ -6,7 +6,7 @@ use std::num::NonZeroU32;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::Core;
-use super::secrets::{hash_secret, secret_matches};
+use super::secrets::{hash_secret, proven};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::store::{InsertNew, SignInField, User, UserType};
 
@@ -194,13 +194,7 @@ impl Core {
         self.sign_in_limits.admit(&email, address)?;
         let user = self.store.user_by(SignInField::Email, &email).await?;
         // An unknown address costs a verification too, so timing does not tell which exist.
-        let user = user.filter(|u| u.password_hash.is_some());
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let matches = secret_matches(password, hash).await?;
-        match user {
-            Some(user) if matches => Ok(user),
-            _ => Err(Error::Unauthorized),
-        }
+        proven(user, password, |u| u.password_hash.as_ref()).await
     }
 }
 

@@ -11,7 +11,7 @@ use bson::{DateTime, doc};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use super::Core;
-use super::secrets::{hash_secret, secret_matches};
+use super::secrets::{hash_secret, proven, secret_matches};
 use crate::error::{Error, Result, UniqueWrite};
 use crate::sms::Sent;
 use crate::store::{InsertNew, SignInField, User, Verification};
@@ -304,13 +304,11 @@ impl Core {
             tracing::info!(%phone, "phone sign-in refused: tried too often");
             return Err(Error::Unauthorized);
         }
-        let user = self.store.user_by(SignInField::Phone, phone).await?;
-        let credential = user.as_ref().and_then(|u| u.phone_credential.clone());
-        let matches = !code.is_empty() && secret_matches(code, credential).await?;
-        match user {
-            Some(user) if matches => Ok(user),
-            _ => Err(Error::Unauthorized),
+        if code.is_empty() {
+            return Err(Error::Unauthorized);
         }
+        let user = self.store.user_by(SignInField::Phone, phone).await?;
+        proven(user, code, |u| u.phone_credential.as_ref()).await
     }
 }
 

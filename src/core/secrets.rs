@@ -15,6 +15,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
 
 use crate::error::{Error, Result};
+use crate::store::User;
 
 /// Jobs waiting for a hashing thread; past this a request is answered 503 at once.
 const HASHING_QUEUE: usize = 64;
@@ -154,6 +155,20 @@ pub async fn hash_secret(secret: String) -> Result<String> {
 
 /// Whether `secret` matches the hash. With no hash, a decoy is checked so that the answer
 /// takes as long, and timing does not tell which accounts exist.
+/// `user`, proven by `secret` matching the hash `stored` of theirs; a wrong secret, a user
+/// with no such hash and no user at all are the same `Unauthorized`, after the same work.
+pub async fn proven(
+    user: Option<User>,
+    secret: &str,
+    stored: fn(&User) -> Option<&String>,
+) -> Result<User> {
+    let hash = user.as_ref().and_then(stored).cloned();
+    match secret_matches(secret, hash).await? {
+        true => user.ok_or(Error::Unauthorized),
+        false => Err(Error::Unauthorized),
+    }
+}
+
 pub async fn secret_matches(secret: &str, hash: Option<String>) -> Result<bool> {
     let secret = secret.to_owned();
     hashing(move || {

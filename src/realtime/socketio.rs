@@ -341,6 +341,21 @@ impl Transport for SocketIoTransport {
     }
 }
 
+/// The signed-in user an event on `socket` comes from, once the event is within the socket's
+/// budget and the user's; why it is refused otherwise. For a dialect's caller extractor.
+pub fn caller(
+    socket: &Arc<RawSocket<IoAdapter>>,
+    value: &mut PacketValue,
+    ack_id: &Option<i64>,
+) -> Result<User, Error> {
+    let user = socket.extensions.get::<User>();
+    let budget = socket.extensions.get::<EventBudget>().unwrap_or_default();
+    let State(app) = State::<App>::from_message_parts(socket, value, ack_id)
+        .map_err(|_| Error::Internal(anyhow::anyhow!("no state on the Socket.IO server")))?;
+    budget.spend(&app.hub, user.as_ref().map(|u| &u.id))?;
+    user.ok_or(Error::Unauthorized)
+}
+
 /// The ack of an event, present only when the client asked for one.
 pub struct Ack<A: Adapter = IoAdapter>(pub Option<AckSender<A>>);
 
