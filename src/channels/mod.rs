@@ -55,11 +55,11 @@ impl Dialect for Channels {
                 message,
                 author,
                 ..
-            } => Rendered::events(vec![Outgoing::new(
+            } => Rendered::answered(Outgoing::new(
                 chat_room(&chat.id.to_hex()),
                 "message",
                 json(MessageView::new(message, author, chat.num)),
-            )]),
+            )),
             ChatEvent::MessageDeleted { chat, message, .. } => {
                 Rendered::events(vec![Outgoing::new(
                     chat_room(&chat.id.to_hex()),
@@ -84,7 +84,6 @@ impl Dialect for Channels {
                         .iter()
                         .map(|m| (user_room(&m.id.to_hex()), room.clone()))
                         .collect(),
-                    leaves: Vec::new(),
                     outgoing: members
                         .iter()
                         .filter(|m| m.id != creator.id)
@@ -96,6 +95,7 @@ impl Dialect for Channels {
                             )
                         })
                         .collect(),
+                    ..Rendered::default()
                 }
             }
             // Whoever can no longer see a chat stops hearing it, and whoever now can starts.

@@ -11,7 +11,7 @@ use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket as RawSocket;
 
 use super::wire::{ChannelsWire, DeletedView, MessageView};
-use super::{DIALECT, chat_room};
+use super::{Channels, DIALECT, chat_room};
 use crate::auth::TokenForm;
 use crate::core::App;
 use crate::core::history::Replay;
@@ -224,7 +224,7 @@ async fn on_message(
         let posted = app.post_message(&user, &chat, &data.content).await?;
         // The ack carries what the channel heard, rendered once for both.
         let heard = posted.published.as_ref();
-        let view = match heard.and_then(|p| p.payload(DIALECT, "message")) {
+        let view = match heard.and_then(|p| p.answer::<Channels>()) {
             Some(payload) => payload.clone(),
             None => super::json(MessageView::new(&posted.message, &user, chat.num)),
         };

@@ -2,6 +2,7 @@
 //! event for its own clients; the publisher (`publisher.rs`) delivers it and pushes to
 //! recipients who are offline.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
@@ -116,6 +117,9 @@ pub struct Rendered {
     /// (every connection in this room, leaves this room)
     pub leaves: Vec<(Room, Room)>,
     pub outgoing: Vec<Outgoing>,
+    /// Which of `outgoing` also answers the client whose request caused the event, for a
+    /// dialect that answers with the event itself (see `Published::answer`).
+    pub answer: Option<usize>,
 }
 
 impl Rendered {
@@ -125,11 +129,20 @@ impl Rendered {
             ..Self::default()
         }
     }
+
+    /// One event, which is also the answer to the client that caused it.
+    pub fn answered(outgoing: Outgoing) -> Self {
+        Self {
+            outgoing: vec![outgoing],
+            answer: Some(0),
+            ..Self::default()
+        }
+    }
 }
 
 /// A dialect: how the core's events look to its clients. It says what happened in its own
 /// words; the core decides who is told and who is pushed.
-pub trait Dialect: Send + Sync + 'static {
+pub trait Dialect: Any + Send + Sync {
     /// Its name, which devices registered by its apps carry.
     fn name(&self) -> &'static str;
 

@@ -2,6 +2,7 @@
 //! goes through the transport its dialect's clients use, and recipients with no live
 //! connection get a push; the publisher keeps the count.
 
+use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -139,18 +140,19 @@ impl ChatEvent {
 #[derive(Debug)]
 pub struct Published {
     pub report: Report,
-    rendered: Vec<(&'static str, Rendered)>,
+    /// Each dialect's rendering, by the dialect's type.
+    rendered: Vec<(TypeId, Rendered)>,
 }
 
 impl Published {
-    /// The payload `dialect` rendered for its `event`.
-    pub fn payload(&self, dialect: &str, event: &str) -> Option<&serde_json::Value> {
-        self.rendered
+    /// What dialect `D` rendered as its answer to the client that caused the event, if it
+    /// answers with the event.
+    pub fn answer<D: Dialect>(&self) -> Option<&serde_json::Value> {
+        let (_, rendered) = self
+            .rendered
             .iter()
-            .filter(|(name, _)| *name == dialect)
-            .flat_map(|(_, rendered)| &rendered.outgoing)
-            .find(|out| out.event == event)
-            .map(|out| &out.payload)
+            .find(|(by, _)| *by == TypeId::of::<D>())?;
+        Some(&rendered.outgoing.get(rendered.answer?)?.payload)
     }
 }
 
@@ -160,15 +162,16 @@ impl Core {
     /// dialects whose apps their devices run.
     pub async fn publish(&self, event: ChatEvent) -> Published {
         let dialects = &self.publisher.dialects;
-        let rendered: Vec<_> = dialects
+        // Each rendering by its dialect's type (its concrete type's, through the trait object).
+        let rendered: Vec<(TypeId, Rendered)> = dialects
             .iter()
-            .map(|(dialect, _)| (dialect.name(), dialect.render(&event)))
+            .map(|(dialect, _)| (Any::type_id(dialect.as_ref()), dialect.render(&event)))
             .collect();
         let routes: Vec<Route<'_>> = dialects
             .iter()
             .zip(&rendered)
-            .map(|((_, transport), (dialect, r))| Route {
-                dialect,
+            .map(|((dialect, transport), (_, r))| Route {
+                dialect: dialect.name(),
                 transport: transport.as_ref(),
                 joins: &r.joins,
                 leaves: &r.leaves,
@@ -197,8 +200,8 @@ impl Core {
             .hub
             .deliver_or_push(&routes, &audience, &recipients, push)
             .await;
-        for (dialect, r) in &rendered {
-            let dialect = *dialect;
+        for ((dialect, _), (_, r)) in dialects.iter().zip(&rendered) {
+            let dialect = dialect.name();
             let count = r.outgoing.len() as u64;
             metrics::counter!(telemetry::EVENTS_OUT, "dialect" => dialect).increment(count);
         }
