@@ -24,7 +24,7 @@ mod sessions;
 
 pub use presence::{LocalPresence, Presence, PresenceGuard};
 pub use routing::Audience;
-pub use sessions::{Counted, Ended, SESSION_QUEUE, Session, Sessions};
+pub use sessions::{Counted, Ended, Frame, SESSION_QUEUE, Session, Sessions};
 
 /// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
 pub type UserId = String;
@@ -79,6 +79,10 @@ pub struct Outgoing {
     pub except: Option<Room>,
     pub event: Cow<'static, str>,
     pub payload: serde_json::Value,
+    /// The id of what the event carries (a message's), by which a connection that was already
+    /// sent it another way drops a repeat (see `Frame::id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
 }
 
 impl Outgoing {
@@ -100,7 +104,14 @@ impl Outgoing {
             except: None,
             event: event.into(),
             payload,
+            id: None,
         }
+    }
+
+    /// The event carries the thing with this id (see `id`).
+    pub fn with_id(mut self, id: i64) -> Self {
+        self.id = Some(id);
+        self
     }
 
     pub fn except(mut self, room: Option<Room>) -> Self {

@@ -86,7 +86,7 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct Waiting {
-    frames: VecDeque<Arc<str>>,
+    frames: VecDeque<Frame>,
     /// Set once the session is forgotten: no frame comes after those waiting.
     ended: Option<Ended>,
 }
@@ -96,7 +96,7 @@ const KEPT_ROOM: usize = 8;
 
 impl Queue {
     /// Queue a frame; false if `SESSION_QUEUE` wait already.
-    fn push(&self, frame: Arc<str>) -> bool {
+    fn push(&self, frame: Frame) -> bool {
         let mut waiting = self.waiting.lock().unwrap();
         if waiting.frames.len() >= SESSION_QUEUE {
             return false;
@@ -113,7 +113,7 @@ impl Queue {
     }
 
     /// The next frame, or why the session ended once none is left.
-    async fn next(&self) -> Result<Arc<str>, Ended> {
+    async fn next(&self) -> Result<Frame, Ended> {
         loop {
             {
                 let mut waiting = self.waiting.lock().unwrap();
@@ -198,7 +198,7 @@ pub struct Session {
 
 impl Session {
     /// The next frame, or why the server ended the session (once what was queued is read).
-    pub async fn next_frame(&mut self) -> Result<Arc<str>, Ended> {
+    pub async fn next_frame(&mut self) -> Result<Frame, Ended> {
         self.frames.next().await
     }
 
@@ -288,7 +288,7 @@ impl Sessions {
     }
 
     /// Queue an already encoded frame for every session in `rooms` but those in `except`.
-    pub fn deliver(&self, rooms: &[Room], except: Option<&Room>, frame: &Arc<str>) {
+    pub fn deliver(&self, rooms: &[Room], except: Option<&Room>, frame: &Frame) {
         let mut behind = Vec::new();
         {
             let state = self.state.read().unwrap();
@@ -338,9 +338,21 @@ impl Sessions {
     }
 }
 
-/// The frame a session receives for an event: its payload, encoded once for every recipient.
-pub(crate) fn frame_of(outgoing: &Outgoing) -> Arc<str> {
-    outgoing.payload.to_string().into()
+/// What a session receives for an event: its payload, encoded once for every recipient, and
+/// the id of what it carries.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub text: Arc<str>,
+    /// `Outgoing::id`: what a protocol that sent the client this thing already drops a
+    /// repeat by, without reading the text.
+    pub id: Option<i64>,
+}
+
+pub(crate) fn frame_of(outgoing: &Outgoing) -> Frame {
+    Frame {
+        text: outgoing.payload.to_string().into(),
+        id: outgoing.id,
+    }
 }
 
 impl Transport for Sessions {
@@ -397,7 +409,7 @@ mod tests {
         let mut bob = sessions.open([Room::account("bob")]);
         sessions.emit(&said("hi")).await;
         assert_eq!(
-            ada.next_frame().await.unwrap().as_ref(),
+            ada.next_frame().await.unwrap().text.as_ref(),
             r#"{"message":"hi"}"#
         );
         assert!(nothing_waits(&bob));
@@ -405,7 +417,7 @@ mod tests {
             .join(&Room::account("bob"), &Room::chat("hooks", "c1"))
             .await;
         sessions.emit(&said("again")).await;
-        assert!(bob.next_frame().await.unwrap().contains("again"));
+        assert!(bob.next_frame().await.unwrap().text.contains("again"));
         sessions
             .leave(&Room::account("bob"), &Room::chat("hooks", "c1"))
             .await;
@@ -421,7 +433,7 @@ mod tests {
         let mut session = sessions.open([]);
         session.join(&Room::chat("hooks", "c1"));
         sessions.emit(&said("hi")).await;
-        assert!(session.next_frame().await.unwrap().contains("hi"));
+        assert!(session.next_frame().await.unwrap().text.contains("hi"));
         session.leave(&Room::chat("hooks", "c1"));
         sessions.emit(&said("gone")).await;
         assert!(nothing_waits(&session));
@@ -437,7 +449,7 @@ mod tests {
         ada.leave(&Room::chat("hooks", "c1"));
         sessions.emit(&said("hi")).await;
         assert!(nothing_waits(&ada));
-        assert!(bob.next_frame().await.unwrap().contains("hi"));
+        assert!(bob.next_frame().await.unwrap().text.contains("hi"));
         drop(bob);
         sessions.emit(&said("nobody")).await;
         assert!(nothing_waits(&ada));
@@ -445,7 +457,7 @@ mod tests {
         assert!(forgotten, "rooms with no member are forgotten");
         ada.join(&Room::chat("hooks", "c1"));
         sessions.emit(&said("back")).await;
-        assert!(ada.next_frame().await.unwrap().contains("back"));
+        assert!(ada.next_frame().await.unwrap().text.contains("back"));
     }
 
     #[tokio::test]
@@ -474,7 +486,7 @@ mod tests {
         let waiting = tokio::spawn(async move { session.next_frame().await });
         tokio::task::yield_now().await;
         sessions.emit(&said("hi")).await;
-        assert!(waiting.await.unwrap().unwrap().contains("hi"));
+        assert!(waiting.await.unwrap().unwrap().text.contains("hi"));
     }
 
     #[tokio::test]

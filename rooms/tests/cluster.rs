@@ -307,7 +307,7 @@ async fn next(session: &mut Session) -> Result<String, Ended> {
     tokio::time::timeout(Duration::from_secs(5), session.next_frame())
         .await
         .expect("a frame within 5 s")
-        .map(|frame| frame.to_string())
+        .map(|frame| frame.text.to_string())
 }
 
 async fn nothing_more(session: &mut Session) -> bool {
@@ -512,7 +512,7 @@ async fn resumes(one: &Hub, at_two: &mut Session, within: Duration) -> bool {
         while let Ok(Ok(frame)) =
             tokio::time::timeout(Duration::from_millis(300), at_two.next_frame()).await
         {
-            if frame.contains("after") {
+            if frame.text.contains("after") {
                 return true;
             }
         }

@@ -8,7 +8,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
-use rooms::Room;
+use rooms::{Frame, Room};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -149,11 +149,6 @@ struct Session {
 }
 
 #[derive(Deserialize)]
-struct Delivered {
-    id: Option<i64>,
-}
-
-#[derive(Deserialize)]
 struct Said {
     message: String,
 }
@@ -193,14 +188,11 @@ impl Protocol for Session {
     }
 
     /// Only the frames that overlapped the replay are read, until the first one past it.
-    fn on_delivery(&mut self, frame: &str) -> bool {
+    fn on_delivery(&mut self, frame: &Frame) -> bool {
         let Some(through) = self.replayed_through else {
             return true;
         };
-        match serde_json::from_str::<Delivered>(frame)
-            .ok()
-            .and_then(|d| d.id)
-        {
+        match frame.id {
             Some(id) if id <= through => false,
             Some(_) => {
                 self.replayed_through = None;

@@ -66,7 +66,7 @@ impl Dialect for Hooks {
             } if !chat.is_group() => {
                 let mut frame = views::message(message, author);
                 frame["session_id"] = chat.num.into();
-                Outgoing::new(chat_room(chat), "message", frame)
+                Outgoing::new(chat_room(chat), "message", frame).with_id(message.num)
             }
             ChatEvent::Notified {
                 notification,

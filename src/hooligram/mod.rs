@@ -103,7 +103,8 @@ impl Dialect for Hooligram {
             } => {
                 let rooms = members.iter().map(user_room).collect();
                 let frame = message_delivery(chat, message, author);
-                Rendered::events(vec![Outgoing::to_all(rooms, "delivery", frame)])
+                let delivery = Outgoing::to_all(rooms, "delivery", frame).with_id(message.num);
+                Rendered::events(vec![delivery])
             }
             _ => Rendered::default(),
         }

@@ -13,7 +13,8 @@ use axum::response::Response;
 use axum::routing::get;
 use bson::DateTime;
 use governor::{DefaultDirectRateLimiter, Quota};
-use serde_json::{Value, json};
+use rooms::Frame;
+use serde_json::json;
 
 use super::commands::{self, Answer, NOT_SIGNED_IN, NOT_VERIFIED, TOO_MANY, WRONG_CODE, failed};
 use super::frames::{self, Command, Kind, Parsed};
@@ -256,13 +257,9 @@ impl Protocol for Client {
         Ok(())
     }
 
-    fn on_delivery(&mut self, frame: &str) -> bool {
-        if self.delivered_at_sign_in.is_empty() {
-            return true;
-        }
-        let delivered = serde_json::from_str::<Value>(frame)
-            .ok()
-            .and_then(|f| f["payload"]["message_id"].as_i64());
-        !delivered.is_some_and(|id| self.delivered_at_sign_in.remove(&id))
+    fn on_delivery(&mut self, frame: &Frame) -> bool {
+        !frame
+            .id
+            .is_some_and(|id| self.delivered_at_sign_in.remove(&id))
     }
 }

@@ -6,7 +6,6 @@
 //! and join rooms at any time, so a protocol that signs in after the socket opened (inside its
 //! own frames) is served the same way as one authenticated by its URL.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -14,7 +13,7 @@ use axum::response::Response;
 use futures::SinkExt;
 use futures::future::BoxFuture;
 use mongodb::bson::oid::ObjectId;
-use rooms::{Attendance, Closing, Ended, Room, Session};
+use rooms::{Attendance, Closing, Ended, Frame, Room, Session};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::budget::EventBudget;
@@ -179,7 +178,7 @@ pub trait Protocol: Send {
 
     /// A frame the rooms send this connection, about to go out; `false` drops it (one the
     /// protocol already sent the client itself).
-    fn on_delivery(&mut self, _frame: &str) -> bool {
+    fn on_delivery(&mut self, _frame: &Frame) -> bool {
         true
     }
 
@@ -312,12 +311,12 @@ impl Connection {
     /// Send the client a frame the rooms sent it, unless its protocol drops it.
     async fn deliver(
         &mut self,
-        frame: &str,
+        frame: &Frame,
         protocol: &mut impl Protocol,
     ) -> Result<(), Option<Close>> {
         if protocol.on_delivery(frame) {
             self.socket
-                .send(Message::Text(frame.into()))
+                .send(Message::Text(frame.text.as_ref().into()))
                 .await
                 .map_err(|_| None)?;
         }
@@ -379,7 +378,7 @@ impl Connection {
 /// What the pump heard while it waited: a delivery, sent in place, or anything else.
 enum Event {
     /// A frame the rooms sent this connection.
-    Delivery(Arc<str>),
+    Delivery(Frame),
     Heard(Heard),
 }
 
