@@ -343,3 +343,38 @@ fn routes(
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::TokenForm;
+
+    #[test]
+    fn every_dialect_is_named_once() {
+        let mut names: Vec<&str> = DIALECTS.iter().map(|kit| kit().renderer.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DIALECTS.len());
+    }
+
+    #[test]
+    fn dialects_on_one_socket_io_path_share_its_server() {
+        struct Quiet;
+        impl SocketDialect for Quiet {
+            fn name(&self) -> &'static str {
+                "quiet"
+            }
+            fn token_forms(&self) -> &'static [TokenForm] {
+                &[]
+            }
+        }
+        let mut paths = SocketIoPaths::default();
+        let first = paths.add("/one", Arc::new(Quiet));
+        let other = paths.add("/two", Arc::new(Quiet));
+        let second = paths.add("/one", Arc::new(Quiet));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(!Arc::ptr_eq(&first, &other));
+        let spoken: Vec<_> = paths.0.iter().map(|p| (p.path, p.spoken.len())).collect();
+        assert_eq!(spoken, [("/one", 2), ("/two", 1)]);
+    }
+}

@@ -156,16 +156,21 @@ impl Published {
     }
 }
 
+/// `dialect`'s rendering of `event`, by the dialect's type (its concrete type's, through the
+/// trait object).
+fn rendering(dialect: &dyn Dialect, event: &ChatEvent) -> (TypeId, Rendered) {
+    (Any::type_id(dialect), dialect.render(event))
+}
+
 impl Core {
     /// Render the event for every dialect, send each rendering through its dialect's transport
     /// only, and push to recipients with no live connection on any node, in the words of the
     /// dialects whose apps their devices run.
     pub async fn publish(&self, event: ChatEvent) -> Published {
         let dialects = &self.publisher.dialects;
-        // Each rendering by its dialect's type (its concrete type's, through the trait object).
         let rendered: Vec<(TypeId, Rendered)> = dialects
             .iter()
-            .map(|(dialect, _)| (Any::type_id(dialect.as_ref()), dialect.render(&event)))
+            .map(|(dialect, _)| rendering(dialect.as_ref(), &event))
             .collect();
         let routes: Vec<Route<'_>> = dialects
             .iter()
@@ -217,5 +222,54 @@ impl Core {
             );
         }
         Published { report, rendered }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rooms::{Outgoing, Room};
+    use serde_json::json;
+
+    use super::*;
+
+    struct Answers;
+    struct Silent;
+
+    impl Dialect for Answers {
+        fn name(&self) -> &'static str {
+            "answers"
+        }
+        fn render(&self, _: &ChatEvent) -> Rendered {
+            let said = Outgoing::new(Room::user("answers", "u"), "said", json!({ "n": 1 }));
+            Rendered::answered(said)
+        }
+    }
+
+    impl Dialect for Silent {
+        fn name(&self) -> &'static str {
+            "silent"
+        }
+        fn render(&self, _: &ChatEvent) -> Rendered {
+            let said = Outgoing::new(Room::user("silent", "u"), "said", json!({ "n": 2 }));
+            Rendered::events(vec![said])
+        }
+    }
+
+    #[test]
+    fn a_dialect_finds_its_own_answer_by_its_type() {
+        let event = ChatEvent::TotalsChanged {
+            user: ObjectId::new(),
+            totals: Default::default(),
+        };
+        let dialects: [Arc<dyn Dialect>; 2] = [Arc::new(Silent), Arc::new(Answers)];
+        let published = Published {
+            report: Report::default(),
+            rendered: dialects
+                .iter()
+                .map(|d| rendering(d.as_ref(), &event))
+                .collect(),
+        };
+        assert_eq!(published.answer::<Answers>(), Some(&json!({ "n": 1 })));
+        assert_eq!(published.answer::<Silent>(), None, "it renders no answer");
     }
 }
