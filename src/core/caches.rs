@@ -23,8 +23,9 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 /// made to the database by other means goes unseen. Reloading every busy chat's entries every
 /// few seconds took a query a message at 700 messages/s into 500 chats.
 const LONE_CACHE_TTL: Duration = Duration::from_secs(300);
-/// The Redis channel on which nodes tell each other which cached entries changed.
-const CACHES_CHANNEL: &str = "palaver:caches";
+/// The Redis channel (under the link's prefix) on which nodes tell each other which cached
+/// entries changed.
+const CACHES_CHANNEL: &str = "caches";
 
 /// A bounded cache whose entries expire.
 pub(super) struct HotCache<K, V> {
@@ -123,7 +124,7 @@ impl Core {
         };
         stale.node = link.node().to_owned();
         match serde_json::to_vec(&stale) {
-            Ok(payload) => link.publish(CACHES_CHANNEL, &payload).await,
+            Ok(payload) => link.publish(&link.key(CACHES_CHANNEL), &payload).await,
             Err(e) => tracing::error!("could not encode a cache change: {e}"),
         }
     }
@@ -156,7 +157,7 @@ pub(super) async fn follow_other_nodes(core: &App) -> crate::error::Result<()> {
         return Ok(());
     };
     let stale = link
-        .subscribe(CACHES_CHANNEL, 4096)
+        .subscribe(&link.key(CACHES_CHANNEL), 4096)
         .await
         .map_err(|e| anyhow::anyhow!("subscribing to cache changes: {e}"))?;
     tokio::spawn(follow(
