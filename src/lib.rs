@@ -32,7 +32,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, StatusCode};
 use rooms::cluster::{Names, RedisLink};
-use rooms::{Closing, Transport};
+use rooms::{Closing, Sessions, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -110,15 +110,6 @@ impl Server {
         // First: what the rooms crate counts is counted from its start.
         telemetry::install();
         let tokens = Tokens::from_config(config.jwt_secret.as_deref(), &config.data_dir)?;
-        let hub = match &config.redis_url {
-            Some(url) => {
-                let link = RedisLink::connect(url, REDIS_NAMES)
-                    .await
-                    .context("connecting to Redis (REDIS_URL)")?;
-                rooms::Hub::clustered_with_backlog(push, link, config.redis_backlog).await
-            }
-            None => rooms::Hub::single_node(push),
-        };
         let media = config.s3()?.map(|s3| media::Media::new(&s3));
         if let Some(media) = &media {
             media.ensure_bucket().await?;
@@ -127,18 +118,31 @@ impl Server {
         let limits = SignInLimits::new(config.sign_ups_per_minute);
 
         // Each dialect is rendered for, and sent through, the transport its clients use.
+        let sessions = Arc::new(Sessions::default());
         let mut publishing = Vec::new();
         let mut socket_io = SocketIoPaths::default();
         let mut dialect_routes = Router::new();
         for kit in DIALECTS.map(|kit| kit()) {
             let transport: Arc<dyn Transport> = match kit.clients {
                 Clients::SocketIo { path, handlers } => socket_io.add(path, handlers),
-                Clients::WebSocket => hub.sessions_transport(),
+                Clients::WebSocket => sessions.clone(),
             };
             publishing.push((kit.renderer, transport));
             dialect_routes = dialect_routes.merge(kit.routes);
         }
         let publisher = Publisher::new(publishing);
+        // What other nodes raise is handed to the same transports.
+        let transports = publisher.transports();
+        let hub = match &config.redis_url {
+            Some(url) => {
+                let link = RedisLink::connect(url, REDIS_NAMES)
+                    .await
+                    .context("connecting to Redis (REDIS_URL)")?;
+                let backlog = config.redis_backlog;
+                rooms::Hub::clustered_with_backlog(push, link, backlog, sessions, transports).await
+            }
+            None => rooms::Hub::single_node(push, sessions, transports),
+        };
         let app: App = Core::start(store, tokens, hub, media, verifier, limits, publisher).await?;
 
         let operators = config.admin()?.map(Operators::new);

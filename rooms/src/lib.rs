@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -212,27 +212,21 @@ async fn carry_out(
     }
 }
 
-/// Each dialect's transport on this node, known once the dialects are.
-#[derive(Default)]
-pub(crate) struct Transports(RwLock<Vec<(&'static str, Arc<dyn Transport>)>>);
+/// Each dialect's transport on this node by the dialect's name, fixed when the hub is made.
+pub(crate) struct Transports(Vec<(&'static str, Arc<dyn Transport>)>);
 
 impl Transports {
-    fn set(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
-        *self.0.write().unwrap() = transports;
-    }
-
-    pub(crate) fn of(&self, dialect: &str) -> Option<Arc<dyn Transport>> {
-        let transports = self.0.read().unwrap();
-        let found = transports.iter().find(|(name, _)| *name == dialect);
-        found.map(|(_, transport)| transport.clone())
+    pub(crate) fn of(&self, dialect: &str) -> Option<&dyn Transport> {
+        let found = self.0.iter().find(|(name, _)| *name == dialect);
+        found.map(|(_, transport)| transport.as_ref())
     }
 
     /// Close the connections in `members_of`, through each transport once.
     pub(crate) async fn disconnect(&self, members_of: &Room, why: Closing) {
-        let mut distinct: Vec<Arc<dyn Transport>> = Vec::new();
-        for (_, transport) in self.0.read().unwrap().iter() {
+        let mut distinct: Vec<&Arc<dyn Transport>> = Vec::new();
+        for (_, transport) in &self.0 {
             if !distinct.iter().any(|t| Arc::ptr_eq(t, transport)) {
-                distinct.push(transport.clone());
+                distinct.push(transport);
             }
         }
         for transport in distinct {
@@ -268,14 +262,23 @@ pub struct Attendance {
     _routing: Option<routing::Attending>,
 }
 
+/// Each dialect's transport, by the dialect's name: what closes a user's connections here, and
+/// what events from other nodes are handed to.
+pub type DialectTransports = Vec<(&'static str, Arc<dyn Transport>)>;
+
 impl Hub {
-    /// A single node: presence is this process's connections, and nothing is shared.
-    pub fn single_node(push: Arc<dyn PushSink>) -> Self {
+    /// A single node: presence is this process's connections, and nothing is shared. Its
+    /// WebSocket sessions are `sessions`, which may be among `transports`.
+    pub fn single_node(
+        push: Arc<dyn PushSink>,
+        sessions: Arc<Sessions>,
+        transports: DialectTransports,
+    ) -> Self {
         Self {
             presence: Arc::new(LocalPresence::default()),
             push,
-            sessions: Arc::default(),
-            transports: Arc::default(),
+            sessions,
+            transports: Arc::new(Transports(transports)),
             cluster: None,
             router: None,
             budgets: budget::UserBudgets::new(None),
@@ -284,8 +287,13 @@ impl Hub {
 
     /// One node of many sharing `link`: presence is cluster-wide, and this node hears the
     /// events that concern its users, raised on any node.
-    pub async fn clustered(push: Arc<dyn PushSink>, link: Arc<cluster::RedisLink>) -> Self {
-        Self::clustered_with_backlog(push, link, routing::BACKLOG).await
+    pub async fn clustered(
+        push: Arc<dyn PushSink>,
+        link: Arc<cluster::RedisLink>,
+        sessions: Arc<Sessions>,
+        transports: DialectTransports,
+    ) -> Self {
+        Self::clustered_with_backlog(push, link, routing::BACKLOG, sessions, transports).await
     }
 
     /// As `clustered`, holding at most `backlog` messages from other nodes not yet handed to
@@ -294,24 +302,20 @@ impl Hub {
         push: Arc<dyn PushSink>,
         link: Arc<cluster::RedisLink>,
         backlog: usize,
+        sessions: Arc<Sessions>,
+        transports: DialectTransports,
     ) -> Self {
-        let transports = Arc::<Transports>::default();
+        let transports = Arc::new(Transports(transports));
         let router = routing::Router::start(link.clone(), transports.clone(), backlog);
         Self {
             presence: cluster::RedisPresence::start(link.clone()),
             push,
-            sessions: Arc::default(),
+            sessions,
             budgets: budget::UserBudgets::new(Some(link.clone())),
             router: Some(router.await),
             transports,
             cluster: Some(link),
         }
-    }
-
-    /// The transport of each dialect: what closes a user's connections here, and what events
-    /// from other nodes are handed to.
-    pub fn set_transports(&self, transports: Vec<(&'static str, Arc<dyn Transport>)>) {
-        self.transports.set(transports);
     }
 
     /// How many messages this node heard from Redis about its users' events (0 alone).
@@ -327,11 +331,6 @@ impl Hub {
     /// This node's plain WebSocket sessions.
     pub fn sessions(&self) -> &Arc<Sessions> {
         &self.sessions
-    }
-
-    /// This node's WebSocket sessions as a transport.
-    pub fn sessions_transport(&self) -> Arc<dyn Transport> {
-        self.sessions.clone()
     }
 
     /// Spend one event of `user`'s, shared by all their connections (see `budget`); false
@@ -469,7 +468,10 @@ mod tests {
 
     fn hub() -> (Hub, Arc<Recording>) {
         let recording = Arc::new(Recording::default());
-        (Hub::single_node(recording.clone()), recording)
+        (
+            Hub::single_node(recording.clone(), Arc::default(), Vec::new()),
+            recording,
+        )
     }
 
     fn intent(user: &UserId) -> Option<PushIntent> {

@@ -590,13 +590,7 @@ impl Router {
                 tracing::warn!(dialect = %step.dialect, "an event for a dialect this node does not speak");
                 continue;
             };
-            carry_out(
-                transport.as_ref(),
-                &step.joins,
-                &step.leaves,
-                &step.outgoing,
-            )
-            .await;
+            carry_out(transport, &step.joins, &step.leaves, &step.outgoing).await;
         }
         if let Some((members_of, why)) = &envelope.close {
             self.transports.disconnect(members_of, *why).await;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use rooms::cluster::{Names, RedisLink};
 use rooms::{
-    Attendance, Audience, Closing, Ended, Hub, Outgoing, PushIntent, PushSink, Room, Route, Session,
+    Attendance, Audience, Closing, DialectTransports, Ended, Hub, Outgoing, PushIntent, PushSink,
+    Room, Route, Session, Sessions,
 };
 use serde_json::json;
 
@@ -265,9 +266,13 @@ const NAMES: Names = Names {
 
 async fn node_at(url: &str) -> Hub {
     let link = RedisLink::connect(url, NAMES).await.unwrap();
-    let hub = Hub::clustered(Arc::new(NoPush), link).await;
-    hub.set_transports(vec![("hooks", hub.sessions_transport())]);
-    hub
+    let sessions = Arc::new(Sessions::default());
+    Hub::clustered(Arc::new(NoPush), link, sessions.clone(), hooks(sessions)).await
+}
+
+/// The test nodes' one dialect, heard through their sessions.
+fn hooks(sessions: Arc<Sessions>) -> DialectTransports {
+    vec![("hooks", sessions)]
 }
 
 fn said(text: &str) -> Outgoing {
@@ -280,7 +285,7 @@ fn said(text: &str) -> Outgoing {
 
 /// What the "hooks" dialect does for an event, here and on the nodes `audience` names.
 async fn deliver(hub: &Hub, audience: &Audience, joins: &[(Room, Room)], outgoing: &[Outgoing]) {
-    let transport = hub.sessions_transport();
+    let transport = hub.sessions();
     let route = Route {
         dialect: "hooks",
         transport: transport.as_ref(),
@@ -573,8 +578,10 @@ async fn a_node_that_falls_behind_closes_the_connections_it_could_not_tell() {
     let one = node(&redis).await;
     // Node two holds at most four messages it has not handed over yet.
     let link = RedisLink::connect(&redis.url(), NAMES).await.unwrap();
-    let two = Hub::clustered_with_backlog(Arc::new(NoPush), link, 4).await;
-    two.set_transports(vec![("hooks", two.sessions_transport())]);
+    let sessions = Arc::new(Sessions::default());
+    let two =
+        Hub::clustered_with_backlog(Arc::new(NoPush), link, 4, sessions.clone(), hooks(sessions))
+            .await;
     let (_ada, mut at_two) = attend(&two, "ada", &["c1"]).await;
     at_two.join(&Room::chat("hooks", "c1"));
     let (_eve, mut elsewhere) = attend(&two, "eve", &["c2"]).await;
@@ -584,7 +591,7 @@ async fn a_node_that_falls_behind_closes_the_connections_it_could_not_tell() {
     let burst = 200;
     let told: Vec<_> = (0..burst).map(|n| said(&format!("burst {n}"))).collect();
     let audience = Audience::chat("c1");
-    let transport = one.sessions_transport();
+    let transport = one.sessions();
     let steps: Vec<Route> = told
         .chunks(1)
         .map(|out| Route {

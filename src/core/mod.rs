@@ -97,8 +97,6 @@ impl Core {
         publisher: Publisher,
     ) -> crate::error::Result<App> {
         let system_user = users::ensure_system_user(&store).await?;
-        // What other nodes raise is handed to the same transports.
-        hub.set_transports(publisher.transports());
         let ttl = caches::ttl(&hub);
         let core = Arc::new_cyclic(|me| Self {
             me: me.clone(),
