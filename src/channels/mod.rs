@@ -11,14 +11,12 @@ use rooms::{Outgoing, Room};
 
 use crate::core::{ChatEvent, Dialect, Rendered};
 use crate::kit::{Clients, Kit};
+use crate::realtime;
 use crate::store::Chat;
 use socket::ChannelsSocket;
 use wire::{DeletedView, MessageView};
 
 const DIALECT: &str = "channels";
-
-/// Where its Socket.IO clients connect.
-const SOCKET_PATH: &str = "/socket.io";
 
 /// The dialect, as `lib.rs` serves it.
 pub fn kit() -> Kit {
@@ -26,7 +24,7 @@ pub fn kit() -> Kit {
         renderer: Arc::new(Channels),
         routes: routes::router(),
         clients: Clients::SocketIo {
-            path: SOCKET_PATH,
+            path: realtime::DEFAULT_PATH,
             handlers: Arc::new(ChannelsSocket),
         },
     }

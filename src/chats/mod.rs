@@ -20,13 +20,10 @@ use serde_json::{Value, json};
 use crate::auth::TokenForm;
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
 use crate::kit::{Clients, Kit};
-use crate::realtime::SocketDialect;
+use crate::realtime::{self, SocketDialect};
 use views::{chat_document, participant};
 
 const DIALECT: &str = "chats";
-
-/// Where its Socket.IO clients connect.
-const SOCKET_PATH: &str = "/socket.io";
 
 /// The dialect, as `lib.rs` serves it.
 pub fn kit() -> Kit {
@@ -34,7 +31,7 @@ pub fn kit() -> Kit {
         renderer: Arc::new(Chats),
         routes: router(),
         clients: Clients::SocketIo {
-            path: SOCKET_PATH,
+            path: realtime::DEFAULT_PATH,
             handlers: Arc::new(ChatsSocket),
         },
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use rooms::{Audience, PushIntent, PushText, Report, Route, Transport};
+use rooms::{Audience, DialectTransports, PushIntent, PushText, Report, Route, Transport};
 
 use super::Core;
 use super::events::{ChatEvent, Dialect, Rendered};
@@ -27,7 +27,7 @@ impl Publisher {
 
     /// Each dialect's transport by the dialect's name, to which what other nodes raise is
     /// handed.
-    pub fn transports(&self) -> Vec<(&'static str, Arc<dyn Transport>)> {
+    pub fn transports(&self) -> DialectTransports {
         let by_name = self.dialects.iter();
         by_name.map(|(d, t)| (d.name(), t.clone())).collect()
     }

@@ -13,7 +13,9 @@ pub mod socketio;
 pub mod websocket;
 
 pub use budget::{EventBudget, spend_users};
-pub use socketio::{Ack, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport, caller};
+pub use socketio::{
+    Ack, DEFAULT_PATH, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport, caller,
+};
 pub use websocket::{Close, Connection, Protocol, accept};
 
 /// What a WebSocket reads into at a time, kept for as long as the connection lives. Chat

@@ -33,6 +33,9 @@ use crate::telemetry;
 pub type IoAdapter = CustomRedisAdapter<Emitter, LinkDriver>;
 pub type Socket = SocketRef<IoAdapter>;
 
+/// Where Socket.IO clients connect unless told otherwise (the client's `path` option).
+pub const DEFAULT_PATH: &str = "/socket.io";
+
 /// Largest Socket.IO packet a client may send; a message is at most 4000 characters.
 const MAX_PAYLOAD: u64 = 64 * 1024;
 /// Packets queued per socket before it counts as too slow and is dropped.
