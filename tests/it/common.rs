@@ -81,6 +81,15 @@ pub struct HooksAccount {
 }
 
 /// A test image from `fixtures/images/`.
+/// A port nobody on this machine listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
         "{}/fixtures/images/{name}",

@@ -2,7 +2,6 @@
 //! with `Retry-After`, the node reports not ready, and it recovers by itself when the database
 //! returns. And what was acknowledged before a crash of the database is still there after it.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,11 +26,7 @@ impl Database {
     /// `storage` ":memory:" or a directory; `durable` syncs every commit (the local
     /// database's mode).
     async fn start(storage: &str, durable: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         Self::start_on(port, storage, durable).await
     }
 

@@ -2,7 +2,7 @@
 //! sign-ups are throttled per address, and a burst of password hashes neither grows the
 //! process by gigabytes nor waits in an unbounded queue.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,11 +19,7 @@ struct Process {
 
 impl Process {
     async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = common::free_port();
         let data_dir = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_palaver"))
             .env("HOST", "127.0.0.1")
