@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-use socketioxide::extract::{Event, SocketRef, State, TryData};
+use socketioxide::extract::{Event, SocketRef, TryData};
 use socketioxide::handler::{FromMessageParts, Value as PacketValue};
 use socketioxide::socket::Socket as RawSocket;
 
@@ -18,7 +18,7 @@ use crate::core::history::Replay;
 use crate::error::Error;
 use crate::http::Wire;
 use crate::http::ids::{NumericId, parse_id};
-use crate::realtime::{self, Ack, Handshake, IoAdapter, Socket, SocketDialect};
+use crate::realtime::{self, Ack, IoAdapter, Joining, Socket, SocketDialect};
 use crate::store::{Chat, User};
 
 /// The channels dialect on a Socket.IO path.
@@ -47,13 +47,13 @@ impl SocketDialect for ChannelsSocket {
 
     /// Handlers, then the user's room and the rooms of the channels the client listed. A
     /// socket without a valid token still connects, as the spec says, and hears nothing.
-    fn attach<'a>(
-        &'a self,
-        app: &'a App,
-        socket: &'a Socket,
-        user: Option<&'a User>,
-        handshake: &'a Handshake<'a>,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    fn attach<'a>(&'a self, joining: &'a Joining<'a>) -> BoxFuture<'a, Result<(), Error>> {
+        let Joining {
+            app,
+            socket,
+            user,
+            handshake,
+        } = *joining;
         Box::pin(async move {
             socket.on("message", on_message);
             socket.on("messageDeleted", on_message_deleted);
@@ -169,9 +169,22 @@ fn last_seen_list(value: &Value) -> Vec<(i64, i64)> {
     }
 }
 
-/// The signed-in user an event comes from, within their budgets. Any other event is refused
-/// here, and answered as the handler would have (`reply`); its handler is not called.
-struct Caller(User);
+/// An event from a signed-in user, within their budgets, with what its answer needs. Any other
+/// event is refused here, and answered as its handler would have (`reply`); its handler is not
+/// called.
+struct Call {
+    app: App,
+    user: User,
+    socket: Socket,
+    ack: Ack,
+}
+
+impl Call {
+    /// Answer the event named `event` with what its handler made of it.
+    fn answer<T: serde::Serialize>(self, event: &str, result: Result<T, Error>) {
+        reply(&self.socket, event, self.ack, result);
+    }
+}
 
 /// Why an event was refused before its handler (it has been answered).
 #[derive(Debug)]
@@ -185,7 +198,7 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-impl FromMessageParts<IoAdapter> for Caller {
+impl FromMessageParts<IoAdapter> for Call {
     type Error = Refused;
 
     fn from_message_parts(
@@ -193,15 +206,23 @@ impl FromMessageParts<IoAdapter> for Caller {
         v: &mut PacketValue,
         ack_id: &Option<i64>,
     ) -> Result<Self, Refused> {
-        let err = match realtime::caller(s, v, ack_id) {
-            Ok(user) => return Ok(Self(user)),
-            Err(err) => err,
-        };
-        let event = Event::from_message_parts(s, v, ack_id).map_or_else(|_| String::new(), |e| e.0);
         let Ok(ack) = Ack::from_message_parts(s, v, ack_id);
-        let why = err.to_string();
-        reply::<()>(&SocketRef::from(s.clone()), &event, ack, Err(err));
-        Err(Refused(why))
+        let socket = SocketRef::from(s.clone());
+        match realtime::caller(s, v, ack_id) {
+            Ok((app, user)) => Ok(Self {
+                app,
+                user,
+                socket,
+                ack,
+            }),
+            Err(err) => {
+                let event =
+                    Event::from_message_parts(s, v, ack_id).map_or_else(|_| String::new(), |e| e.0);
+                let why = err.to_string();
+                reply::<()>(&socket, &event, ack, Err(err));
+                Err(Refused(why))
+            }
+        }
     }
 }
 
@@ -211,27 +232,22 @@ struct SendMessage {
     channel: NumericId,
 }
 
-async fn on_message(
-    socket: Socket,
-    Caller(user): Caller,
-    TryData(data): TryData<SendMessage>,
-    ack: Ack,
-    State(app): State<App>,
-) {
-    let result = async {
-        let data = data.map_err(|_| Error::invalid("expected {content: string, channel: id}"))?;
-        let chat = app.member_chat(&user, data.channel.0).await?;
-        let posted = app.post_message(&user, &chat, &data.content).await?;
-        // The ack carries what the channel heard, rendered once for both.
-        let heard = posted.published.as_ref();
-        let view = match heard.and_then(|p| p.answer::<Channels>()) {
-            Some(payload) => payload.clone(),
-            None => super::json(MessageView::new(&posted.message, &user, chat.num)),
-        };
-        Ok(view)
-    }
-    .await;
-    reply(&socket, "message", ack, result);
+async fn on_message(call: Call, TryData(data): TryData<SendMessage>) {
+    let result = post(&call, data.ok()).await;
+    call.answer("message", result);
+}
+
+/// Post to a channel; the ack carries what the channel heard, rendered once for both.
+async fn post(call: &Call, data: Option<SendMessage>) -> Result<Value, Error> {
+    let data = data.ok_or_else(|| Error::invalid("expected {content: string, channel: id}"))?;
+    let Call { app, user, .. } = call;
+    let chat = app.member_chat(user, data.channel.0).await?;
+    let posted = app.post_message(user, &chat, &data.content).await?;
+    let heard = posted.published.as_ref();
+    Ok(match heard.and_then(|p| p.answer::<Channels>()) {
+        Some(payload) => payload.clone(),
+        None => super::json(MessageView::new(&posted.message, user, chat.num)),
+    })
 }
 
 #[derive(Deserialize)]
@@ -240,24 +256,20 @@ struct DeleteMessage {
     id: NumericId,
 }
 
-async fn on_message_deleted(
-    socket: Socket,
-    Caller(user): Caller,
-    TryData(data): TryData<DeleteMessage>,
-    ack: Ack,
-    State(app): State<App>,
-) {
-    let result = async {
-        let data = data.map_err(|_| Error::invalid("expected {channel: id, id: id}"))?;
-        let chat = app.member_chat(&user, data.channel.0).await?;
-        let message = app.delete_message(&user, &chat, data.id.0).await?;
-        Ok(DeletedView {
-            channel: chat.num.to_string(),
-            id: message.num.to_string(),
-        })
-    }
-    .await;
-    reply(&socket, "messageDeleted", ack, result);
+async fn on_message_deleted(call: Call, TryData(data): TryData<DeleteMessage>) {
+    let result = delete(&call, data.ok()).await;
+    call.answer("messageDeleted", result);
+}
+
+async fn delete(call: &Call, data: Option<DeleteMessage>) -> Result<DeletedView, Error> {
+    let data = data.ok_or_else(|| Error::invalid("expected {channel: id, id: id}"))?;
+    let Call { app, user, .. } = call;
+    let chat = app.member_chat(user, data.channel.0).await?;
+    let message = app.delete_message(user, &chat, data.id.0).await?;
+    Ok(DeletedView {
+        channel: chat.num.to_string(),
+        id: message.num.to_string(),
+    })
 }
 
 /// Answer through the ack when the client asked for one; report failures without an ack as an

@@ -14,9 +14,10 @@ pub mod websocket;
 
 pub use budget::{EventBudget, spend_users};
 pub use socketio::{
-    Ack, DEFAULT_PATH, Handshake, IoAdapter, Socket, SocketDialect, SocketIoTransport, caller,
+    Ack, DEFAULT_PATH, Handshake, IoAdapter, Joining, Socket, SocketDialect, SocketIoTransport,
+    caller,
 };
-pub use websocket::{Close, Connection, Protocol, accept};
+pub use websocket::{Close, Connection, Door, Protocol};
 
 /// What a WebSocket reads into at a time, kept for as long as the connection lives. Chat
 /// frames are a few hundred bytes, and once a frame's header is read tungstenite makes room

@@ -85,6 +85,15 @@ impl<'a> Handshake<'a> {
     }
 }
 
+/// A socket being set up, before its client is told it is connected.
+pub struct Joining<'a> {
+    pub app: &'a App,
+    pub socket: &'a Socket,
+    /// `None` for a socket that gave no valid token.
+    pub user: Option<&'a User>,
+    pub handshake: &'a Handshake<'a>,
+}
+
 /// A dialect spoken on a Socket.IO path. A signed-in socket is in its user's room of each
 /// dialect on the path (`Room::user(name, user)`), where the dialect sends what is the user's.
 pub trait SocketDialect: Send + Sync + 'static {
@@ -95,15 +104,8 @@ pub trait SocketDialect: Send + Sync + 'static {
     fn token_forms(&self) -> &'static [TokenForm];
 
     /// Set up a socket before its client is told it is connected: handlers, and the rooms it
-    /// hears at once besides its user's. `user` is `None` for a socket that gave no valid
-    /// token.
-    fn attach<'a>(
-        &'a self,
-        _app: &'a App,
-        _socket: &'a Socket,
-        _user: Option<&'a User>,
-        _handshake: &'a Handshake<'a>,
-    ) -> BoxFuture<'a, Result<(), Error>> {
+    /// hears at once besides its user's.
+    fn attach<'a>(&'a self, _joining: &'a Joining<'a>) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -248,11 +250,14 @@ pub async fn serve(
             );
             socket.extensions.insert(user.clone());
         }
+        let joining = Joining {
+            app: &app,
+            socket: &socket,
+            user: user.as_ref(),
+            handshake: &handshake,
+        };
         for dialect in dialects.iter() {
-            dialect
-                .attach(&app, &socket, user.as_ref(), &handshake)
-                .await
-                .map_err(hide_fault)?;
+            dialect.attach(&joining).await.map_err(hide_fault)?;
         }
         let open = metrics::gauge!(
             telemetry::CONNECTIONS,
@@ -344,19 +349,19 @@ impl Transport for SocketIoTransport {
     }
 }
 
-/// The signed-in user an event on `socket` comes from, once the event is within the socket's
+/// The server's core and the signed-in user an event on `socket` comes from, once the event is within the socket's
 /// budget and the user's; why it is refused otherwise. For a dialect's caller extractor.
 pub fn caller(
     socket: &Arc<RawSocket<IoAdapter>>,
     value: &mut PacketValue,
     ack_id: &Option<i64>,
-) -> Result<User, Error> {
+) -> Result<(App, User), Error> {
     let user = socket.extensions.get::<User>();
     let budget = socket.extensions.get::<EventBudget>().unwrap_or_default();
     let State(app) = State::<App>::from_message_parts(socket, value, ack_id)
         .map_err(|_| Error::Internal(anyhow::anyhow!("no state on the Socket.IO server")))?;
     budget.spend(&app.hub, user.as_ref().map(|u| &u.id))?;
-    user.ok_or(Error::Unauthorized)
+    Ok((app, user.ok_or(Error::Unauthorized)?))
 }
 
 /// The ack of an event, present only when the client asked for one.
