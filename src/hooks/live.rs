@@ -4,8 +4,7 @@
 //! realtime layer's WebSocket pump.
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::response::Response;
 use axum::routing::get;
 use rooms::{Frame, Room};
@@ -15,7 +14,7 @@ use serde_json::json;
 use super::{DIALECT, chat_room, views};
 use crate::core::App;
 use crate::error::Error;
-use crate::realtime::{self, Close, Connection, Protocol};
+use crate::realtime::{Close, Connection, Door, Protocol};
 use crate::store::{Chat, User};
 
 /// A frame is one message of at most 4000 characters, in a small JSON object.
@@ -34,14 +33,10 @@ struct SocketQuery {
     last_seen: Option<String>,
 }
 
-async fn notifications(
-    State(app): State<App>,
-    Query(query): Query<SocketQuery>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn notifications(door: Door, Query(query): Query<SocketQuery>) -> Response {
     // The set-up owns the request's strings (the token here), which are freed once it is done
     // rather than kept with the connection.
-    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |conn| {
+    door.accept(FRAME_MAX_BYTES, |conn| {
         Box::pin(async move {
             let user = signed_in(conn.app(), query.token).await?;
             conn.join(&Room::user(DIALECT, &user.id.to_hex()));
@@ -51,29 +46,29 @@ async fn notifications(
     })
 }
 
-async fn chat(
-    State(app): State<App>,
-    Path(other): Path<String>,
-    Query(query): Query<SocketQuery>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |conn| {
+async fn chat(door: Door, Path(other): Path<String>, Query(query): Query<SocketQuery>) -> Response {
+    door.accept(FRAME_MAX_BYTES, |conn| {
         Box::pin(async move {
             let app = conn.app().clone();
             let user = signed_in(&app, query.token).await?;
             let num: i64 = other.parse().map_err(|_| Error::NotFound("user"))?;
             let other = app.user_by_num(num).await?.ok_or(Error::NotFound("user"))?;
             let chat = app.open_chat_session(&user, &other).await?;
-            let last_seen = match query.last_seen.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(id) => Some(
-                    id.parse::<i64>()
-                        .map_err(|_| Error::invalid("last_seen must be a message id"))?,
-                ),
-            };
+            let last_seen = last_seen(query.last_seen.as_deref())?;
             Ok(start_session(conn, user, chat, last_seen).await)
         })
     })
+}
+
+/// The `last_seen` of a session's door: none when absent or blank.
+fn last_seen(given: Option<&str>) -> Result<Option<i64>, Error> {
+    match given.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(id) => id
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::invalid("last_seen must be a message id")),
+    }
 }
 
 /// Sign the socket in and send it what it missed (when it says what it saw last); then it is

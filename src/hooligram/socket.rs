@@ -7,8 +7,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::response::Response;
 use axum::routing::get;
 use bson::DateTime;
@@ -24,7 +22,7 @@ use crate::core::phones::phone;
 use crate::core::receipts::UNDELIVERED_MAX;
 use crate::error::Error;
 use crate::realtime::websocket::code;
-use crate::realtime::{self, Close, Connection, Protocol};
+use crate::realtime::{Close, Connection, Door, Protocol};
 use crate::store::User;
 
 /// A frame is one request or receipt: a message of at most 4000 characters, or a group of
@@ -47,11 +45,9 @@ pub fn router() -> Router<App> {
     Router::new().route("/v2", get(upgrade))
 }
 
-async fn upgrade(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
+async fn upgrade(door: Door) -> Response {
     // An app signs in inside its frames: the socket is served as it opens.
-    realtime::accept(upgrade, FRAME_MAX_BYTES, app, |_| {
-        Box::pin(async { Ok(Client::new()) })
-    })
+    door.accept(FRAME_MAX_BYTES, |_| Box::pin(async { Ok(Client::new()) }))
 }
 
 /// One app's socket.

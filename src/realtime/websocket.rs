@@ -8,7 +8,10 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::request::Parts;
 use axum::response::Response;
 use futures::SinkExt;
 use futures::future::BoxFuture;
@@ -42,26 +45,48 @@ pub mod code {
     pub const NOT_FOUND: u16 = 4004;
 }
 
-/// Upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the layer's
-/// read buffer; set the connection up with `open` (sign it in, join its rooms), then serve it
-/// with the protocol `open` gives, or refuse it with the close code for its error.
-///
-/// Every future here holds the connection by a pointer, and the set-up runs boxed: an async
-/// function keeps room for its arguments, and for whatever it awaits in place, for as long as
-/// it runs. The connection passed by value down the pump's few calls was laid out once per
-/// call in every idle connection's task (4,992 bytes for a hooligram socket's); a set-up
-/// awaited in place kept room for the user it read beside the pump (the task 1,280 bytes for
-/// a `ws/notification/` socket against 896 for hooligram's, whose set-up is nothing). See the
-/// README's memory notes.
-pub fn accept<F, P>(upgrade: WebSocketUpgrade, max_frame: usize, app: App, open: F) -> Response
-where
-    F: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<P, Error>> + Send + 'static,
-    P: Protocol + 'static,
-{
-    upgrade
-        .max_message_size(max_frame)
-        .read_buffer_size(super::READ_BUFFER)
-        .on_upgrade(move |socket| serve_opened(Connection::open(app, socket), open))
+/// A plain WebSocket's door: the request to upgrade, and the core its connection will serve.
+pub struct Door {
+    app: App,
+    upgrade: WebSocketUpgrade,
+}
+
+impl FromRequestParts<App> for Door {
+    type Rejection = WebSocketUpgradeRejection;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let upgrade = WebSocketUpgrade::from_request_parts(parts, app).await?;
+        Ok(Self {
+            app: app.clone(),
+            upgrade,
+        })
+    }
+}
+
+impl Door {
+    /// Upgrade to a plain WebSocket taking frames of at most `max_frame` bytes, with the
+    /// layer's read buffer; set the connection up with `open` (sign it in, join its rooms),
+    /// then serve it with the protocol `open` gives, or refuse it with the close code for its
+    /// error.
+    ///
+    /// Every future here holds the connection by a pointer, and the set-up runs boxed: an async
+    /// function keeps room for its arguments, and for whatever it awaits in place, for as long
+    /// as it runs. The connection passed by value down the pump's few calls was laid out once
+    /// per call in every idle connection's task (4,992 bytes for a hooligram socket's); a
+    /// set-up awaited in place kept room for the user it read beside the pump (the task 1,280
+    /// bytes for a `ws/notification/` socket against 896 for hooligram's, whose set-up is
+    /// nothing). See the README's memory notes.
+    pub fn accept<F, P>(self, max_frame: usize, open: F) -> Response
+    where
+        F: for<'c> FnOnce(&'c mut Connection) -> BoxFuture<'c, Result<P, Error>> + Send + 'static,
+        P: Protocol + 'static,
+    {
+        let Self { app, upgrade } = self;
+        upgrade
+            .max_message_size(max_frame)
+            .read_buffer_size(super::READ_BUFFER)
+            .on_upgrade(move |socket| serve_opened(Connection::open(app, socket), open))
+    }
 }
 
 async fn serve_opened<F, P>(mut conn: Box<Connection>, open: F)
