@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+use crate::UserId;
 use crate::cluster::RedisLink;
 
 /// Per user: this many events a second, sustained, after a burst.
@@ -26,10 +27,10 @@ const WINDOW_EVENTS: i64 = 30 * 5 + 30;
 const KEYS_MAX: usize = 100_000;
 
 pub struct UserBudgets {
-    local: DefaultKeyedRateLimiter<String>,
+    local: DefaultKeyedRateLimiter<UserId>,
     cluster: Option<Arc<RedisLink>>,
     /// Users over the cluster's budget, with the window they are over in.
-    over: Arc<Mutex<HashMap<String, u64>>>,
+    over: Arc<Mutex<HashMap<UserId, u64>>>,
 }
 
 impl UserBudgets {
@@ -43,11 +44,11 @@ impl UserBudgets {
     }
 
     /// Spend one of `user`'s events; false when they are sending too fast.
-    pub fn spend(&self, user: &str) -> bool {
+    pub fn spend(&self, user: UserId) -> bool {
         if self.local.len() > KEYS_MAX {
             self.local.retain_recent();
         }
-        if self.local.check_key(&user.to_owned()).is_err() {
+        if self.local.check_key(&user).is_err() {
             return false;
         }
         let Some(link) = self.cluster.clone().filter(|l| l.is_up()) else {
@@ -56,11 +57,11 @@ impl UserBudgets {
         let window = current_window();
         {
             let over = self.over.lock().unwrap_or_else(PoisonError::into_inner);
-            if over.get(user) == Some(&window) {
+            if over.get(&user) == Some(&window) {
                 return false;
             }
         }
-        let (over, user) = (self.over.clone(), user.to_owned());
+        let over = self.over.clone();
         tokio::spawn(async move {
             let key = link.key(format_args!("events:{user}:{window}"));
             let ttl = WINDOW_SECONDS * 2;
@@ -91,8 +92,9 @@ mod tests {
     #[test]
     fn one_user_shares_one_budget_on_a_node() {
         let budgets = UserBudgets::new(None);
-        let spent = (0..200).filter(|_| budgets.spend("ada")).count();
+        let (ada, bob) = (UserId::from_bytes([1; 12]), UserId::from_bytes([2; 12]));
+        let spent = (0..200).filter(|_| budgets.spend(ada)).count();
         assert!((60..70).contains(&spent), "{spent}");
-        assert!(budgets.spend("bob"), "another user has their own");
+        assert!(budgets.spend(bob), "another user has their own");
     }
 }

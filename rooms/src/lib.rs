@@ -26,8 +26,78 @@ pub use presence::{LocalPresence, Presence, PresenceGuard};
 pub use routing::Audience;
 pub use sessions::{Counted, Ended, Frame, SESSION_QUEUE, Session, Sessions};
 
-/// A user's id as the core knows it (a 24-hex ObjectId in Palaver).
-pub type UserId = String;
+/// A user: the 12 bytes of their id (a MongoDB ObjectId's, in Palaver). It is copied, hashed
+/// and compared without allocating; Redis keys, channel names, rooms and logs write it as 24
+/// lowercase hex digits, as an ObjectId is written.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId([u8; 12]);
+
+impl UserId {
+    pub const fn from_bytes(bytes: [u8; 12]) -> Self {
+        Self(bytes)
+    }
+
+    pub const fn bytes(self) -> [u8; 12] {
+        self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; 24];
+        hex::encode_to_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::str::FromStr for UserId {
+    type Err = hex::FromHexError;
+
+    /// 24 hex digits, either case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut bytes = [0u8; 12];
+        hex::decode_to_slice(text, &mut bytes)?;
+        Ok(Self(bytes))
+    }
+}
+
+/// Between nodes a user travels as text, as it did when ids were strings.
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a live connection counts for in presence: its user, or something it watches on their
+/// behalf, named by the caller (e.g. a user's totals), so that the core knows someone on some
+/// node is watching for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Present {
+    User(UserId),
+    Watch(String),
+}
+
+impl fmt::Display for Present {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(user) => user.fmt(f),
+            Self::Watch(name) => f.write_str(name),
+        }
+    }
+}
 
 /// A named group of connections. Its name is this crate's business: callers build rooms
 /// with the constructors below and never parse one.
@@ -37,7 +107,7 @@ pub struct Room(String);
 
 impl Room {
     /// A user's connections that speak `dialect`.
-    pub fn user(dialect: &str, user: &str) -> Self {
+    pub fn user(dialect: &str, user: UserId) -> Self {
         Self(format!("{dialect}/user:{user}"))
     }
 
@@ -55,7 +125,7 @@ impl Room {
 
     /// Every connection signed in as this user, whatever its dialect: what a sign-out closes
     /// and what a membership change moves.
-    pub fn account(user: &str) -> Self {
+    pub fn account(user: UserId) -> Self {
         Self(format!("account:{user}"))
     }
 
@@ -335,7 +405,7 @@ impl Hub {
 
     /// Spend one event of `user`'s, shared by all their connections (see `budget`); false
     /// when they are sending too fast.
-    pub fn spend_event(&self, user: &str) -> bool {
+    pub fn spend_event(&self, user: UserId) -> bool {
         self.budgets.spend(user)
     }
 
@@ -349,27 +419,31 @@ impl Hub {
         self.cluster.as_ref()
     }
 
-    /// Count a live connection of `user` until the guard is dropped. Once this returns, every
-    /// node sees the user online.
-    pub async fn connect(&self, user: &str) -> PresenceGuard {
-        PresenceGuard::new(self.presence.clone(), user).await
+    /// Count a live connection for `present` until the guard is dropped. Once this returns,
+    /// every node sees it present.
+    pub async fn connect(&self, present: Present) -> PresenceGuard {
+        PresenceGuard::new(self.presence.clone(), present).await
     }
 
     /// A live connection of `user`, a member of `chats` (read only when needed): once this
     /// returns, every node sees the user online and this node hears what concerns them.
-    pub async fn attend(&self, user: &str, chats: impl Future<Output = Vec<String>>) -> Attendance {
+    pub async fn attend(
+        &self,
+        user: UserId,
+        chats: impl Future<Output = Vec<String>>,
+    ) -> Attendance {
         let routing = match &self.router {
             Some(router) => Some(router.attend(user, chats).await),
             None => None,
         };
         Attendance {
-            _presence: self.connect(user).await,
+            _presence: self.connect(Present::User(user)).await,
             _routing: routing,
         }
     }
 
     /// Close every connection of `user`, here and on every node.
-    pub async fn close_user(&self, user: &str, why: Closing) {
+    pub async fn close_user(&self, user: UserId, why: Closing) {
         self.transports.disconnect(&Room::account(user), why).await;
         if let Some(router) = &self.router {
             router.close_user(user, why).await;
@@ -378,10 +452,21 @@ impl Hub {
 
     /// Of `users`, those with a live connection on any node (one query at most).
     pub async fn online_among(&self, users: &[UserId]) -> HashSet<UserId> {
-        if users.is_empty() {
+        let users: Vec<Present> = users.iter().copied().map(Present::User).collect();
+        let online = self.present_among(&users).await;
+        let user = |present| match present {
+            Present::User(user) => Some(user),
+            Present::Watch(_) => None,
+        };
+        online.into_iter().filter_map(user).collect()
+    }
+
+    /// Of `wanted`, those some live connection counts for on any node (one query at most).
+    pub async fn present_among(&self, wanted: &[Present]) -> HashSet<Present> {
+        if wanted.is_empty() {
             return HashSet::new();
         }
-        self.presence.online_among(users).await
+        self.presence.present_among(wanted).await
     }
 
     /// Carry out each route here and on the other nodes `audience` concerns, then push to
@@ -391,7 +476,7 @@ impl Hub {
         routes: &[Route<'_>],
         audience: &Audience,
         recipients: &[UserId],
-        push: impl Fn(&UserId) -> Option<PushIntent>,
+        push: impl Fn(UserId) -> Option<PushIntent>,
     ) -> Report {
         for route in routes {
             carry_out(route.transport, route.joins, route.leaves, route.outgoing).await;
@@ -413,17 +498,23 @@ impl Hub {
         let mut report = Report::default();
         for user in recipients {
             if online.contains(user) {
-                report.online.push(user.clone());
+                report.online.push(*user);
                 continue;
             }
-            report.offline.push(user.clone());
-            if let Some(intent) = push(user) {
+            report.offline.push(*user);
+            if let Some(intent) = push(*user) {
                 self.push.push(intent);
-                report.pushed.push(user.clone());
+                report.pushed.push(*user);
             }
         }
         report
     }
+}
+
+/// A user for tests, by a letter of their name.
+#[cfg(test)]
+pub(crate) fn user(name: char) -> UserId {
+    UserId::from_bytes([name as u8; 12])
 }
 
 #[cfg(test)]
@@ -474,17 +565,14 @@ mod tests {
         )
     }
 
-    fn intent(user: &UserId) -> Option<PushIntent> {
+    fn intent(user: UserId) -> Option<PushIntent> {
         let text = PushText {
             title: "New message".into(),
             body: "hi".into(),
             data: BTreeMap::new(),
         };
         let texts = BTreeMap::from([("channels".to_owned(), text)]);
-        Some(PushIntent {
-            user: user.clone(),
-            texts,
-        })
+        Some(PushIntent { user, texts })
     }
 
     #[test]
@@ -495,7 +583,7 @@ mod tests {
             data: BTreeMap::new(),
         };
         let intent = PushIntent {
-            user: "ada".into(),
+            user: user('a'),
             texts: BTreeMap::from([("chats".into(), text("a")), ("hooks".into(), text("b"))]),
         };
         assert_eq!(intent.text_for(Some("hooks")).unwrap().title, "b");
@@ -519,22 +607,35 @@ mod tests {
     }
 
     #[test]
+    fn a_user_is_twelve_bytes_written_as_24_hex_digits() {
+        let text = "652f1c0e9a0b4c3d2e1f0a9b";
+        let ada: UserId = text.parse().unwrap();
+        assert_eq!(ada.to_string(), text);
+        assert_eq!(std::mem::size_of::<UserId>(), 12);
+        let between_nodes = serde_json::to_string(&ada).unwrap();
+        assert_eq!(between_nodes, format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<UserId>(&between_nodes).unwrap(), ada);
+        assert!("652f1c0e".parse::<UserId>().is_err());
+        assert!("not an id at all, but 24".parse::<UserId>().is_err());
+    }
+
+    #[test]
     fn room_names_are_per_dialect() {
         assert_eq!(Room::chat("channels", "abc").as_str(), "channels/chat:abc");
         assert_eq!(
-            Room::user("channels", "abc").to_string(),
-            "channels/user:abc"
+            Room::user("channels", user('c')).to_string(),
+            format!("channels/user:{}", user('c'))
         );
         assert_ne!(Room::chat("channels", "abc"), Room::chat("chats", "abc"));
-        assert_ne!(Room::account("abc"), Room::user("channels", "abc"));
+        assert_ne!(Room::account(user('c')), Room::user("channels", user('c')));
     }
 
     #[tokio::test]
     async fn online_users_get_the_event_and_offline_users_a_push() {
         let (hub, recording) = hub();
-        let _ada = hub.connect("ada").await;
+        let _ada = hub.connect(Present::User(user('a'))).await;
         let out = [hello(Room::chat("channels", "c1"))];
-        let recipients = vec!["ada".to_string(), "bob".to_string()];
+        let recipients = vec![user('a'), user('b')];
 
         let report = hub
             .deliver_or_push(
@@ -545,23 +646,23 @@ mod tests {
             )
             .await;
 
-        assert_eq!(report.online, vec!["ada".to_string()]);
-        assert_eq!(report.offline, vec!["bob".to_string()]);
-        assert_eq!(report.pushed, vec!["bob".to_string()]);
+        assert_eq!(report.online, vec![user('a')]);
+        assert_eq!(report.offline, vec![user('b')]);
+        assert_eq!(report.pushed, vec![user('b')]);
         assert_eq!(*recording.emitted.lock().unwrap(), out.to_vec());
         let pushed = recording.pushed.lock().unwrap();
         assert_eq!(pushed.len(), 1);
-        assert_eq!(pushed[0].user, "bob");
+        assert_eq!(pushed[0].user, user('b'));
     }
 
     #[tokio::test]
     async fn a_dropped_guard_makes_its_user_offline() {
         let (hub, _) = hub();
-        let users = ["ada".to_string()];
-        let first = hub.connect("ada").await;
-        let second = hub.connect("ada").await;
+        let users = [user('a')];
+        let first = hub.connect(Present::User(user('a'))).await;
+        let second = hub.connect(Present::User(user('a'))).await;
         drop(first);
-        assert!(hub.online_among(&users).await.contains("ada"));
+        assert!(hub.online_among(&users).await.contains(&user('a')));
         drop(second);
         assert!(hub.online_among(&users).await.is_empty());
     }
@@ -570,10 +671,10 @@ mod tests {
     async fn no_push_when_the_event_does_not_warrant_one() {
         let (hub, recording) = hub();
         let report = hub
-            .deliver_or_push(&[], &Audience::default(), &["bob".to_string()], |_| None)
+            .deliver_or_push(&[], &Audience::default(), &[user('b')], |_| None)
             .await;
         assert!(report.pushed.is_empty() && report.online.is_empty());
-        assert_eq!(report.offline, vec!["bob".to_string()]);
+        assert_eq!(report.offline, vec![user('b')]);
         assert!(recording.pushed.lock().unwrap().is_empty());
     }
 
@@ -583,8 +684,8 @@ mod tests {
         let second = Recording::default();
         let to_first = [hello(Room::chat("channels", "c1"))];
         let to_second = [hello(Room::chat("hooks", "c1"))];
-        let joins = [(Room::account("u1"), Room::chat("hooks", "c1"))];
-        let leaves = [(Room::account("u2"), Room::chat("hooks", "c1"))];
+        let joins = [(Room::account(user('1')), Room::chat("hooks", "c1"))];
+        let leaves = [(Room::account(user('2')), Room::chat("hooks", "c1"))];
         let routes = [
             route(&first, &to_first),
             Route {
@@ -603,8 +704,8 @@ mod tests {
         assert_eq!(
             *second.moves.lock().unwrap(),
             vec![
-                "join account:u1 hooks/chat:c1".to_string(),
-                "leave account:u2 hooks/chat:c1".to_string()
+                format!("join account:{} hooks/chat:c1", user('1')),
+                format!("leave account:{} hooks/chat:c1", user('2'))
             ]
         );
     }

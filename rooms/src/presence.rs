@@ -5,137 +5,146 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use crate::UserId;
+use crate::Present;
 
 /// Counts live connections. Implementations: [`LocalPresence`] (this process) and
 /// [`crate::cluster::RedisPresence`] (every node sharing a Redis).
 pub trait Presence: Send + Sync + 'static {
-    /// One more live connection of `user` on this node. Once the future is done, every node
-    /// sees the user online.
-    fn connected<'a>(&'a self, user: &'a str) -> BoxFuture<'a, ()>;
-    /// One live connection of `user` fewer. Never blocks.
-    fn disconnected(&self, user: &str);
-    /// Of `users`, those with a live connection anywhere, in one query whatever their number.
-    fn online_among<'a>(&'a self, users: &'a [UserId]) -> BoxFuture<'a, HashSet<UserId>>;
+    /// One more live connection for `present` on this node. Once the future is done, every
+    /// node sees it present.
+    fn connected<'a>(&'a self, present: &'a Present) -> BoxFuture<'a, ()>;
+    /// One live connection for `present` fewer. Never blocks.
+    fn disconnected(&self, present: &Present);
+    /// Of `wanted`, those with a live connection anywhere, in one query whatever their number.
+    fn present_among<'a>(&'a self, wanted: &'a [Present]) -> BoxFuture<'a, HashSet<Present>>;
 }
 
 /// A live connection, counted until dropped.
 pub struct PresenceGuard {
     presence: Arc<dyn Presence>,
-    user: UserId,
+    present: Present,
 }
 
 impl PresenceGuard {
-    pub(crate) async fn new(presence: Arc<dyn Presence>, user: &str) -> Self {
-        presence.connected(user).await;
-        Self {
-            presence,
-            user: user.to_owned(),
-        }
+    pub(crate) async fn new(presence: Arc<dyn Presence>, present: Present) -> Self {
+        presence.connected(&present).await;
+        Self { presence, present }
     }
 
-    pub fn user(&self) -> &str {
-        &self.user
+    pub fn present(&self) -> &Present {
+        &self.present
     }
 }
 
 impl Drop for PresenceGuard {
     fn drop(&mut self) {
-        self.presence.disconnected(&self.user);
+        self.presence.disconnected(&self.present);
     }
 }
 
 impl std::fmt::Debug for PresenceGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PresenceGuard")
-            .field("user", &self.user)
+            .field("present", &self.present)
             .finish()
     }
 }
 
-/// This process's connections, counted per user.
+/// This process's connections, counted per user (or watch).
 #[derive(Debug, Default)]
 pub struct LocalPresence {
-    live: Mutex<HashMap<UserId, usize>>,
+    live: Mutex<HashMap<Present, usize>>,
 }
 
 impl LocalPresence {
-    /// Count a connection; true when it is the user's first.
-    pub fn add(&self, user: &str) -> bool {
+    /// Count a connection; true when it is the first.
+    pub fn add(&self, present: &Present) -> bool {
         let mut live = self.live.lock().unwrap();
-        let count = live.entry(user.to_owned()).or_default();
+        let count = live.entry(present.clone()).or_default();
         *count += 1;
         *count == 1
     }
 
-    /// Uncount a connection; true when it was the user's last. A stray call does nothing.
-    pub fn remove(&self, user: &str) -> bool {
+    /// Uncount a connection; true when it was the last. A stray call does nothing.
+    pub fn remove(&self, present: &Present) -> bool {
         let mut live = self.live.lock().unwrap();
-        match live.get_mut(user) {
+        match live.get_mut(present) {
             Some(count) if *count > 1 => {
                 *count -= 1;
                 false
             }
             Some(_) => {
-                live.remove(user);
+                live.remove(present);
                 true
             }
             None => false,
         }
     }
 
-    pub fn is_online(&self, user: &str) -> bool {
-        self.live.lock().unwrap().contains_key(user)
+    pub fn is_present(&self, present: &Present) -> bool {
+        self.live.lock().unwrap().contains_key(present)
     }
 
-    /// Every user with a live connection here.
-    pub fn users(&self) -> Vec<UserId> {
+    /// Everything a live connection here counts for.
+    pub fn all(&self) -> Vec<Present> {
         self.live.lock().unwrap().keys().cloned().collect()
     }
 
-    /// Of `users`, those online here.
-    pub fn among(&self, users: &[UserId]) -> HashSet<UserId> {
+    /// Of `wanted`, those present here.
+    pub fn among(&self, wanted: &[Present]) -> HashSet<Present> {
         let live = self.live.lock().unwrap();
-        users
+        wanted
             .iter()
-            .filter(|u| live.contains_key(*u))
+            .filter(|p| live.contains_key(*p))
             .cloned()
             .collect()
     }
 }
 
 impl Presence for LocalPresence {
-    fn connected<'a>(&'a self, user: &'a str) -> BoxFuture<'a, ()> {
-        self.add(user);
+    fn connected<'a>(&'a self, present: &'a Present) -> BoxFuture<'a, ()> {
+        self.add(present);
         Box::pin(async {})
     }
 
-    fn disconnected(&self, user: &str) {
-        self.remove(user);
+    fn disconnected(&self, present: &Present) {
+        self.remove(present);
     }
 
-    fn online_among<'a>(&'a self, users: &'a [UserId]) -> BoxFuture<'a, HashSet<UserId>> {
-        let online = self.among(users);
-        Box::pin(async move { online })
+    fn present_among<'a>(&'a self, wanted: &'a [Present]) -> BoxFuture<'a, HashSet<Present>> {
+        let present = self.among(wanted);
+        Box::pin(async move { present })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::UserId;
 
     #[test]
     fn presence_counts_each_connection() {
         let presence = LocalPresence::default();
-        assert!(presence.add("ada"));
-        assert!(!presence.add("ada"));
-        assert!(!presence.remove("ada"));
-        assert!(presence.is_online("ada"));
-        assert!(presence.remove("ada"));
-        assert!(!presence.is_online("ada"));
-        assert!(presence.users().is_empty());
+        let ada = Present::User(UserId::from_bytes([7; 12]));
+        assert!(presence.add(&ada));
+        assert!(!presence.add(&ada));
+        assert!(!presence.remove(&ada));
+        assert!(presence.is_present(&ada));
+        assert!(presence.remove(&ada));
+        assert!(!presence.is_present(&ada));
+        assert!(presence.all().is_empty());
         // A stray disconnect does not underflow or resurrect the user.
-        assert!(!presence.remove("ada"));
-        assert!(!presence.is_online("ada"));
+        assert!(!presence.remove(&ada));
+        assert!(!presence.is_present(&ada));
+    }
+
+    #[test]
+    fn a_watch_is_counted_apart_from_its_user() {
+        let presence = LocalPresence::default();
+        let ada = UserId::from_bytes([7; 12]);
+        let totals = Present::Watch(format!("totals:{ada}"));
+        presence.add(&totals);
+        let wanted = [Present::User(ada), totals.clone()];
+        assert_eq!(presence.among(&wanted), [totals].into());
     }
 }

@@ -68,9 +68,9 @@ impl Audience {
         }
     }
 
-    pub fn user(user: impl Into<UserId>) -> Self {
+    pub fn user(user: UserId) -> Self {
         Self {
-            users: vec![user.into()],
+            users: vec![user],
             ..Self::default()
         }
     }
@@ -143,7 +143,7 @@ struct Channels {
 }
 
 impl Channels {
-    fn user(&self, user: &str) -> String {
+    fn user(&self, user: UserId) -> String {
         format!("{}u:{user}", self.prefix)
     }
     fn chat(&self, chat: &str) -> String {
@@ -157,7 +157,7 @@ impl Channels {
 /// What a channel under the prefix is about.
 #[derive(Debug, PartialEq, Eq)]
 enum About<'a> {
-    User(&'a str),
+    User(UserId),
     Chat(&'a str),
     Node(&'a str),
 }
@@ -167,7 +167,7 @@ impl Channels {
         let rest = channel.strip_prefix(self.prefix.as_str())?;
         let (kind, id) = rest.split_once(':')?;
         match kind {
-            "u" => Some(About::User(id)),
+            "u" => id.parse().ok().map(About::User),
             "c" => Some(About::Chat(id)),
             "n" => Some(About::Node(id)),
             _ => None,
@@ -192,8 +192,8 @@ impl Interests {
     }
 
     /// `user` (held here) is a member of `chats`: the chat channels newly wanted.
-    fn follow(&mut self, names: &Channels, user: &str, chats: Vec<String>) -> Vec<String> {
-        let Some(held) = self.users.get_mut(user) else {
+    fn follow(&mut self, names: &Channels, user: UserId, chats: Vec<String>) -> Vec<String> {
+        let Some(held) = self.users.get_mut(&user) else {
             return Vec::new();
         };
         let mut wanted = Vec::new();
@@ -209,8 +209,8 @@ impl Interests {
         wanted
     }
 
-    fn unfollow(&mut self, names: &Channels, user: &str, chat: &str) {
-        let Some(held) = self.users.get_mut(user) else {
+    fn unfollow(&mut self, names: &Channels, user: UserId, chat: &str) {
+        let Some(held) = self.users.get_mut(&user) else {
             return;
         };
         if held.chats.remove(chat) {
@@ -229,15 +229,15 @@ impl Interests {
     }
 
     /// One connection of `user` fewer.
-    fn release(&mut self, names: &Channels, user: &str) {
-        let Some(held) = self.users.get_mut(user) else {
+    fn release(&mut self, names: &Channels, user: UserId) {
+        let Some(held) = self.users.get_mut(&user) else {
             return;
         };
         held.connections -= 1;
         if held.connections > 0 {
             return;
         }
-        let Some(held) = self.users.remove(user) else {
+        let Some(held) = self.users.remove(&user) else {
             return;
         };
         for chat in &held.chats {
@@ -264,12 +264,12 @@ impl Interests {
     /// The local users whose events a channel carries.
     fn users_of(&self, about: &About<'_>) -> Vec<UserId> {
         match about {
-            About::User(user) if self.users.contains_key(*user) => vec![(*user).to_owned()],
+            About::User(user) if self.users.contains_key(user) => vec![*user],
             About::Chat(chat) => self
                 .users
                 .iter()
                 .filter(|(_, held)| held.chats.contains(*chat))
-                .map(|(user, _)| user.clone())
+                .map(|(user, _)| *user)
                 .collect(),
             _ => Vec::new(),
         }
@@ -395,25 +395,22 @@ impl Router {
     /// events and their chats' (`chats` is read only for their first connection).
     pub async fn attend(
         self: &Arc<Self>,
-        user: &str,
+        user: UserId,
         chats: impl Future<Output = Vec<String>>,
     ) -> Attending {
         let ready = {
             let mut interests = self.interests.lock().unwrap();
-            let held = interests
-                .users
-                .entry(user.to_owned())
-                .or_insert_with(|| Held {
-                    connections: 0,
-                    chats: HashSet::new(),
-                    ready: Arc::default(),
-                });
+            let held = interests.users.entry(user).or_insert_with(|| Held {
+                connections: 0,
+                chats: HashSet::new(),
+                ready: Arc::default(),
+            });
             held.connections += 1;
             held.ready.clone()
         };
         let attending = Attending {
             router: Arc::downgrade(self),
-            user: user.to_owned(),
+            user,
         };
         ready
             .get_or_init(|| async {
@@ -438,11 +435,11 @@ impl Router {
         let wanted = {
             let mut interests = self.interests.lock().unwrap();
             for (user, chat) in left {
-                interests.unfollow(&self.names, user, chat);
+                interests.unfollow(&self.names, *user, chat);
             }
             let mut wanted = Vec::new();
             for (user, chat) in joined {
-                wanted.extend(interests.follow(&self.names, user, vec![chat.clone()]));
+                wanted.extend(interests.follow(&self.names, *user, vec![chat.clone()]));
             }
             wanted
         };
@@ -464,7 +461,7 @@ impl Router {
             .chats
             .iter()
             .map(|chat| self.names.chat(chat))
-            .chain(audience.users.iter().map(|user| self.names.user(user)))
+            .chain(audience.users.iter().map(|user| self.names.user(*user)))
             .collect();
         channels.sort_unstable();
         channels.dedup();
@@ -524,7 +521,7 @@ impl Router {
     }
 
     /// Close `user`'s connections on every node that holds one.
-    pub(crate) async fn close_user(&self, user: &str, why: Closing) {
+    pub(crate) async fn close_user(&self, user: UserId, why: Closing) {
         let audience = Audience::user(user);
         let room = Room::account(user);
         self.publish(&audience, Vec::new(), Some((room, why))).await;
@@ -615,7 +612,7 @@ impl Router {
         );
         self.meters.fell_behind.increment(channels.len() as u64);
         for user in users {
-            let room = Room::account(&user);
+            let room = Room::account(user);
             self.transports.disconnect(&room, Closing::FellBehind).await;
         }
     }
@@ -662,7 +659,7 @@ impl Drop for Attending {
     fn drop(&mut self) {
         if let Some(router) = self.router.upgrade() {
             let mut interests = router.interests.lock().unwrap();
-            interests.release(&router.names, &self.user);
+            interests.release(&router.names, self.user);
         }
     }
 }
@@ -766,6 +763,7 @@ async fn hear(router: Weak<Router>, mut heard: mpsc::Receiver<(String, Vec<u8>)>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::user;
 
     fn names() -> Channels {
         Channels {
@@ -773,8 +771,8 @@ mod tests {
         }
     }
 
-    fn held(interests: &mut Interests, user: &str) {
-        let held = interests.users.entry(user.into()).or_insert_with(|| Held {
+    fn held(interests: &mut Interests, user: UserId) {
+        let held = interests.users.entry(user).or_insert_with(|| Held {
             connections: 0,
             chats: HashSet::new(),
             ready: Arc::default(),
@@ -785,7 +783,9 @@ mod tests {
     #[test]
     fn channels_name_what_they_carry() {
         let names = names();
-        assert_eq!(names.about(&names.user("u1")), Some(About::User("u1")));
+        let ada = user('a');
+        assert_eq!(names.about(&names.user(ada)), Some(About::User(ada)));
+        assert_eq!(names.about("p:u:not-an-id"), None);
         assert_eq!(names.about(&names.chat("c1")), Some(About::Chat("c1")));
         assert_eq!(names.about(&names.node("n1")), Some(About::Node("n1")));
         assert_eq!(names.about("other:c:c1"), None);
@@ -795,55 +795,57 @@ mod tests {
     fn a_chat_is_wanted_while_a_local_member_is_connected() {
         let names = names();
         let mut interests = Interests::default();
-        held(&mut interests, "ada");
-        held(&mut interests, "bob");
+        let (ada, bob, eve) = (user('a'), user('b'), user('e'));
+        held(&mut interests, ada);
+        held(&mut interests, bob);
         let chats = vec!["c1".to_owned(), "c2".to_owned()];
-        assert_eq!(interests.follow(&names, "ada", chats), ["p:c:c1", "p:c:c2"]);
+        assert_eq!(interests.follow(&names, ada, chats), ["p:c:c1", "p:c:c2"]);
         assert!(
-            interests
-                .follow(&names, "bob", vec!["c1".into()])
-                .is_empty(),
+            interests.follow(&names, bob, vec!["c1".into()]).is_empty(),
             "already wanted"
         );
         assert!(
-            interests
-                .follow(&names, "eve", vec!["c3".into()])
-                .is_empty(),
+            interests.follow(&names, eve, vec!["c3".into()]).is_empty(),
             "not here"
         );
         interests
             .listening
             .extend(["p:c:c1".into(), "p:c:c2".into()]);
 
-        interests.unfollow(&names, "ada", "c1");
+        interests.unfollow(&names, ada, "c1");
         assert!(interests.idle.is_empty(), "bob still hears c1");
-        interests.release(&names, "ada");
+        interests.release(&names, ada);
         assert_eq!(
             interests.idle.keys().collect::<HashSet<_>>(),
-            HashSet::from([&"p:c:c2".to_owned(), &"p:u:ada".to_owned()])
+            HashSet::from([&"p:c:c2".to_owned(), &format!("p:u:{ada}")])
         );
-        assert_eq!(interests.users_of(&About::Chat("c1")), ["bob"]);
-        assert!(interests.users_of(&About::User("ada")).is_empty());
+        assert_eq!(interests.users_of(&About::Chat("c1")), [bob]);
+        assert!(interests.users_of(&About::User(ada)).is_empty());
     }
 
     #[test]
     fn an_unwanted_channel_lingers_and_a_wanted_one_stays() {
         let names = names();
         let mut interests = Interests::default();
-        held(&mut interests, "ada");
-        interests.listening.insert("p:u:ada".into());
-        interests.release(&names, "ada");
+        let ada = user('a');
+        let channel = names.user(ada);
+        held(&mut interests, ada);
+        interests.listening.insert(channel.clone());
+        interests.release(&names, ada);
         let now = Instant::now();
         assert!(interests.sweep(now).is_empty(), "still lingering");
-        held(&mut interests, "ada");
+        held(&mut interests, ada);
         assert!(
-            interests.needs(vec!["p:u:ada".into()]).is_empty(),
+            interests.needs(vec![channel.clone()]).is_empty(),
             "listened on still: nothing to send"
         );
         assert!(interests.sweep(now + LINGER).is_empty(), "wanted again");
-        interests.release(&names, "ada");
-        assert_eq!(interests.sweep(Instant::now() + LINGER), ["p:u:ada"]);
+        interests.release(&names, ada);
+        assert_eq!(
+            interests.sweep(Instant::now() + LINGER),
+            std::slice::from_ref(&channel)
+        );
         assert!(interests.listening.is_empty());
-        assert_eq!(interests.needs(vec!["p:u:ada".into()]), ["p:u:ada"]);
+        assert_eq!(interests.needs(vec![channel.clone()]), [channel]);
     }
 }

@@ -384,6 +384,7 @@ impl Transport for Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::user;
     use serde_json::json;
 
     fn nothing_waits(session: &Session) -> bool {
@@ -406,7 +407,7 @@ mod tests {
     async fn sessions_get_frames_of_their_rooms_only() {
         let sessions = Arc::new(Sessions::default());
         let mut ada = sessions.open([Room::chat("hooks", "c1")]);
-        let mut bob = sessions.open([Room::account("bob")]);
+        let mut bob = sessions.open([Room::account(user('b'))]);
         sessions.emit(&said("hi")).await;
         assert_eq!(
             ada.next_frame().await.unwrap().text.as_ref(),
@@ -414,12 +415,12 @@ mod tests {
         );
         assert!(nothing_waits(&bob));
         sessions
-            .join(&Room::account("bob"), &Room::chat("hooks", "c1"))
+            .join(&Room::account(user('b')), &Room::chat("hooks", "c1"))
             .await;
         sessions.emit(&said("again")).await;
         assert!(bob.next_frame().await.unwrap().text.contains("again"));
         sessions
-            .leave(&Room::account("bob"), &Room::chat("hooks", "c1"))
+            .leave(&Room::account(user('b')), &Room::chat("hooks", "c1"))
             .await;
         sessions.emit(&said("not for bob")).await;
         assert!(nothing_waits(&bob));
@@ -443,7 +444,7 @@ mod tests {
     async fn a_room_keeps_its_other_members_when_one_leaves() {
         let sessions = Arc::new(Sessions::default());
         let mut ada = sessions.open([Room::chat("hooks", "c1")]);
-        let mut bob = sessions.open([Room::chat("hooks", "c1"), Room::account("bob")]);
+        let mut bob = sessions.open([Room::chat("hooks", "c1"), Room::account(user('b'))]);
         // Joining twice is joining once: one leave is enough.
         ada.join(&Room::chat("hooks", "c1"));
         ada.leave(&Room::chat("hooks", "c1"));
@@ -527,10 +528,10 @@ mod tests {
     #[tokio::test]
     async fn sessions_are_closed_by_room_with_a_reason() {
         let sessions = Arc::new(Sessions::default());
-        let mut ada = sessions.open([Room::account("ada")]);
-        let mut bob = sessions.open([Room::account("bob")]);
+        let mut ada = sessions.open([Room::account(user('a'))]);
+        let mut bob = sessions.open([Room::account(user('b'))]);
         sessions
-            .disconnect(&Room::account("ada"), Closing::SignedOut)
+            .disconnect(&Room::account(user('a')), Closing::SignedOut)
             .await;
         assert_eq!(
             ada.next_frame().await.unwrap_err(),

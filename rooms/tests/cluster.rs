@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use rooms::cluster::{Names, RedisLink};
 use rooms::{
-    Attendance, Audience, Closing, DialectTransports, Ended, Hub, Outgoing, PushIntent, PushSink,
-    Room, Route, Session, Sessions,
+    Attendance, Audience, Closing, DialectTransports, Ended, Hub, Outgoing, Present, PushIntent,
+    PushSink, Room, Route, Session, Sessions, UserId,
 };
 use serde_json::json;
 
@@ -313,11 +313,18 @@ async fn say(hub: &Hub, text: &str) {
     deliver(hub, &Audience::chat("c1"), &[], &[said(text)]).await;
 }
 
+/// A user by name: its bytes, padded.
+fn id(name: &str) -> UserId {
+    let mut bytes = [0; 12];
+    bytes[..name.len()].copy_from_slice(name.as_bytes());
+    UserId::from_bytes(bytes)
+}
+
 /// `user`'s connection on `hub`, a member of `chats`, in its account's room.
 async fn attend(hub: &Hub, user: &str, chats: &[&str]) -> (Attendance, Session) {
     let chats: Vec<String> = chats.iter().map(|c| c.to_string()).collect();
-    let attendance = hub.attend(user, async { chats }).await;
-    let session = hub.sessions().open([Room::account(user)]);
+    let attendance = hub.attend(id(user), async { chats }).await;
+    let session = hub.sessions().open([Room::account(id(user))]);
     (attendance, session)
 }
 
@@ -350,14 +357,14 @@ async fn eventually(within: Duration, mut check: impl AsyncFnMut() -> bool) -> b
 async fn a_user_connected_to_one_node_is_online_on_every_node() {
     let redis = Redis::start();
     let (one, two) = (node(&redis).await, node(&redis).await);
-    let ada = vec!["ada".to_string(), "bob".to_string()];
+    let ada = vec![id("ada"), id("bob")];
 
-    let guard = two.connect("ada").await;
-    assert_eq!(one.online_among(&ada).await, ["ada".to_string()].into());
-    let again = one.connect("ada").await;
+    let guard = two.connect(Present::User(id("ada"))).await;
+    assert_eq!(one.online_among(&ada).await, [id("ada")].into());
+    let again = one.connect(Present::User(id("ada"))).await;
     drop(guard);
     // Still connected to node one.
-    assert!(two.online_among(&ada).await.contains("ada"));
+    assert!(two.online_among(&ada).await.contains(&id("ada")));
     drop(again);
     assert!(
         eventually(Duration::from_secs(2), async || two
@@ -383,18 +390,18 @@ async fn hear_the_other_node(url: &str) {
     // Bob joins the chat on node one: node two listens on it before this returns, and his
     // session there is in its room.
     let audience = Audience {
-        users: vec!["bob".into()],
-        joined: vec![("bob".into(), "c1".into())],
+        users: vec![id("bob")],
+        joined: vec![(id("bob"), "c1".into())],
         ..Audience::default()
     };
-    let joins = [(Room::account("bob"), Room::chat("hooks", "c1"))];
+    let joins = [(Room::account(id("bob")), Room::chat("hooks", "c1"))];
     deliver(&one, &audience, &joins, &[]).await;
     say(&one, "hi").await;
     assert_eq!(next(&mut at_one).await.unwrap(), r#"{"message":"hi"}"#);
     assert_eq!(next(&mut at_two).await.unwrap(), r#"{"message":"hi"}"#);
 
     // A sign-out on node one closes his session on node two.
-    one.close_user("bob", Closing::SignedOut).await;
+    one.close_user(id("bob"), Closing::SignedOut).await;
     assert_eq!(
         next(&mut at_two).await.unwrap_err(),
         Ended::Closed(Closing::SignedOut)
@@ -467,7 +474,7 @@ async fn follow_membership(url: &str) {
 
     let audience = Audience {
         chats: vec!["c1".into()],
-        left: vec![("ada".into(), "c1".into())],
+        left: vec![(id("ada"), "c1".into())],
         ..Audience::default()
     };
     deliver(&one, &audience, &[], &[]).await;
@@ -494,7 +501,7 @@ async fn nodes_ride_out_a_redis_restart() {
     let (_ada, mut at_two) = attend(&two, "ada", &["c1"]).await;
     at_one.join(&Room::chat("hooks", "c1"));
     at_two.join(&Room::chat("hooks", "c1"));
-    let users = vec!["ada".to_string()];
+    let users = vec![id("ada")];
 
     redis.stop();
     // Publishing does not wait on the missing Redis, and local sessions still hear.
@@ -512,7 +519,7 @@ async fn nodes_ride_out_a_redis_restart() {
         .await
     );
     // Presence falls back to this node's own connections.
-    assert!(two.online_among(&users).await.contains("ada"));
+    assert!(two.online_among(&users).await.contains(&id("ada")));
     assert!(one.online_among(&users).await.is_empty());
 
     redis.restart();
@@ -540,9 +547,9 @@ async fn resumes(one: &Hub, at_two: &mut Session, within: Duration) -> bool {
 
 /// Whether `hub` sees `user` online again within 10 s (their node wrote it again).
 async fn online_again(hub: &Hub, user: &str) -> bool {
-    let users = vec![user.to_string()];
+    let users = vec![id(user)];
     eventually(Duration::from_secs(10), async || {
-        hub.online_among(&users).await.contains(user)
+        hub.online_among(&users).await.contains(&id(user))
     })
     .await
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bson::oid::ObjectId;
 use rooms::{Outgoing, Room};
 
+use crate::core::HubUser;
 use crate::core::{ChatEvent, Dialect, Rendered};
 use crate::kit::{Clients, Kit};
 use crate::realtime;
@@ -34,8 +35,8 @@ fn chat_room(chat: &str) -> Room {
     Room::chat(DIALECT, chat)
 }
 
-fn user_room(user: &str) -> Room {
-    Room::user(DIALECT, user)
+fn user_room(user: &ObjectId) -> Room {
+    Room::user(DIALECT, user.hub_user())
 }
 
 /// Renders the core's events in the channels spec's shapes.
@@ -80,14 +81,14 @@ impl Dialect for Channels {
                     // Live sockets of both members start hearing the new channel at once.
                     joins: members
                         .iter()
-                        .map(|m| (user_room(&m.id.to_hex()), room.clone()))
+                        .map(|m| (user_room(&m.id), room.clone()))
                         .collect(),
                     outgoing: members
                         .iter()
                         .filter(|m| m.id != creator.id)
                         .map(|m| {
                             Outgoing::new(
-                                user_room(&m.id.to_hex()),
+                                user_room(&m.id),
                                 "channelCreate",
                                 serde_json::json!({ "channel_id": chat.num.to_string() }),
                             )
@@ -118,7 +119,7 @@ fn moves(chat: &Chat, users: impl IntoIterator<Item = ObjectId>, join: bool) -> 
     let room = chat_room(&chat.id.to_hex());
     let pairs = users
         .into_iter()
-        .map(|u| (user_room(&u.to_hex()), room.clone()))
+        .map(|u| (user_room(&u), room.clone()))
         .collect();
     if join {
         Rendered {

@@ -18,6 +18,7 @@ use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
 use crate::auth::TokenForm;
+use crate::core::HubUser;
 use crate::core::{App, ChatEvent, Dialect, Origin, Rendered};
 use crate::kit::{Clients, Kit};
 use crate::realtime::{self, SocketDialect};
@@ -66,7 +67,7 @@ impl SocketDialect for ChatsSocket {
 }
 
 fn user_room(user: &ObjectId) -> Room {
-    Room::user(DIALECT, &user.to_hex())
+    Room::user(DIALECT, user.hub_user())
 }
 
 fn rooms_of<'a>(users: impl IntoIterator<Item = &'a ObjectId>) -> Vec<Room> {

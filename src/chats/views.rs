@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use bson::oid::ObjectId;
+use rooms::UserId;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::core::App;
+use crate::core::HubUser;
 use crate::core::chats::Membership;
 use crate::core::communities::Community;
 use crate::core::listing::ChatSummary;
@@ -46,8 +48,8 @@ impl UserView {
         }
     }
 
-    fn online(mut self, online: &HashSet<String>) -> Self {
-        self.is_online = Some(online.contains(&self.id));
+    fn online(mut self, online: bool) -> Self {
+        self.is_online = Some(online);
         self
     }
 }
@@ -123,12 +125,12 @@ pub struct Viewer<'a> {
     pub me: &'a User,
     pub users: &'a HashMap<ObjectId, User>,
     /// Which of `users` have a live connection on any node.
-    pub online: HashSet<String>,
+    pub online: HashSet<UserId>,
 }
 
 impl<'a> Viewer<'a> {
     pub async fn new(app: &App, me: &'a User, users: &'a HashMap<ObjectId, User>) -> Self {
-        let ids: Vec<String> = users.keys().map(|id| id.to_hex()).collect();
+        let ids: Vec<UserId> = users.keys().map(HubUser::hub_user).collect();
         Self {
             me,
             users,
@@ -145,7 +147,10 @@ impl<'a> Viewer<'a> {
 
     fn online_user(&self, id: &ObjectId) -> Value {
         match self.users.get(id) {
-            Some(user) => json!(UserView::new(user).online(&self.online)),
+            Some(user) => {
+                let online = self.online.contains(&user.id.hub_user());
+                json!(UserView::new(user).online(online))
+            }
             None => json!(id.to_hex()),
         }
     }

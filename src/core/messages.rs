@@ -4,6 +4,7 @@
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
 
+use super::object_id;
 use super::publisher::Published;
 use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
@@ -256,7 +257,7 @@ impl Core {
             .report
             .offline
             .iter()
-            .filter_map(|user| ObjectId::parse_str(user).ok())
+            .map(|user| object_id(*user))
             .collect();
         if !chat.is_group() {
             let others: Vec<ObjectId> = members

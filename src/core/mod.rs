@@ -32,7 +32,7 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Weak};
 
 use bson::oid::ObjectId;
-use rooms::{Attendance, Hub};
+use rooms::{Attendance, Hub, UserId};
 use tokio_util::task::TaskTracker;
 
 use crate::media::Media;
@@ -42,6 +42,23 @@ use caches::HotCache;
 pub use events::{ChatEvent, Dialect, Origin, Rendered};
 pub use publisher::Publisher;
 pub use tokens::Tokens;
+
+/// A user as the hub knows them: their ObjectId's 12 bytes. Either way it is a copy, with no
+/// text between.
+pub trait HubUser {
+    fn hub_user(&self) -> UserId;
+}
+
+impl HubUser for ObjectId {
+    fn hub_user(&self) -> UserId {
+        UserId::from_bytes(self.bytes())
+    }
+}
+
+/// The ObjectId of a user the hub names.
+pub fn object_id(user: UserId) -> ObjectId {
+    ObjectId::from_bytes(user.bytes())
+}
 
 /// Shared state behind every handler of every dialect.
 pub type App = Arc<Core>;
@@ -137,7 +154,7 @@ impl Core {
                 }
             }
         };
-        self.hub.attend(&user.id.to_hex(), chats).await
+        self.hub.attend(user.id.hub_user(), chats).await
     }
 
     /// From now on this node reports not ready, so balancers send new clients elsewhere.

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use bson::DateTime;
 use bson::oid::ObjectId;
-use rooms::{Audience, DialectTransports, PushIntent, PushText, Report, Route, Transport};
+use rooms::{Audience, DialectTransports, PushIntent, PushText, Report, Route, Transport, UserId};
 
 use super::Core;
 use super::events::{ChatEvent, Dialect, Rendered};
+use super::{HubUser, object_id};
 use crate::store::Chat;
 use crate::telemetry;
 
@@ -45,7 +46,7 @@ impl ChatEvent {
     /// membership it changes, so that their nodes start or stop hearing the chat.
     fn audience(&self) -> Audience {
         let hex = |id: &ObjectId| id.to_hex();
-        let member = |user: &ObjectId, chat: &Chat| (user.to_hex(), chat.id.to_hex());
+        let member = |user: &ObjectId, chat: &Chat| (user.hub_user(), chat.id.to_hex());
         match self {
             Self::MessagePosted { chat, .. }
             | Self::MessageDeleted { chat, .. }
@@ -56,19 +57,19 @@ impl ChatEvent {
             | Self::Unblocked { chat, .. } => Audience::chat(hex(&chat.id)),
             // Nobody hears the new chat yet: each member's node is told, and listens on it.
             Self::ChatCreated { chat, members, .. } => Audience {
-                users: members.iter().map(|m| hex(&m.id)).collect(),
+                users: members.iter().map(|m| m.id.hub_user()).collect(),
                 joined: members.iter().map(|m| member(&m.id, chat)).collect(),
                 ..Audience::default()
             },
             Self::ParticipantsJoined { chat, joined, .. } => Audience {
                 chats: vec![hex(&chat.id)],
-                users: joined.iter().map(|p| hex(&p.user_id)).collect(),
+                users: joined.iter().map(|p| p.user_id.hub_user()).collect(),
                 joined: joined.iter().map(|p| member(&p.user_id, chat)).collect(),
                 ..Audience::default()
             },
             Self::ParticipantRemoved { chat, removed, .. } => Audience {
                 chats: vec![hex(&chat.id)],
-                users: vec![hex(&removed.user_id)],
+                users: vec![removed.user_id.hub_user()],
                 left: vec![member(&removed.user_id, chat)],
                 ..Audience::default()
             },
@@ -79,13 +80,13 @@ impl ChatEvent {
             },
             Self::RequestAnswered { chat, .. } => Audience {
                 chats: vec![hex(&chat.id)],
-                users: chat.request.iter().map(|r| hex(&r.from)).collect(),
+                users: chat.request.iter().map(|r| r.from.hub_user()).collect(),
                 ..Audience::default()
             },
             Self::ScoreUpdated { user, .. } | Self::TotalsChanged { user, .. } => {
-                Audience::user(hex(user))
+                Audience::user(user.hub_user())
             }
-            Self::Notified { notification, .. } => Audience::user(hex(&notification.user_id)),
+            Self::Notified { notification, .. } => Audience::user(notification.user_id.hub_user()),
         }
     }
 
@@ -183,22 +184,19 @@ impl Core {
                 outgoing: &r.outgoing,
             })
             .collect();
-        let recipients: Vec<String> = event
+        let recipients: Vec<UserId> = event
             .push_recipients()
             .iter()
             .filter(|id| **id != self.system_user().id)
-            .map(|id| id.to_hex())
+            .map(HubUser::hub_user)
             .collect();
-        let push = |user: &String| {
-            let id = ObjectId::parse_str(user).ok()?;
+        let push = |user: UserId| {
+            let id = object_id(user);
             let texts: BTreeMap<String, PushText> = dialects
                 .iter()
                 .filter_map(|(d, _)| Some((d.name().to_owned(), d.push(&event, &id)?)))
                 .collect();
-            (!texts.is_empty()).then(|| PushIntent {
-                user: user.clone(),
-                texts,
-            })
+            (!texts.is_empty()).then_some(PushIntent { user, texts })
         };
         let audience = event.audience();
         let report = self
@@ -240,7 +238,7 @@ mod tests {
             "answers"
         }
         fn render(&self, _: &ChatEvent) -> Rendered {
-            let said = Outgoing::new(Room::user("answers", "u"), "said", json!({ "n": 1 }));
+            let said = Outgoing::new(Room::chat("answers", "c1"), "said", json!({ "n": 1 }));
             Rendered::answered(said)
         }
     }
@@ -250,7 +248,7 @@ mod tests {
             "silent"
         }
         fn render(&self, _: &ChatEvent) -> Rendered {
-            let said = Outgoing::new(Room::user("silent", "u"), "said", json!({ "n": 2 }));
+            let said = Outgoing::new(Room::chat("silent", "c1"), "said", json!({ "n": 2 }));
             Rendered::events(vec![said])
         }
     }

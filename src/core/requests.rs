@@ -10,6 +10,7 @@
 
 use bson::oid::ObjectId;
 use bson::{DateTime, doc};
+use rooms::Present;
 
 use super::direct::Opened;
 use super::events::Totals;
@@ -17,9 +18,9 @@ use super::{ChatEvent, Core};
 use crate::error::{Error, Result};
 use crate::store::{Chat, Participant, RequestStatus, User, to_bson};
 
-/// The presence key of connections that want a user's totals as they change.
-pub fn totals_watch(user: &ObjectId) -> String {
-    format!("totals:{}", user.to_hex())
+/// What connections that want a user's totals as they change count for in presence.
+pub fn totals_watch(user: &ObjectId) -> Present {
+    Present::Watch(format!("totals:{}", user.to_hex()))
 }
 
 impl Core {
@@ -148,8 +149,8 @@ impl Core {
     pub(super) fn refresh_totals(&self, users: Vec<ObjectId>) {
         let Some(app) = self.app() else { return };
         tokio::spawn(async move {
-            let keys: Vec<String> = users.iter().map(totals_watch).collect();
-            let watching = app.hub.online_among(&keys).await;
+            let keys: Vec<Present> = users.iter().map(totals_watch).collect();
+            let watching = app.hub.present_among(&keys).await;
             let watchers = users.iter().filter(|u| watching.contains(&totals_watch(u)));
             for user in watchers {
                 let computed = async {

@@ -10,6 +10,7 @@ use futures::TryStreamExt;
 use rooms::Closing;
 
 use super::Core;
+use super::HubUser;
 use super::tokens::TokenType;
 use crate::error::{Error, Result};
 use crate::store::{InsertNew, Store, User};
@@ -153,8 +154,9 @@ impl Core {
                 doc! { "$inc": { "token_version": 1 } },
             )
             .await?;
-        let id = user.id.to_hex();
-        self.hub.close_user(&id, Closing::SignedOut).await;
+        self.hub
+            .close_user(user.id.hub_user(), Closing::SignedOut)
+            .await;
         tracing::info!(user = %user.id, "every session revoked");
         Ok(())
     }

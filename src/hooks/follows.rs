@@ -4,12 +4,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use rooms::UserId;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::views;
 use super::wire::{Body, Caller, HooksError, IdValue, Params, on_field, required, required_id};
 use crate::core::App;
+use crate::core::HubUser;
 use crate::core::social::{ConnectionKind, FollowSide};
 use crate::error::Error;
 use crate::http::paging::page_window;
@@ -151,11 +153,11 @@ async fn recommended(
     Caller { user: me, .. }: Caller,
 ) -> Result<Json<Value>, HooksError> {
     let ranked = app.recommended_users(&me).await?;
-    let ids: Vec<String> = ranked.iter().map(|r| r.user.id.to_hex()).collect();
+    let ids: Vec<UserId> = ranked.iter().map(|r| r.user.id.hub_user()).collect();
     let online = app.hub.online_among(&ids).await;
     let listed: Vec<Value> = ranked
         .iter()
-        .map(|r| views::recommended(r, online.contains(&r.user.id.to_hex())))
+        .map(|r| views::recommended(r, online.contains(&r.user.id.hub_user())))
         .collect();
     Ok(Json(Value::Array(listed)))
 }

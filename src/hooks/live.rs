@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::{DIALECT, chat_room, views};
 use crate::core::App;
+use crate::core::HubUser;
 use crate::error::Error;
 use crate::realtime::{Close, Connection, Door, Protocol};
 use crate::store::{Chat, User};
@@ -39,7 +40,7 @@ async fn notifications(door: Door, Query(query): Query<SocketQuery>) -> Response
     door.accept(FRAME_MAX_BYTES, |conn| {
         Box::pin(async move {
             let user = signed_in(conn.app(), query.token).await?;
-            conn.join(&Room::user(DIALECT, &user.id.to_hex()));
+            conn.join(&Room::user(DIALECT, user.id.hub_user()));
             conn.sign_in(&user).await;
             Ok(Listening)
         })

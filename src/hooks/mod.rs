@@ -16,6 +16,7 @@ use axum::Router;
 use bson::oid::ObjectId;
 use rooms::{Outgoing, PushText, Room};
 
+use crate::core::HubUser;
 use crate::core::messages::preview;
 use crate::core::{App, ChatEvent, Dialect, Rendered};
 use crate::kit::{Clients, Kit};
@@ -73,7 +74,7 @@ impl Dialect for Hooks {
                 actor,
                 ..
             } => Outgoing::new(
-                Room::user(DIALECT, &notification.user_id.to_hex()),
+                Room::user(DIALECT, notification.user_id.hub_user()),
                 "notification",
                 views::notification(notification, Some(actor)),
             ),
@@ -81,7 +82,7 @@ impl Dialect for Hooks {
             // sends is refused). Lifting the block does not bring it back: it reconnects.
             ChatEvent::Blocked { chat, blocked, .. } => {
                 return Rendered {
-                    leaves: vec![(Room::account(&blocked.to_hex()), chat_room(chat))],
+                    leaves: vec![(Room::account(blocked.hub_user()), chat_room(chat))],
                     ..Rendered::default()
                 };
             }

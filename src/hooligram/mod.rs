@@ -12,6 +12,7 @@ use bson::oid::ObjectId;
 use rooms::{Outgoing, Room};
 use serde_json::{Value, json};
 
+use crate::core::HubUser;
 use crate::core::phones::phone_name;
 use crate::core::{ChatEvent, Dialect, Rendered};
 use crate::kit::{Clients, Kit};
@@ -36,7 +37,7 @@ const STANDARD: i64 = 0;
 const DIRECT: i64 = 1;
 
 fn user_room(user: &ObjectId) -> Room {
-    Room::user(DIALECT, &user.to_hex())
+    Room::user(DIALECT, user.hub_user())
 }
 
 /// `GROUP_DELIVER_REQUEST`: the group as it is now, with everyone in it.

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bson::doc;
-use bson::oid::ObjectId;
 use futures::TryStreamExt;
 use gcp_auth::{CustomServiceAccount, TokenProvider};
 use mongodb::Collection;
@@ -21,6 +20,7 @@ use rooms::{PushIntent, PushSink, PushText};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::core::object_id;
 use crate::store::Device;
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
@@ -130,7 +130,7 @@ impl Sender {
     }
 
     async fn deliver(&self, intent: &PushIntent) -> anyhow::Result<()> {
-        let user = ObjectId::parse_str(&intent.user)?;
+        let user = object_id(intent.user);
         let devices: Vec<Device> = self
             .devices
             .find(doc! { "user_id": user })

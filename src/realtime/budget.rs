@@ -9,6 +9,7 @@ use governor::{DefaultDirectRateLimiter, Quota};
 
 use mongodb::bson::oid::ObjectId;
 
+use crate::core::HubUser;
 use crate::error::Error;
 use crate::telemetry;
 use rooms::Hub;
@@ -44,7 +45,7 @@ impl EventBudget {
 /// Spend one event of `user`'s budget, shared by all their connections and REST writes, or
 /// refuse when it runs out.
 pub fn spend_users(hub: &Hub, user: &ObjectId) -> Result<(), Error> {
-    match hub.spend_event(&user.to_hex()) {
+    match hub.spend_event(user.hub_user()) {
         true => Ok(()),
         false => Err(refused("user")),
     }

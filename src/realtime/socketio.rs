@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use axum::http::request::Parts;
 use futures::future::{BoxFuture, join_all};
-use rooms::{Attendance, Closing, Outgoing, PresenceGuard, Room, Transport};
+use rooms::{Attendance, Closing, Outgoing, PresenceGuard, Present, Room, Transport};
 use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
@@ -23,6 +23,7 @@ use super::budget::EventBudget;
 use super::driver::LinkDriver;
 use crate::auth::TokenForm;
 use crate::core::App;
+use crate::core::HubUser;
 use crate::error::Error;
 use crate::store::User;
 use crate::telemetry;
@@ -121,7 +122,7 @@ pub trait SocketDialect: Send + Sync + 'static {
 
     /// Presence keys (besides the user's own) the socket holds while connected, so the core
     /// knows that, on some node, someone is watching for this (e.g. a user's totals).
-    fn watches(&self, _user: &User) -> Vec<String> {
+    fn watches(&self, _user: &User) -> Vec<Present> {
         Vec::new()
     }
 }
@@ -230,18 +231,18 @@ pub async fn serve(
             return Err(Error::Unauthorized);
         }
         if let Some(user) = &user {
-            let id = user.id.to_hex();
+            let id = user.id.hub_user();
             let attendance = app.attend(user).await;
             let mut watches = Vec::new();
             for key in dialects.iter().flat_map(|d| d.watches(user)) {
-                watches.push(app.hub.connect(&key).await);
+                watches.push(app.hub.connect(key).await);
             }
             socket.extensions.insert(Held {
                 _attendance: Arc::new(attendance),
                 _watches: Arc::new(watches),
             });
-            let mut rooms = vec![Room::account(&id)];
-            rooms.extend(dialects.iter().map(|d| Room::user(d.name(), &id)));
+            let mut rooms = vec![Room::account(id)];
+            rooms.extend(dialects.iter().map(|d| Room::user(d.name(), id)));
             socket.join(
                 rooms
                     .iter()

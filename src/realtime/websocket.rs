@@ -21,6 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::budget::EventBudget;
 use crate::core::App;
+use crate::core::HubUser;
 use crate::error::Error;
 use crate::store::User;
 use crate::telemetry;
@@ -250,10 +251,10 @@ impl Connection {
             return;
         }
         if let Some(previous) = self.user {
-            self.session.leave(&Room::account(&previous.to_hex()));
+            self.session.leave(&Room::account(previous.hub_user()));
         }
         self.attendance = Some(self.app.attend(user).await);
-        self.session.join(&Room::account(&user.id.to_hex()));
+        self.session.join(&Room::account(user.id.hub_user()));
         // A sign-out between the check of the user's credential and this join did not reach
         // this connection: look once more, now that any later one will.
         match self.app.revoked_since(user).await {

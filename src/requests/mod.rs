@@ -9,9 +9,10 @@ mod wire;
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
-use rooms::{Outgoing, PushText, Room};
+use rooms::{Outgoing, Present, PushText, Room};
 
 use crate::auth::TokenForm;
+use crate::core::HubUser;
 use crate::core::messages::preview;
 use crate::core::requests::totals_watch;
 use crate::core::{ChatEvent, Dialect, Rendered};
@@ -37,7 +38,7 @@ pub fn kit() -> Kit {
 }
 
 fn user_room(user: &ObjectId) -> Room {
-    Room::user(DIALECT, &user.to_hex())
+    Room::user(DIALECT, user.hub_user())
 }
 
 /// Renders the core's events for the feed: `message` to both users of a one-to-one chat (all
@@ -129,7 +130,7 @@ impl SocketDialect for RequestsSocket {
     }
 
     /// Its user's totals are sent whenever they change.
-    fn watches(&self, user: &User) -> Vec<String> {
+    fn watches(&self, user: &User) -> Vec<Present> {
         vec![totals_watch(&user.id)]
     }
 }

@@ -70,7 +70,7 @@ fn events(push: &RecordingPush) -> Vec<(String, String)> {
         .into_iter()
         .map(|p| {
             let text = p.text_for(Some("chats")).unwrap();
-            (p.user.clone(), text.data["event"].clone())
+            (p.user.to_string(), text.data["event"].clone())
         })
         .filter(|(_, event)| event != "notification")
         .collect()

@@ -15,7 +15,9 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use base64::Engine;
+use palaver::core::HubUser;
 use palaver::store::Platform;
+use rooms::Present;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone)]
@@ -228,7 +230,7 @@ async fn offline_devices_get_one_fcm_message_per_event() {
     assert_eq!(devices, ["bob-phone", "busy-browser"]);
 
     // Online: the socket event, no push.
-    let online = app.hub.connect(&bob.id.to_hex()).await;
+    let online = app.hub.connect(Present::User(bob.id.hub_user())).await;
     app.post_message(&ada, &chat, "you there?").await.unwrap();
     assert!(wait_for(&fake, 1).await.is_empty());
     drop(online);

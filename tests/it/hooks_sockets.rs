@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::common::{self, HooksAccount, RecordingPush, TestServer, ws_next, ws_open};
 use futures::{SinkExt, StreamExt};
+use palaver::core::HubUser;
 use palaver::realtime::websocket::code::{
     FORBIDDEN as CLOSE_FORBIDDEN, NOT_FOUND as CLOSE_UNKNOWN_USER,
     UNAUTHORIZED as CLOSE_UNAUTHORIZED,
@@ -42,7 +43,7 @@ async fn say(socket: &mut Socket, text: Value) {
 async fn until_online(ts: &TestServer, account: &HooksAccount) {
     let user = ts.user(&account.num.to_string()).await;
     for _ in 0..100 {
-        let id = user.id.to_hex();
+        let id = user.id.hub_user();
         if !ts.server.app.hub.online_among(&[id]).await.is_empty() {
             return;
         }

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use crate::common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
+use palaver::core::HubUser;
+use rooms::Present;
 
 #[tokio::test]
 async fn offline_recipients_get_exactly_one_push_per_event() {
@@ -19,7 +21,7 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     let channel = s.create_channel(&ada_token, &bob_num).await;
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
-    assert_eq!(pushed[0].user, bob.id.to_hex());
+    assert_eq!(pushed[0].user, bob.id.hub_user());
     assert_eq!(pushed[0].texts["chats"].body, "ada started a chat with you");
 
     // A message while bob is offline: one push with the author and a preview.
@@ -34,7 +36,7 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
         .message;
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
-    assert_eq!(pushed[0].user, bob.id.to_hex());
+    assert_eq!(pushed[0].user, bob.id.hub_user());
     let text = &pushed[0].texts["chats"];
     assert_eq!(text.title, "ada");
     assert_eq!(text.body, "are you there?");
@@ -42,7 +44,7 @@ async fn offline_recipients_get_exactly_one_push_per_event() {
     assert_eq!(text.data["message_id"], message.id.to_hex());
 
     // Once bob has a live connection, he gets the event and no push.
-    let online = app.hub.connect(&bob.id.to_hex()).await;
+    let online = app.hub.connect(Present::User(bob.id.hub_user())).await;
     app.post_message(&ada, &chat, "there you are")
         .await
         .unwrap();

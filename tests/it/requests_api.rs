@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::common::{RecordingPush, TestServer, mongodb_uri, new_database_name};
+use palaver::core::HubUser;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -100,7 +101,7 @@ async fn a_request_from_asking_to_talking() {
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "{pushed:?}");
     let text = &pushed[0].texts["requests"];
-    assert_eq!(pushed[0].user, bob.user.id.to_hex());
+    assert_eq!(pushed[0].user, bob.user.id.hub_user());
     assert_eq!(text.body, "ada wants to chat with you");
     assert_eq!(text.data["chatId"], id);
     assert_eq!(text.data["type"], "chat_request");
@@ -186,7 +187,7 @@ async fn a_request_from_asking_to_talking() {
     );
     let pushed = push.take();
     assert_eq!(pushed.len(), 1, "the asker is told, once: {pushed:?}");
-    assert_eq!(pushed[0].user, ada.user.id.to_hex());
+    assert_eq!(pushed[0].user, ada.user.id.hub_user());
     assert_eq!(
         pushed[0].texts["requests"].data["type"],
         "chat_request_accepted"

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::RedisLink;
-use crate::UserId;
+use crate::Present;
 use crate::presence::{LocalPresence, Presence};
 
 /// How long a node's word that a user is online lasts unless renewed: a node that dies stops
@@ -30,8 +30,8 @@ fn now_ms() -> u64 {
 }
 
 enum PresenceWrite {
-    Online(UserId, oneshot::Sender<()>),
-    Offline(UserId),
+    Online(Present, oneshot::Sender<()>),
+    Offline(Present),
 }
 
 /// Presence across nodes. Each user has a sorted set in Redis of the nodes where they are
@@ -57,15 +57,15 @@ impl RedisPresence {
         presence
     }
 
-    fn presence_key(&self, user: &str) -> String {
-        self.link.key(format_args!("presence:{user}"))
+    fn presence_key(&self, present: &Present) -> String {
+        self.link.key(format_args!("presence:{present}"))
     }
 
-    /// Say in one pipeline that these users are online here, for another `PRESENCE_TTL`.
-    fn online_commands(&self, pipe: &mut redis::Pipeline, users: &[UserId]) {
+    /// Say in one pipeline that these are present here, for another `PRESENCE_TTL`.
+    fn online_commands(&self, pipe: &mut redis::Pipeline, present: &[Present]) {
         let expires = now_ms() + PRESENCE_TTL.as_millis() as u64;
-        for user in users {
-            let key = self.presence_key(user);
+        for one in present {
+            let key = self.presence_key(one);
             pipe.cmd("ZADD")
                 .arg(&key)
                 .arg(expires)
@@ -96,7 +96,7 @@ impl RedisPresence {
                     done.push(notify);
                 }
                 // Connected again meanwhile: the user stays.
-                PresenceWrite::Offline(user) if !self.local.is_online(&user) => {
+                PresenceWrite::Offline(user) if !self.local.is_present(&user) => {
                     pipe.cmd("ZREM")
                         .arg(self.presence_key(&user))
                         .arg(self.link.node())
@@ -113,7 +113,7 @@ impl RedisPresence {
 
     /// Renew every user connected here (which also restores them after Redis restarted).
     async fn renew(&self) {
-        for chunk in self.local.users().chunks(PIPELINE) {
+        for chunk in self.local.all().chunks(PIPELINE) {
             let mut pipe = redis::pipe();
             self.online_commands(&mut pipe, chunk);
             self.run(&pipe).await;
@@ -158,30 +158,27 @@ async fn write_presence(
 impl Presence for RedisPresence {
     /// Waits for the write, so that every node sees the user online once this is done; but
     /// not for long when Redis is unwell: the connection is served either way.
-    fn connected<'a>(&'a self, user: &'a str) -> BoxFuture<'a, ()> {
+    fn connected<'a>(&'a self, present: &'a Present) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.local.add(user);
+            self.local.add(present);
             let (notify, written) = oneshot::channel();
-            if self
-                .writes
-                .send(PresenceWrite::Online(user.to_owned(), notify))
-                .is_ok()
-            {
+            let write = PresenceWrite::Online(present.clone(), notify);
+            if self.writes.send(write).is_ok() {
                 let _ = tokio::time::timeout(CONNECT_WAIT, written).await;
             }
         })
     }
 
-    fn disconnected(&self, user: &str) {
-        if self.local.remove(user) {
-            let _ = self.writes.send(PresenceWrite::Offline(user.to_owned()));
+    fn disconnected(&self, present: &Present) {
+        if self.local.remove(present) {
+            let _ = self.writes.send(PresenceWrite::Offline(present.clone()));
         }
     }
 
-    fn online_among<'a>(&'a self, users: &'a [UserId]) -> BoxFuture<'a, HashSet<UserId>> {
+    fn present_among<'a>(&'a self, wanted: &'a [Present]) -> BoxFuture<'a, HashSet<Present>> {
         Box::pin(async move {
-            let mut online = self.local.among(users);
-            let elsewhere: Vec<&UserId> = users.iter().filter(|u| !online.contains(*u)).collect();
+            let mut online = self.local.among(wanted);
+            let elsewhere: Vec<&Present> = wanted.iter().filter(|p| !online.contains(*p)).collect();
             if elsewhere.is_empty() || !self.link.is_up() {
                 return online;
             }
@@ -200,7 +197,7 @@ impl Presence for RedisPresence {
             if let Some(counts) = self.link.answered(counted).await {
                 for (user, count) in elsewhere.into_iter().zip(counts) {
                     if count > 0 {
-                        online.insert(user.clone());
+                        online.insert((*user).clone());
                     }
                 }
             }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ConnectInfo;
 use governor::{DefaultKeyedRateLimiter, Quota};
-use rooms::{PresenceGuard, Room};
+use rooms::{PresenceGuard, Present, Room};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -301,8 +301,9 @@ impl Instrument {
         Ok(instrument)
     }
 
-    fn watch_key(&self) -> String {
-        format!("admin:{}", self.path)
+    /// What an operator's connection counts for in presence, on every node.
+    fn watch(&self) -> Present {
+        Present::Watch(format!("admin:{}", self.path))
     }
 
     fn is_watched(&self) -> bool {
@@ -310,7 +311,7 @@ impl Instrument {
     }
 
     async fn operator_connected(self: Arc<Self>, socket: Socket) {
-        let watching = self.app.hub.connect(&self.watch_key()).await;
+        let watching = self.app.hub.connect(self.watch()).await;
         socket.extensions.insert(Watching {
             _presence: Arc::new(watching),
         });
@@ -418,11 +419,11 @@ impl Instrument {
 
     /// Whether anyone watches, on any node.
     async fn look_for_operators(&self) {
-        let key = self.watch_key();
+        let key = self.watch();
         let watched = self
             .app
             .hub
-            .online_among(std::slice::from_ref(&key))
+            .present_among(std::slice::from_ref(&key))
             .await
             .contains(&key);
         let was = self.watched.swap(watched, Ordering::Relaxed);
