@@ -350,8 +350,9 @@ impl Transport for SocketIoTransport {
     }
 }
 
-/// The server's core and the signed-in user an event on `socket` comes from, once the event is within the socket's
-/// budget and the user's; why it is refused otherwise. For a dialect's caller extractor.
+/// The server's core and the signed-in user an event on `socket` comes from, once the event
+/// is within the socket's budget and the user's; why it is refused otherwise. For a dialect's
+/// caller extractor.
 pub fn caller(
     socket: &Arc<RawSocket<IoAdapter>>,
     value: &mut PacketValue,
