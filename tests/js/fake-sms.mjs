@@ -4,7 +4,9 @@
 //   POST /v2/Services/:service/VerificationCheck  To, Code: approved, pending (wrong; five
 //        wrong ones end it) or 404 when the number has no verification going
 //   GET /sent?to=+65...   every code sent (to that number), oldest first
-//   POST /fail            the next send answers 503, as an outage would
+//   POST /fail?to=+65...  the next send to that number answers 503, as an outage would. It
+//        names a number because tests share this fake: one test's outage must not fall on
+//        another test's send.
 import { reply, serve } from './fake-http.mjs';
 import { randomInt } from 'node:crypto';
 
@@ -13,7 +15,7 @@ const AUTH = `Basic ${Buffer.from('AC-test:test-token').toString('base64')}`;
 
 const sent = [];
 const pending = new Map(); // service + to -> { code, attempts }
-let failNext = false;
+const failNext = new Set(); // numbers whose next send fails
 
 serve(port, (req, res, raw) => {
   const url = new URL(req.url, 'http://localhost');
@@ -22,7 +24,9 @@ serve(port, (req, res, raw) => {
     return reply(res, 200, sent.filter((s) => !to || s.to === to));
   }
   if (req.method === 'POST' && url.pathname === '/fail') {
-    failNext = true;
+    const to = url.searchParams.get('to');
+    if (!to) return reply(res, 400, { message: 'name the number: /fail?to=+65...' });
+    failNext.add(to);
     return reply(res, 200, {});
   }
   const route = url.pathname.match(/^\/v2\/Services\/([^/]+)\/(Verifications|VerificationCheck)$/);
@@ -34,8 +38,7 @@ serve(port, (req, res, raw) => {
   if (!to || !/^\+\d{5,15}$/.test(to)) return reply(res, 400, { code: 60200, message: 'Invalid parameter `To`' });
   const key = `${service} ${to}`;
   if (resource === 'Verifications') {
-    if (failNext) {
-      failNext = false;
+    if (failNext.delete(to)) {
       return reply(res, 503, { code: 20503, message: 'Service unavailable' });
     }
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
