@@ -207,9 +207,14 @@ fn answer_type(request: &str, outcome: &str) -> String {
     format!("{}_{outcome}", request.strip_suffix("_REQUEST").unwrap())
 }
 
-/// A phone's number as the SMS stand-in's query string takes it: `+` and the digits, escaped.
+/// A phone's number as the SMS service writes it: `+`, then the country code and the number.
+fn e164(sid: &str) -> String {
+    format!("+{}", sid.replace('.', ""))
+}
+
+/// A phone's number as the SMS stand-in's query string takes it, the `+` escaped.
 fn sms_to(sid: &str) -> String {
-    format!("%2B{}", sid.replace('.', ""))
+    e164(sid).replacen('+', "%2B", 1)
 }
 
 /// Codes the SMS stand-in sent to this phone, oldest first.
@@ -1017,11 +1022,11 @@ async fn without_an_sms_service_codes_are_logged_and_work_the_same() {
     let mut app = App::connect(&ts).await;
     let answer = app.request_code().await;
     assert_eq!(answer["type"], "VERIFICATION_REQUEST_CODE_SUCCESS");
-    let e164 = format!("+{}", app.sid().replace('.', ""));
+    let to = e164(&app.sid());
     let line = log
         .text()
         .lines()
-        .find(|l| l.contains(&e164) && l.contains("code="))
+        .find(|l| l.contains(&to) && l.contains("code="))
         .map(str::to_owned)
         .expect("the code is logged");
     let code: String = line
